@@ -1,0 +1,32 @@
+# Quick start: `make demo` and `make test` each create .venv if missing and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Tests run in 2 processes with one torch thread each (2 cores; more threads oversubscribe).
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test install bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+# Reinstall only when the declared dependencies change.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m experiments.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,325 @@
+"""EpisodeControl: one candidate per window around ``optimizer.step()``, with no per-step host sync.
+
+The env uses it, and so can a user's own training loop::
+
+    control = EpisodeControl(optimizer, window_length=50, total_steps=1000, lr_scheduler=sched, seed=0)
+    obs, info = control.reset()
+    for step in range(1000):
+        if control.needs_action:
+            control.begin_window(agent.act(obs, info))
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        outcome = control.step_end(loss)          # None until the window closes
+        if outcome is not None:
+            agent.update(outcome.action, outcome.reward, outcome.observation,
+                         outcome.terminated, False, outcome.info)
+            obs, info = outcome.observation, outcome.info
+
+Per optimizer step it only writes the loss into a preallocated device tensor, sets each param
+group's lr to ``base * multiplier`` (restored in ``finally``), adds seeded gradient noise with
+``torch._foreach_*`` ops, and steps. Losses reach the host once per window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from aees_gym import context as ctx
+from aees_gym.config import EnvConfig
+from aees_gym.grid import CandidateGrid
+from aees_gym.reward import compute_reward
+
+# The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
+# gradient noise, and therefore whole runs, reproducible against it.
+_PARAM_SEED_STRIDE = 1009
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    """What closing a window produced: the Gymnasium ``step`` return values plus the action."""
+
+    action: int
+    observation: np.ndarray
+    reward: float
+    terminated: bool
+    info: dict[str, Any]
+
+
+class EpisodeControl:
+    """Apply the chosen (lr multiplier, noise std) to ``optimizer`` for one window at a time.
+
+    Args:
+        optimizer: Any ``torch.optim.Optimizer`` whose param-group ``lr`` values are floats.
+        config: Window length, budget, grid, reward, context and action mode (an
+            :class:`~aees_gym.config.EnvConfig`; task-related fields are ignored).
+        lr_scheduler: Optional scheduler of the base LR. ``ReduceLROnPlateau`` is stepped once per
+            window with the window's mean loss; any other scheduler every ``scheduler_every`` steps.
+        scheduler_every: Optimizer steps between scheduler steps (e.g. steps per epoch).
+        grad_scaler: Optional ``torch.amp.GradScaler``; gradients are unscaled before noise is added.
+        seed: Seed of the gradient-noise generators (``None``: fresh entropy, never a fixed default).
+        **overrides: Any :class:`EnvConfig` field, e.g. ``window_length=50, total_steps=1000``.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        config: EnvConfig | None = None,
+        *,
+        lr_scheduler: Any | None = None,
+        scheduler_every: int = 1,
+        grad_scaler: Any | None = None,
+        seed: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = replace(config or EnvConfig(), **overrides)
+        if scheduler_every < 1:
+            raise ValueError(f"scheduler_every must be >= 1, got {scheduler_every}.")
+        ctx.validate_features(self.config.context.features)
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.scheduler_every = scheduler_every
+        self.grad_scaler = grad_scaler
+        self._plateau = isinstance(lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else int(seed)
+        self._params = [p for g in optimizer.param_groups for p in g["params"]]
+        self._param_keys = [(gi, pi) for gi, g in enumerate(optimizer.param_groups) for pi in range(len(g["params"]))]
+        device = self._params[0].device if self._params else torch.device("cpu")
+        self._losses = torch.zeros(self.config.window_length, dtype=torch.float32, device=device)
+        self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
+        self._noise_buffers: list[torch.Tensor] | None = None
+        self._generators: dict[tuple[int, int], torch.Generator] = {}
+        self.reset()
+
+    @property
+    def grid(self) -> CandidateGrid:
+        return self.config.grid
+
+    @property
+    def needs_action(self) -> bool:
+        """True when the next optimizer step starts a new window (and the run is not over)."""
+        return self._window_steps == 0 and not self.done
+
+    @property
+    def done(self) -> bool:
+        return self.diverged or self.history.steps_done >= self.config.total_steps
+
+    def reset(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new run: clear the history; the noise generators keep their streams."""
+        self.history = ctx.RunHistory(total_steps=self.config.total_steps)
+        self.diverged = False
+        self._window_steps = 0
+        self._filled = 0
+        self._action = -1
+        self._lr_multiplier = 1.0
+        self._noise_std = 0.0
+        self._window_start_time = 0.0
+        return self.observation(), self.base_info()
+
+    def observation(self) -> np.ndarray:
+        return ctx.observation(self.history, self.config)
+
+    def base_info(self) -> dict[str, Any]:
+        """Buckets and progress for the window about to start (what ``reset`` publishes)."""
+        return {
+            **ctx.buckets(self.history, self.config.context),
+            "candidate_grid": self.grid,
+            "trend_buckets": ctx.TREND_BUCKETS,
+            "phase_buckets": ctx.PHASE_BUCKETS,
+            "context_buckets": ctx.CONTEXT_BUCKETS,
+            "action_mode": self.config.action_mode,
+            "steps_done": self.history.steps_done,
+            "steps_total": self.config.total_steps,
+            "window_index": len(self.history.rewards),
+            "lr_scale": self.history.lr_scale,
+        }
+
+    # ------------------------------------------------------------------ window lifecycle
+    def begin_window(self, action: Any) -> tuple[float, float]:
+        """Freeze the candidate ``action`` for the next window; returns (lr multiplier, noise std)."""
+        if self.done:
+            raise RuntimeError("The run is over (budget used or diverged); call reset() to start a new one.")
+        if self._window_steps:
+            raise RuntimeError("A window is already open; finish it with step_end() before choosing again.")
+        self._action = self.grid.validate_action(action)
+        lr_value, self._noise_std = self.grid.values(self._action)
+        if self.config.action_mode == "relative":
+            low, high = self.config.relative_lr_bounds
+            self.history.lr_scale = min(max(self.history.lr_scale * lr_value, low), high)
+            self._lr_multiplier = self.history.lr_scale
+        else:
+            self._lr_multiplier = lr_value
+        self._window_steps = min(self.config.window_length, self.config.total_steps - self.history.steps_done)
+        self._filled = 0
+        self._window_start_time = time.perf_counter()
+        return self._lr_multiplier, self._noise_std
+
+    def step_end(self, loss: torch.Tensor | float) -> WindowOutcome | None:
+        """Record ``loss``, step the optimizer under the window's candidate; close the window when full.
+
+        Call after ``loss.backward()`` (and after any gradient clipping). Returns the
+        :class:`WindowOutcome` when this step closes the window, else ``None``.
+        """
+        if not self._window_steps:
+            raise RuntimeError("No window is open: call begin_window(action) first (see needs_action).")
+        slot = self._filled
+        self._losses[slot] = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
+        self._optimizer_step(slot)
+        self._filled += 1
+        self.history.steps_done += 1
+        if not self._plateau and self.lr_scheduler is not None and self.history.steps_done % self.scheduler_every == 0:
+            self.lr_scheduler.step()
+        if self._filled == self._window_steps:
+            return self._close_window()
+        return None
+
+    def _optimizer_step(self, slot: int) -> None:
+        groups = self.optimizer.param_groups
+        base_lrs = [g["lr"] for g in groups]
+        if any(isinstance(lr, torch.Tensor) for lr in base_lrs):
+            raise TypeError("EpisodeControl needs float learning rates in param groups (got a Tensor lr).")
+        scaler = self.grad_scaler
+        try:
+            for group, base in zip(groups, base_lrs, strict=True):
+                group["lr"] = base * self._lr_multiplier
+            if scaler is not None and (self._noise_std > 0.0 or self._grad_norms is not None):
+                self._unscale_once(scaler)
+            grads = [p.grad for p in self._params if p.grad is not None]
+            if self._grad_norms is not None and grads:
+                self._grad_norms[slot] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            if self._noise_std > 0.0 and grads:
+                self._add_noise()
+            if scaler is None:
+                self.optimizer.step()
+            else:
+                scaler.step(self.optimizer)
+                scaler.update()
+        finally:
+            for group, base in zip(groups, base_lrs, strict=True):
+                group["lr"] = base
+
+    def _unscale_once(self, scaler: Any) -> None:
+        # GradScaler refuses a second unscale_ in one step; the user may already have unscaled to clip.
+        state = scaler._per_optimizer_states[id(self.optimizer)]
+        if state["stage"].name != "UNSCALED":
+            scaler.unscale_(self.optimizer)
+
+    def _add_noise(self) -> None:
+        pairs = [(k, p.grad) for k, p in zip(self._param_keys, self._params, strict=True) if p.grad is not None]
+        if self._noise_buffers is None or len(self._noise_buffers) != len(pairs):
+            self._noise_buffers = [torch.empty_like(g) for _, g in pairs]
+        for (key, grad), buf in zip(pairs, self._noise_buffers, strict=True):
+            torch.randn(grad.shape, generator=self._generator(key, grad.device), out=buf)
+        grads = [g for _, g in pairs]
+        torch._foreach_mul_(self._noise_buffers, self._noise_std)
+        torch._foreach_add_(grads, self._noise_buffers)
+
+    def _generator(self, key: tuple[int, int], device: torch.device) -> torch.Generator:
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed + key[0] * _PARAM_SEED_STRIDE + key[1])
+            self._generators[key] = gen
+        return gen
+
+    def _close_window(self) -> WindowOutcome:
+        n = self._window_steps
+        losses: list[float] = self._losses[:n].tolist()  # the one host transfer of the window
+        grad_norm = float(self._grad_norms[:n].mean()) if self._grad_norms is not None else None
+        h = self.history
+        if h.initial_loss is None:
+            h.initial_loss = losses[0]
+        self.diverged = self._is_divergent(losses)
+        rc = self.config.reward
+        if self.diverged:
+            terms = None
+            reward = rc.on_divergence
+        else:
+            terms = compute_reward(losses, rc)
+            reward = terms.reward
+            if self._plateau:
+                self.lr_scheduler.step(sum(losses) / n)
+        lr_idx, noise_idx = self.grid.split(self._action)
+        h.first_losses.append(losses[0])
+        h.last_losses.append(losses[-1])
+        h.mean_losses.append(sum(losses) / n)
+        h.rewards.append(reward)
+        h.instabilities.append(terms.instability if terms else 0.0)
+        h.actions.append((lr_idx, noise_idx))
+        if grad_norm is not None:
+            h.grad_norms.append(grad_norm)
+        # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
+        h.wall_times.append(time.perf_counter() - self._window_start_time)
+        info = self.base_info()
+        info.update(
+            action=self._action,
+            lr_index=lr_idx,
+            noise_index=noise_idx,
+            candidate_name=self.grid.name(self._action),
+            lr_multiplier=self._lr_multiplier,
+            noise_std=self._noise_std,
+            effective_lr=[g["lr"] * self._lr_multiplier for g in self.optimizer.param_groups][0],
+            loss_first=losses[0],
+            loss_last=losses[-1],
+            loss_mean=sum(losses) / n,
+            window_steps=n,
+            ema_start=terms.ema_start if terms else math.nan,
+            ema_end=terms.ema_end if terms else math.nan,
+            reward_terms=terms.as_dict() if terms else {"reward": reward},
+            step_losses=losses,
+            grad_norm=grad_norm,
+            diverged=self.diverged,
+            window_index=len(h.rewards) - 1,
+        )
+        self._window_steps = 0
+        return WindowOutcome(self._action, self.observation(), float(reward), self.done, info)
+
+    def _is_divergent(self, losses: Sequence[float]) -> bool:
+        if not all(math.isfinite(x) for x in losses):
+            return True
+        ratio = self.config.divergence_loss_ratio
+        first = self.history.initial_loss
+        return ratio is not None and first is not None and first > 0 and max(losses) > ratio * first
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (generators and an open window included)."""
+        return {
+            "seed": self.seed,
+            "history": {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self.history).items()},
+            "diverged": self.diverged,
+            "window": {
+                "steps": self._window_steps,
+                "filled": self._filled,
+                "action": self._action,
+                "lr_multiplier": self._lr_multiplier,
+                "noise_std": self._noise_std,
+                "losses": self._losses.detach().cpu().clone(),
+            },
+            "generators": {f"{g}:{p}": gen.get_state() for (g, p), gen in self._generators.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = int(state["seed"])
+        history = dict(state["history"])
+        history["actions"] = [tuple(a) for a in history["actions"]]
+        self.history = ctx.RunHistory(**history)
+        self.diverged = bool(state["diverged"])
+        w = state["window"]
+        self._window_steps, self._filled, self._action = int(w["steps"]), int(w["filled"]), int(w["action"])
+        self._lr_multiplier, self._noise_std = float(w["lr_multiplier"]), float(w["noise_std"])
+        self._losses.copy_(w["losses"].to(self._losses.device))
+        self._generators = {}
+        device = self._losses.device
+        for key, gen_state in state["generators"].items():
+            g, p = (int(x) for x in key.split(":"))
+            gen = torch.Generator(device=device)
+            gen.set_state(gen_state)
+            self._generators[(g, p)] = gen

@@ -1,0 +1,219 @@
+"""AEESEnv: one Gymnasium step is one training window of a real PyTorch model."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from aees_gym import context as ctx
+from aees_gym.config import EnvConfig
+from aees_gym.control import EpisodeControl
+from aees_gym.stats import steps_to_target
+from aees_gym.tasks import RunSeeds, TrainingRun, get_task
+from aees_gym.tasks.base import seeded_torch
+
+
+def make_config(task: str, config: EnvConfig | None = None, **overrides: Any) -> EnvConfig:
+    """The task's defaults (or ``config``) with ``overrides`` applied to env and task-option fields."""
+    spec = get_task(task)
+    base = config if config is not None else spec.default_config()
+    if base.task != task:
+        raise ValueError(f"config.task={base.task!r} does not match the requested task {task!r}.")
+    env_fields = {f.name for f in dataclasses.fields(EnvConfig)} - {"task"}
+    option_fields = set() if base.options is None else {f.name for f in dataclasses.fields(base.options)}
+    unknown = set(overrides) - env_fields - option_fields
+    if unknown:
+        raise KeyError(
+            f"Unknown setting(s) {sorted(unknown)} for task {task!r}; valid env settings: {sorted(env_fields)}; "
+            f"valid task options: {sorted(option_fields)}."
+        )
+    option_changes = {k: v for k, v in overrides.items() if k in option_fields and k not in env_fields}
+    env_changes = {k: v for k, v in overrides.items() if k in env_fields}
+    options = dataclasses.replace(base.options, **option_changes) if option_changes else base.options
+    config = base.replace(**env_changes, options=options)
+    ctx.validate_features(config.context.features)
+    return config
+
+
+class AEESEnv(gym.Env):
+    """Neural-network training as an RL problem: choose the (LR multiplier, gradient noise) of each window.
+
+    ## Description
+    A Gymnasium *episode* is one whole training run of a real PyTorch model on a real data set (the
+    task). Each *step* runs one window of ``window_length`` optimizer steps with the candidate the
+    agent picked: the base learning rate (after the task's schedule) is multiplied by the chosen
+    multiplier for exactly those steps, and Gaussian noise of the chosen std is added to every
+    gradient. This is the control problem of Adaptive Episodic Exploration Scheduling (AEES).
+
+    ## Action Space
+    ``Discrete(n_lr * n_noise)``: action ``a`` is the mode id ``lr_idx * n_noise + noise_idx`` of the
+    candidate grid (default lr ×{0.5, 1, 2}, noise σ {0, 0.005, 0.01}: 9 actions). The grid is published
+    in ``info["candidate_grid"]`` (a :class:`~aees_gym.grid.CandidateGrid`). With
+    ``action_mode="relative"`` the chosen multiplier instead scales the LR *persistently*
+    (cumulative, clamped to ``relative_lr_bounds``).
+
+    ## Observation Space
+    ``Box(float32)`` of the configured features (``env.unwrapped.feature_names``), by default:
+
+    | Num | Feature          | Min  | Max | Meaning                                                    |
+    |-----|------------------|------|-----|------------------------------------------------------------|
+    | 0   | progress         | 0    | 1   | optimizer steps done / total                                |
+    | 1   | trend            | -1   | 1   | relative slope of recent window-end losses                  |
+    | 2-4 | trend one-hot    | 0    | 1   | improving / stable / worsening (reference rule, W=3, ε=1e-3)|
+    | 5-7 | phase one-hot    | 0    | 1   | early / middle / late third of training                     |
+    | 8   | last_reward      | clip_min | clip_max | reward of the previous window                      |
+    | 9   | last_lr          | -1   | 1   | previous lr index / (n_lr-1); -1 before the first window    |
+    | 10  | last_noise       | -1   | 1   | previous noise index / (n_noise-1); -1 before the first     |
+    | 11  | loss_level       | -10  | 10  | ln(last window-end loss / first loss)                       |
+    | 12  | instability      | 0    | 10  | ln(1 + instability of the previous window)                  |
+
+    Optional: ``lr_scale``, ``grad_norm``, ``val_loss``, ``val_accuracy`` (see ``aees_gym.context.FEATURES``).
+
+    ## Reward
+    ``aees`` (default): ``clip(ln(EMA_start+ε) - ln(EMA_end+ε) - λ·instability, -1, 1)`` over the
+    window's step losses, exactly as the AEES reference. ``info["reward_terms"]`` holds every term.
+
+    ## Starting State
+    ``reset(seed=s)`` builds a fresh model, optimizer and data order from ``s``; the observation is
+    the empty-history context.
+
+    ## Episode End
+    ``terminated`` when the step budget is used (the last window may be shorter), or when a loss is
+    non-finite or exceeds ``divergence_loss_ratio`` × the first loss: then ``info["diverged"]`` is True
+    and the reward is ``reward.divergence_reward`` (default ``clip_min``). ``info["final_metrics"]``
+    carries the final evaluation. There is no truncation.
+
+    ## Arguments
+    ``gymnasium.make("aees_gym/Digits-v0", **overrides)`` accepts any :class:`~aees_gym.config.EnvConfig`
+    field (``total_steps``, ``window_length``, ``base_lr``, ``schedule``, ``grid``, ``reward``, …) and any
+    field of the task's options dataclass.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, task: str = "Digits", config: EnvConfig | None = None, render_mode: str | None = None, **overrides: Any) -> None:
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode={render_mode!r} is not supported; choose None or 'ansi'.")
+        self.config = make_config(task, config, **overrides)
+        self.render_mode = render_mode
+        self.grid = self.config.grid
+        low, high = ctx.feature_bounds(self.config)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(self.grid.size)
+        self.feature_names = tuple(self.config.context.features)
+        self._run: TrainingRun | None = None
+        self._control: EpisodeControl | None = None
+        self._last_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"Unknown reset options {sorted(options)}; AEESEnv.reset accepts none.")
+        self.run_seed = int(self.np_random.integers(2**31 - 1))
+        self.seeds = RunSeeds.derive(self.run_seed)
+        spec = get_task(self.config.task)
+        self._run = spec.build(self.config, self.seeds)
+        self._control = EpisodeControl(
+            self._run.optimizer,
+            self.config,
+            lr_scheduler=self._run.scheduler,
+            scheduler_every=self._run.scheduler_every,
+            seed=self.seeds.gradient_noise,
+        )
+        self._eval_curve: list[dict[str, float]] = []
+        self._start_time = time.perf_counter()
+        self._train_time = 0.0
+        obs, info = self._control.reset()
+        info.update(run_seed=self.run_seed, flops_per_step=self._run.flops_per_step, steps_per_epoch=self._run.steps_per_epoch)
+        self._last_info = info
+        return obs, info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        control, run = self._require_run()
+        if control.done:
+            raise RuntimeError("This training run has ended (terminated=True was returned); call reset() first.")
+        control.begin_window(action)
+        window = len(control.history.rewards)
+        started = time.perf_counter()
+        with seeded_torch(self.seeds.dropout + window, run.device):  # dropout etc. stays reproducible
+            outcome = None
+            while outcome is None:
+                outcome = control.step_end(run.train_step())
+        self._train_time += time.perf_counter() - started
+        info = outcome.info
+        if self.config.eval_every and (window + 1) % self.config.eval_every == 0 and not outcome.terminated:
+            info["eval"] = self._evaluate()
+        if outcome.terminated:
+            info["final_metrics"] = self._final_metrics()
+        info["eval_curve"] = list(self._eval_curve) if outcome.terminated else None
+        self._last_info = info
+        return control.observation(), outcome.reward, outcome.terminated, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or "action" not in self._last_info:
+            return None
+        i = self._last_info
+        return (
+            f"window {i['window_index']:>3} {i['candidate_name']:<14} steps {i['steps_done']}/{i['steps_total']} "
+            f"loss {i['loss_first']:.4f}->{i['loss_last']:.4f} reward {i['reward_terms']['reward']:+.4f} "
+            f"next {i['context_bucket']}"
+        )
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def control(self) -> EpisodeControl:
+        return self._require_run()[0]
+
+    @property
+    def training_run(self) -> TrainingRun:
+        return self._require_run()[1]
+
+    def describe_features(self) -> list[dict[str, object]]:
+        return ctx.describe_features(self.config)
+
+    def _require_run(self) -> tuple[EpisodeControl, TrainingRun]:
+        if self._control is None or self._run is None:
+            raise RuntimeError("Call reset() before step().")
+        return self._control, self._run
+
+    def _evaluate(self) -> dict[str, float]:
+        control, run = self._require_run()
+        metrics = run.evaluate()
+        metrics["step"] = control.history.steps_done
+        control.history.val_loss = metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None
+        control.history.val_accuracy = metrics["val_accuracy"]
+        self._eval_curve.append(metrics)
+        return metrics
+
+    def _final_metrics(self) -> dict[str, Any]:
+        control, run = self._require_run()
+        final = self._evaluate()
+        h = control.history
+        accs = [e["val_accuracy"] for e in self._eval_curve]
+        target = self.config.target_accuracy
+        wall = time.perf_counter() - self._start_time
+        return {
+            **{k: v for k, v in final.items() if k != "step"},
+            "val_loss": final["val_loss"] if math.isfinite(final["val_loss"]) else None,
+            "best_val_accuracy": max(accs),
+            "final_train_loss": h.mean_losses[-1] if math.isfinite(h.mean_losses[-1]) else None,
+            "steps_done": h.steps_done,
+            "windows": len(h.rewards),
+            "total_reward": float(sum(h.rewards)),
+            "diverged": control.diverged,
+            "steps_to_target": None if target is None else steps_to_target([e["step"] for e in self._eval_curve], accs, target),
+            "wall_clock_s": wall,
+            "train_time_s": self._train_time,
+            "optimizer_steps_per_s": h.steps_done / self._train_time if self._train_time > 0 else None,
+            "flops_per_step": run.flops_per_step,
+            "total_flops": run.flops_per_step * h.steps_done,
+        }

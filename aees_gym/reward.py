@@ -1,0 +1,118 @@
+"""Window rewards: pure functions from one window's step losses to a reward and its terms.
+
+The default ``aees`` reward is the AEES method's shaped reward, computed with the same float
+operations in the same order as the reference so results agree bit for bit:
+
+* window-local EMA with ``alpha``: ``e_1 = l_1``, ``e_k = alpha*l_k + (1-alpha)*e_{k-1}``;
+* ``base = ln(EMA_start + eps) - ln(EMA_end + eps)`` with ``EMA_start = l_1``;
+* ``instability = pvar(l) / (mean(l)**2 + eps)``; ``penalty = lambda * instability``;
+* ``reward = clip(base - penalty, clip_min, clip_max)``.
+
+``smoothed`` differs only in ``EMA_start``: the mean of the first ``smoothing_steps`` losses, so one
+noisy minibatch does not decide the sign of the reward.
+
+Users add rewards with :func:`register_reward`; a reward function receives the window's losses
+(Python floats, already checked finite) and the :class:`~aees_gym.config.RewardConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from aees_gym.config import RewardConfig
+
+
+@dataclass(frozen=True)
+class RewardTerms:
+    """Every term of one window's reward (all plain floats, JSON-ready)."""
+
+    reward: float
+    base: float
+    instability: float
+    penalty: float
+    unclipped: float
+    ema_start: float
+    ema_end: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+RewardFn = Callable[[Sequence[float], RewardConfig], RewardTerms]
+_REWARDS: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str, fn: RewardFn, *, overwrite: bool = False) -> None:
+    """Make ``fn`` selectable as ``RewardConfig(name=name)``."""
+    if name in _REWARDS and _REWARDS[name] is not fn and not overwrite:
+        raise ValueError(f"A reward named {name!r} is already registered; pass overwrite=True to replace it.")
+    _REWARDS[name] = fn
+
+
+def get_reward(name: str) -> RewardFn:
+    try:
+        return _REWARDS[name]
+    except KeyError:
+        raise KeyError(f"Unknown reward {name!r}; registered rewards: {sorted(_REWARDS)}.") from None
+
+
+def registered_rewards() -> tuple[str, ...]:
+    return tuple(sorted(_REWARDS))
+
+
+def compute_reward(losses: Sequence[float], config: RewardConfig) -> RewardTerms:
+    """Reward of one window under ``config.name``."""
+    if not losses:
+        raise ValueError("A window needs at least one step loss to be rewarded.")
+    return get_reward(config.name)(losses, config)
+
+
+def window_ema(losses: Sequence[float], alpha: float) -> tuple[float, float]:
+    """First and last value of the window-local EMA trace (the EMA restarts every window)."""
+    ema = float(losses[0])
+    start = ema
+    for loss in losses[1:]:
+        ema = alpha * float(loss) + (1.0 - alpha) * ema
+    return start, ema
+
+
+def instability(losses: Sequence[float], eps: float) -> float:
+    """Population variance over squared mean: a scale-free measure of a window's jitter."""
+    mean = sum(losses) / len(losses)
+    variance = sum((loss - mean) ** 2 for loss in losses) / len(losses)
+    return variance / (mean * mean + eps)
+
+
+def shaped_terms(losses: Sequence[float], config: RewardConfig, ema_start: float, ema_end: float) -> RewardTerms:
+    """Log EMA improvement minus the instability penalty, clipped: the AEES shaping."""
+    eps = config.epsilon
+    if ema_start + eps <= 0.0 or ema_end + eps <= 0.0:
+        raise ValueError(
+            f"The log reward needs positive losses (EMA start {ema_start}, end {ema_end}); "
+            "use a non-negative training loss or register a reward for signed objectives."
+        )
+    base = math.log(ema_start + eps) - math.log(ema_end + eps)
+    instab = instability(losses, eps)
+    penalty = config.instability_lambda * instab
+    unclipped = base - penalty
+    clipped = min(max(unclipped, config.clip_min), config.clip_max)
+    return RewardTerms(clipped, base, instab, penalty, unclipped, ema_start, ema_end)
+
+
+def aees_reward(losses: Sequence[float], config: RewardConfig) -> RewardTerms:
+    """The reference reward: EMA start is the raw first loss of the window."""
+    start, end = window_ema(losses, config.ema_alpha)
+    return shaped_terms(losses, config, start, end)
+
+
+def smoothed_reward(losses: Sequence[float], config: RewardConfig) -> RewardTerms:
+    """Like ``aees`` but starting from the mean of the first ``smoothing_steps`` losses."""
+    head = losses[: max(1, min(config.smoothing_steps, len(losses)))]
+    _, end = window_ema(losses, config.ema_alpha)
+    return shaped_terms(losses, config, sum(head) / len(head), end)
+
+
+register_reward("aees", aees_reward)
+register_reward("smoothed", smoothed_reward)

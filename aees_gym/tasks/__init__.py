@@ -1,0 +1,13 @@
+"""Task registry and built-in tasks. Importing this module registers the built-ins."""
+
+from aees_gym.tasks.base import (
+    RunSeeds,
+    TaskSpec,
+    TrainingRun,
+    get_task,
+    register_task,
+    registered_tasks,
+)
+from aees_gym.tasks import tabular as _tabular  # noqa: F401  (registers Digits*, Synthetic)
+
+__all__ = ["RunSeeds", "TaskSpec", "TrainingRun", "get_task", "register_task", "registered_tasks"]

@@ -1,0 +1,211 @@
+"""Task registry and the pieces every task shares: seeds, optimizer, base schedule, FLOPs.
+
+A task turns an :class:`~aees_gym.config.EnvConfig` and a run seed into a :class:`TrainingRun`:
+a model, an optimizer, a base LR schedule, a ``train_step`` closure (zero_grad → forward →
+backward on the next batch, returning the loss tensor *without* reading it on the host) and an
+``evaluate`` closure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aees_gym.config import EnvConfig
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    """Independent seeds for every random stream of one run, derived from the run seed."""
+
+    model: int
+    data_order: int
+    label_noise: int
+    gradient_noise: int
+    dropout: int
+
+    @classmethod
+    def derive(cls, seed: int) -> RunSeeds:
+        words = np.random.SeedSequence(seed).generate_state(5, dtype=np.uint32)
+        return cls(*(int(w) for w in words))
+
+
+@dataclass
+class TrainingRun:
+    """A built task, ready to train."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    train_step: Callable[[], torch.Tensor]
+    evaluate: Callable[[], dict[str, float]]
+    steps_per_epoch: int
+    flops_per_step: float
+    device: torch.device
+    scheduler: Any | None = None
+    scheduler_every: int = 1
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task.
+
+    Args:
+        name: Task name; the env id is ``aees_gym/<name>-v0``.
+        description: One line for ``aees-gym list`` and the docs.
+        build: ``build(config, seeds) -> TrainingRun``.
+        defaults: ``EnvConfig`` field values of this task (budget, window, optimizer, LR, …).
+        options_cls: Frozen dataclass of task-specific options (model variant, data dir, …).
+        data: Where the data comes from, for the docs.
+        model: The model, for the docs.
+    """
+
+    name: str
+    description: str
+    build: Callable[[EnvConfig, RunSeeds], TrainingRun]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    options_cls: type = type(None)
+    data: str = ""
+    model: str = ""
+
+    @property
+    def env_id(self) -> str:
+        return f"aees_gym/{self.name}-v0"
+
+    def default_config(self) -> EnvConfig:
+        options = None if self.options_cls is type(None) else self.options_cls()
+        return EnvConfig(task=self.name, options=options, **self.defaults)
+
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec, *, overwrite: bool = False) -> TaskSpec:
+    """Add a task; also registers its Gymnasium id when ``aees_gym`` registration has run."""
+    existing = _TASKS.get(spec.name)
+    if existing is not None and existing != spec and not overwrite:
+        raise ValueError(f"A different task named {spec.name!r} is already registered; pass overwrite=True.")
+    _TASKS[spec.name] = spec
+    from aees_gym.registration import register_env  # late: registration is the sole owner of ids
+
+    register_env(spec.name)
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise KeyError(f"Unknown task {name!r}; registered tasks: {sorted(_TASKS)}.") from None
+
+
+def registered_tasks() -> dict[str, TaskSpec]:
+    return dict(sorted(_TASKS.items()))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but no CUDA device is available; use device='cpu'.")
+    return torch.device(name)
+
+
+@contextmanager
+def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
+    """Run a block under a private torch RNG state (model init, dropout) without leaking it."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def build_optimizer(params: Any, config: EnvConfig, device: torch.device) -> torch.optim.Optimizer:
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.base_lr, weight_decay=config.weight_decay, **fused)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.base_lr, weight_decay=config.weight_decay, **fused)
+    return torch.optim.SGD(params, lr=config.base_lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def schedule_factor(name: str, t: int, horizon: int, config: EnvConfig) -> float:
+    """Multiplier of the base LR after ``t`` of ``horizon`` schedule steps."""
+    frac = min(t / max(horizon, 1), 1.0)
+    if name == "none":
+        return 1.0
+    if name == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+    if name == "linear":
+        return max(1.0 - frac, 0.0)
+    if name == "warmup_linear":
+        warm = config.warmup_fraction
+        return frac / warm if frac < warm else max((1.0 - frac) / (1.0 - warm), 0.0)
+    if name == "step":
+        return config.decay_gamma ** math.floor(frac / config.step_every_fraction)
+    if name == "exponential":
+        return config.decay_gamma**frac
+    raise ValueError(f"Unknown schedule {name!r}.")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: EnvConfig, steps_per_epoch: int) -> tuple[Any | None, int]:
+    """The base schedule as a ``LambdaLR`` and how many optimizer steps separate its steps."""
+    if config.schedule == "none":
+        return None, 1
+    every = steps_per_epoch if config.schedule_interval == "epoch" else 1
+    horizon = math.ceil(config.total_steps / every)
+    name = config.schedule
+    # warmup_linear starts at factor 0; keep the first steps moving with a tiny floor.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: max(schedule_factor(name, t, horizon, config), 1e-3 if name == "warmup_linear" else 0.0)
+    )
+    return scheduler, every
+
+
+def estimate_forward_flops(model: nn.Module, example: torch.Tensor) -> float:
+    """FLOPs of one forward pass on ``example`` (a batch of one), counting Linear/Conv/LSTM/Embedding-free matmuls."""
+    total = 0.0
+
+    def linear_hook(module: nn.Linear, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        total += 2.0 * module.in_features * output.numel()
+
+    def conv_hook(module: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        total += 2.0 * k * output.numel()
+
+    def lstm_hook(module: nn.LSTM, inputs: tuple[torch.Tensor, ...], output: Any) -> None:
+        nonlocal total
+        seq = inputs[0].shape[1] if module.batch_first else inputs[0].shape[0]
+        h, layers = module.hidden_size, module.num_layers
+        dirs = 2 if module.bidirectional else 1
+        first = 4 * h * (module.input_size + h)
+        rest = 4 * h * (h * dirs + h)
+        total += 2.0 * seq * dirs * (first + (layers - 1) * rest)
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.LSTM):
+            hooks.append(m.register_forward_hook(lstm_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hk in hooks:
+            hk.remove()
+        model.train(was_training)
+    return total
