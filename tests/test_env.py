@@ -10,7 +10,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 import aees_gym
 from aees_gym import AEESEnv, EnvConfig, registered_tasks
 
-ALL_IDS = [spec.env_id for spec in registered_tasks().values()]
+# Tasks that need files on disk are checked in their own test modules, on files those tests write.
+ALL_IDS = [spec.env_id for spec in registered_tasks().values() if not spec.requires_files]
 # Smaller budgets only where an id is costly; the checkers run several resets and steps.
 FAST = {"total_steps": 60, "window_length": 20}
 

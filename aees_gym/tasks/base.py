@@ -65,6 +65,10 @@ class TaskSpec:
         options_cls: Frozen dataclass of task-specific options (model variant, data dir, …).
         data: Where the data comes from, for the docs.
         model: The model, for the docs.
+        requires_files: True when the data must be on disk first (prepared or downloaded by the user);
+            such tasks are tested on files the tests write in the real on-disk format.
+        smoke_overrides: Small settings (tiny model/budget) under which one run takes seconds on a CPU;
+            tests and docs measurements use them.
     """
 
     name: str
@@ -74,6 +78,8 @@ class TaskSpec:
     options_cls: type = type(None)
     data: str = ""
     model: str = ""
+    requires_files: bool = False
+    smoke_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def env_id(self) -> str:

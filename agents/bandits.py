@@ -1,0 +1,350 @@
+"""Discounted-UCB agents: the AEES controllers as Gymnasium agents.
+
+Both agents choose an lr arm and a noise arm per window and reproduce pulseopt 0.3.0's decisions
+exactly when fed the same rewards (and buckets): same warmup, scores, 1e-12 tie tolerance, tie
+breaking by seeded ``random.Random`` and seed offsets (lr axis: ``seed``; noise axis:
+``seed + 101``, or ``seed + 101 + lr_idx`` per lr arm in conditional mode; contextual buckets:
+``+ 1000 + bucket index``). An axis with a single candidate has no controller.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from gymnasium import spaces
+
+from agents.base import BaseAgent, CandidateGridLike, candidate_grid, check_grid_action_space
+from agents.ucb import BucketedUCB, DiscountedUCB, finite_reward
+
+__all__ = [
+    "TREND_BUCKETS",
+    "TREND_PHASE_BUCKETS",
+    "BucketedUCB",
+    "ContextualUCBAgent",
+    "DiscountedUCB",
+    "DiscountedUCBAgent",
+]
+
+# Bucket order fixes each bucket's controller seed, so it is part of the agents' reproducibility
+# contract; it matches pulseopt's TREND_CONTEXT_BUCKETS and the env's bucket names.
+TREND_BUCKETS: tuple[str, ...] = ("improving", "stable", "worsening")
+TREND_PHASE_BUCKETS: tuple[str, ...] = tuple(
+    f"{phase}_{trend}" for phase in ("early", "middle", "late") for trend in TREND_BUCKETS
+)
+# bucketing → (info key the env publishes the bucket under, bucket names in seed order)
+_BUCKETINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "trend": ("trend_bucket", TREND_BUCKETS),
+    "trend_phase": ("context_bucket", TREND_PHASE_BUCKETS),
+}
+_STRUCTURED_MODES = ("independent", "conditional")
+_NOISE_SEED_OFFSET = 101
+
+_C = TypeVar("_C", DiscountedUCB, BucketedUCB)
+
+
+def _offset(seed: int | None, offset: int) -> int | None:
+    return None if seed is None else seed + offset
+
+
+class _StructuredUCBAgent(BaseAgent, Generic[_C]):
+    """One controller on the lr axis and one (or one per lr arm) on the noise axis.
+
+    Subclasses decide what a controller is and how the window's context reaches it.
+    """
+
+    def __init__(self, *, c: float, gamma: float, warmup: int, structured: str) -> None:
+        if structured not in _STRUCTURED_MODES:
+            raise ValueError(
+                f"structured must be one of {list(_STRUCTURED_MODES)}, got {structured!r}."
+            )
+        # Constructing a throwaway controller validates c/gamma/warmup now rather than at reset.
+        DiscountedUCB(1, c=c, gamma=gamma, warmup=warmup)
+        self.c = float(c)
+        self.gamma = float(gamma)
+        self.warmup = int(warmup)
+        self.structured = structured
+        self._grid: CandidateGridLike | None = None
+        self._seed: int | None = None
+        self._lr: _C | None = None
+        self._noise: list[_C] = []  # empty: fixed axis; one: shared; n_lr: one per lr arm
+
+    # -- subclass hooks -------------------------------------------------------------------------
+
+    @abstractmethod
+    def _new_controller(self, n_arms: int, seed: int | None) -> _C:
+        """A fresh controller for one axis."""
+
+    @abstractmethod
+    def _select(self, controller: _C) -> int:
+        """Ask ``controller`` for an arm in the current window's context."""
+
+    @abstractmethod
+    def _learn(self, controller: _C, arm: int, reward: float) -> None:
+        """Give ``controller`` the reward of ``arm`` in the context its window started in."""
+
+    def _begin_window(self, info: dict[str, Any]) -> None:
+        """Read the context of the window about to start from ``info``."""
+
+    def _end_window(self) -> None:
+        """Forget the context of the window that just closed."""
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, as recorded in results and checked by :meth:`load_state_dict`."""
+        return {
+            "c": self.c,
+            "gamma": self.gamma,
+            "warmup": self.warmup,
+            "structured": self.structured,
+        }
+
+    # -- Agent API ------------------------------------------------------------------------------
+
+    def reset(
+        self,
+        *,
+        seed: int | None,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        info: dict[str, Any],
+    ) -> None:
+        """Build fresh controllers for this env's grid, seeded as AEES seeds them."""
+        grid = candidate_grid(info)
+        check_grid_action_space(action_space, grid)
+        n_lr, n_noise = len(grid.lr_multipliers), len(grid.noise_stds)
+        self._grid = grid
+        self._seed = seed
+        self._lr = self._new_controller(n_lr, seed) if n_lr > 1 else None
+        if n_noise == 1:
+            self._noise = []
+        elif self.structured == "independent" or n_lr == 1:
+            self._noise = [self._new_controller(n_noise, _offset(seed, _NOISE_SEED_OFFSET))]
+        else:
+            self._noise = [
+                self._new_controller(n_noise, _offset(seed, _NOISE_SEED_OFFSET + lr_idx))
+                for lr_idx in range(n_lr)
+            ]
+        self._end_window()
+
+    def act(self, obs: Any, info: dict[str, Any]) -> int:
+        """The mode id of the next window: the lr arm first, then the noise arm under it."""
+        grid = self._require_reset()
+        self._begin_window(info)
+        lr_idx = 0 if self._lr is None else self._select(self._lr)
+        noise = self._noise_controller(lr_idx)
+        noise_idx = 0 if noise is None else self._select(noise)
+        return int(grid.index(lr_idx, noise_idx))
+
+    def update(
+        self,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        """Give the window's joint reward to the lr controller and the noise controller used.
+
+        Raises:
+            ValueError: If ``reward`` is not finite (no controller is changed).
+        """
+        grid = self._require_reset()
+        lr_idx, noise_idx = grid.split(int(action))
+        value = finite_reward(reward)  # checked before any controller changes
+        if self._lr is not None:
+            self._learn(self._lr, lr_idx, value)
+        noise = self._noise_controller(lr_idx)
+        if noise is not None:
+            self._learn(noise, noise_idx, value)
+        self._end_window()
+
+    def state(self) -> dict[str, Any]:
+        """Per-axis statistics for logging: counts, sums, value estimates (and buckets).
+
+        ``"noise"`` is a list: empty for a fixed axis, one entry when shared, one per lr arm in
+        conditional mode.
+        """
+        return {
+            "lr": None if self._lr is None else self._lr.state(),
+            "noise": [controller.state() for controller in self._noise],
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Configuration, grid and every controller's statistics and RNG state (JSON-compatible)."""
+        grid = self._require_reset()
+        return {
+            "agent": self.name,
+            "config": self.config(),
+            "grid": {
+                "lr_multipliers": list(grid.lr_multipliers),
+                "noise_stds": list(grid.noise_stds),
+            },
+            "seed": self._seed,
+            "lr": None if self._lr is None else self._lr.state_dict(),
+            "noise": [controller.state_dict() for controller in self._noise],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly where :meth:`state_dict` left off; call after :meth:`reset`.
+
+        Raises:
+            ValueError: If the state comes from a different configuration or grid.
+        """
+        grid = self._require_reset()
+        expected = {
+            "config": self.config(),
+            "grid": {
+                "lr_multipliers": list(grid.lr_multipliers),
+                "noise_stds": list(grid.noise_stds),
+            },
+        }
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise ValueError(
+                    f"state {key} {state.get(key)!r} does not match this agent's {value!r}."
+                )
+        if (state["lr"] is None) != (self._lr is None) or len(state["noise"]) != len(self._noise):
+            raise ValueError("state has a different controller layout than this agent.")
+        if self._lr is not None:
+            self._lr.load_state_dict(state["lr"])
+        for controller, controller_state in zip(self._noise, state["noise"], strict=True):
+            controller.load_state_dict(controller_state)
+        self._seed = state["seed"]
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _noise_controller(self, lr_idx: int) -> _C | None:
+        if not self._noise:
+            return None
+        return self._noise[lr_idx] if len(self._noise) > 1 else self._noise[0]
+
+    def _require_reset(self) -> CandidateGridLike:
+        if self._grid is None:
+            raise RuntimeError(f"{type(self).__name__}.reset() must be called first.")
+        return self._grid
+
+
+class DiscountedUCBAgent(_StructuredUCBAgent[DiscountedUCB]):
+    """AEES's discounted-UCB control over the lr and noise axes.
+
+    Args:
+        c: Exploration coefficient.
+        gamma: Discount applied to every arm's statistics at each update, in (0, 1].
+        warmup: Times each arm is tried before UCB scores are used.
+        structured: ``"independent"`` (one noise controller) or ``"conditional"`` (one noise
+            controller per lr arm; only the one under the chosen lr arm is asked and updated).
+    """
+
+    name = "ducb"
+    description = "discounted UCB over lr × noise, as AEES (independent or conditional)"
+
+    def __init__(
+        self,
+        *,
+        c: float = 1.0,
+        gamma: float = 0.95,
+        warmup: int = 1,
+        structured: str = "independent",
+    ) -> None:
+        super().__init__(c=c, gamma=gamma, warmup=warmup, structured=structured)
+
+    def _new_controller(self, n_arms: int, seed: int | None) -> DiscountedUCB:
+        return DiscountedUCB(n_arms, c=self.c, gamma=self.gamma, warmup=self.warmup, seed=seed)
+
+    def _select(self, controller: DiscountedUCB) -> int:
+        return controller.select()
+
+    def _learn(self, controller: DiscountedUCB, arm: int, reward: float) -> None:
+        controller.update(arm, reward)
+
+
+class ContextualUCBAgent(_StructuredUCBAgent[BucketedUCB]):
+    """AEES's bucketed contextual discounted UCB: one controller per context bucket and axis.
+
+    The bucket of a window is read from the ``info`` passed to :meth:`act` (``info["trend_bucket"]``
+    for ``trend`` bucketing, ``info["context_bucket"]`` such as ``"early_improving"`` for
+    ``trend_phase``), and the following :meth:`update` credits that same bucket.
+
+    Args:
+        bucketing: ``"trend"`` (3 buckets) or ``"trend_phase"`` (9 buckets, phase × trend).
+        c: Exploration coefficient.
+        gamma: Discount in (0, 1].
+        warmup: Times each arm is tried before UCB scores are used.
+        structured: ``"independent"`` or ``"conditional"``, as for :class:`DiscountedUCBAgent`.
+    """
+
+    name = "contextual"
+    description = "bucketed contextual discounted UCB (trend or trend × phase buckets), as AEES"
+
+    def __init__(
+        self,
+        *,
+        bucketing: str = "trend",
+        c: float = 1.0,
+        gamma: float = 0.95,
+        warmup: int = 1,
+        structured: str = "independent",
+    ) -> None:
+        if bucketing not in _BUCKETINGS:
+            raise ValueError(f"bucketing must be one of {list(_BUCKETINGS)}, got {bucketing!r}.")
+        super().__init__(c=c, gamma=gamma, warmup=warmup, structured=structured)
+        self.bucketing = bucketing
+        self._info_key, self._bucket_names = _BUCKETINGS[bucketing]
+        self._bucket: str | None = None
+
+    @property
+    def bucket_names(self) -> tuple[str, ...]:
+        """The buckets of this agent's bucketing, in seed order."""
+        return self._bucket_names
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, including the bucketing."""
+        return {"bucketing": self.bucketing, **super().config()}
+
+    def state(self) -> dict[str, Any]:
+        """Per-axis statistics plus the bucket of the window in progress, if any."""
+        return {"active_bucket": self._bucket, **super().state()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Like :meth:`DiscountedUCBAgent.state_dict`, plus the bucket of an open window."""
+        return {**super().state_dict(), "pending_bucket": self._bucket}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output, including a window open between act and update."""
+        super().load_state_dict(state)
+        self._bucket = state["pending_bucket"]
+
+    def _new_controller(self, n_arms: int, seed: int | None) -> BucketedUCB:
+        return BucketedUCB(
+            n_arms, self._bucket_names, c=self.c, gamma=self.gamma, warmup=self.warmup, seed=seed
+        )
+
+    def _begin_window(self, info: dict[str, Any]) -> None:
+        if self._info_key not in info:
+            raise KeyError(
+                f"{self._info_key!r} is missing from info; {self.bucketing!r} bucketing reads the "
+                f"window's bucket from the env's info (got keys {sorted(info)})."
+            )
+        bucket = info[self._info_key]
+        if bucket not in self._bucket_names:
+            raise ValueError(
+                f"unknown bucket {bucket!r}; expected one of {list(self._bucket_names)}."
+            )
+        self._bucket = bucket
+
+    def _end_window(self) -> None:
+        self._bucket = None
+
+    def _select(self, controller: BucketedUCB) -> int:
+        return controller.select(self._active_bucket())
+
+    def _learn(self, controller: BucketedUCB, arm: int, reward: float) -> None:
+        controller.update(self._active_bucket(), arm, reward)
+
+    def _active_bucket(self) -> str:
+        if self._bucket is None:
+            raise RuntimeError("update() needs a preceding act() to know the window's bucket.")
+        return self._bucket
+
