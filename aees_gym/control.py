@@ -40,6 +40,9 @@ from aees_gym.reward import compute_reward
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
 # gradient noise, and therefore whole runs, reproducible against it.
 _PARAM_SEED_STRIDE = 1009
+# normal_(0, σ) draws the same stream as randn() and equals randn()·σ bit for bit from this size on
+# (its vectorised path); smaller tensors keep randn()·σ so runs stay identical to the reference.
+_FUSED_NORMAL_MIN_NUMEL = 16
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ class EpisodeControl:
         device = self._params[0].device if self._params else torch.device("cpu")
         self._losses = torch.zeros(self.config.window_length, dtype=torch.float32, device=device)
         self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
-        self._noise_buffers: list[torch.Tensor] | None = None
+        # (param, generator, buffer) per parameter, built on the first noisy window and reused.
+        self._noise_targets: list[tuple[torch.Tensor, torch.Generator, torch.Tensor]] | None = None
         self._generators: dict[tuple[int, int], torch.Generator] = {}
         self.reset()
 
@@ -149,6 +153,8 @@ class EpisodeControl:
         if self._window_steps:
             raise RuntimeError("A window is already open; finish it with step_end() before choosing again.")
         self._action = self.grid.validate_action(action)
+        if any(isinstance(g["lr"], torch.Tensor) for g in self.optimizer.param_groups):
+            raise TypeError("EpisodeControl needs float learning rates in param groups (got a Tensor lr).")
         lr_value, self._noise_std = self.grid.values(self._action)
         if self.config.action_mode == "relative":
             low, high = self.config.relative_lr_bounds
@@ -180,21 +186,35 @@ class EpisodeControl:
             return self._close_window()
         return None
 
+    def close_window(self) -> WindowOutcome | None:
+        """Close the open window now, after the steps it has run (e.g. when a user's loop ends).
+
+        The outcome is computed exactly as for a full window of that many steps. Returns ``None``
+        when no window is open; a window opened by ``begin_window`` that ran no step is discarded.
+        """
+        if not self._window_steps:
+            return None
+        if not self._filled:
+            self._window_steps = 0
+            return None
+        self._window_steps = self._filled
+        return self._close_window()
+
     def _optimizer_step(self, slot: int) -> None:
         groups = self.optimizer.param_groups
         base_lrs = [g["lr"] for g in groups]
-        if any(isinstance(lr, torch.Tensor) for lr in base_lrs):
-            raise TypeError("EpisodeControl needs float learning rates in param groups (got a Tensor lr).")
         scaler = self.grad_scaler
+        noisy = self._noise_std > 0.0
         try:
             for group, base in zip(groups, base_lrs, strict=True):
                 group["lr"] = base * self._lr_multiplier
-            if scaler is not None and (self._noise_std > 0.0 or self._grad_norms is not None):
+            if scaler is not None and (noisy or self._grad_norms is not None):
                 self._unscale_once(scaler)
-            grads = [p.grad for p in self._params if p.grad is not None]
-            if self._grad_norms is not None and grads:
-                self._grad_norms[slot] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-            if self._noise_std > 0.0 and grads:
+            if self._grad_norms is not None:
+                grads = [p.grad for p in self._params if p.grad is not None]
+                if grads:
+                    self._grad_norms[slot] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            if noisy:
                 self._add_noise()
             if scaler is None:
                 self.optimizer.step()
@@ -212,14 +232,24 @@ class EpisodeControl:
             scaler.unscale_(self.optimizer)
 
     def _add_noise(self) -> None:
-        pairs = [(k, p.grad) for k, p in zip(self._param_keys, self._params, strict=True) if p.grad is not None]
-        if self._noise_buffers is None or len(self._noise_buffers) != len(pairs):
-            self._noise_buffers = [torch.empty_like(g) for _, g in pairs]
-        for (key, grad), buf in zip(pairs, self._noise_buffers, strict=True):
-            torch.randn(grad.shape, generator=self._generator(key, grad.device), out=buf)
-        grads = [g for _, g in pairs]
-        torch._foreach_mul_(self._noise_buffers, self._noise_std)
-        torch._foreach_add_(grads, self._noise_buffers)
+        if self._noise_targets is None:
+            self._noise_targets = [
+                (p, self._generator(key, p.device), torch.empty_like(p))
+                for key, p in zip(self._param_keys, self._params, strict=True)
+            ]
+        std = self._noise_std
+        grads, noises = [], []
+        for param, gen, buf in self._noise_targets:
+            if param.grad is None:
+                continue
+            if buf.numel() >= _FUSED_NORMAL_MIN_NUMEL:
+                buf.normal_(0.0, std, generator=gen)
+            else:
+                torch.randn(buf.shape, generator=gen, out=buf)
+                buf.mul_(std)
+            grads.append(param.grad)
+            noises.append(buf)
+        torch._foreach_add_(grads, noises)
 
     def _generator(self, key: tuple[int, int], device: torch.device) -> torch.Generator:
         gen = self._generators.get(key)
@@ -317,6 +347,7 @@ class EpisodeControl:
         self._lr_multiplier, self._noise_std = float(w["lr_multiplier"]), float(w["noise_std"])
         self._losses.copy_(w["losses"].to(self._losses.device))
         self._generators = {}
+        self._noise_targets = None  # they hold the previous generators
         device = self._losses.device
         for key, gen_state in state["generators"].items():
             g, p = (int(x) for x in key.split(":"))

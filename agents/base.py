@@ -38,6 +38,8 @@ BUILTIN_AGENTS: Mapping[str, str] = MappingProxyType(
         "fixed+warmup_linear": "agents.baselines:FixedWarmupLinearAgent",
         "ducb": "agents.bandits:DiscountedUCBAgent",
         "contextual": "agents.bandits:ContextualUCBAgent",
+        "heuristic": "agents.heuristic:HeuristicAgent",
+        "sb3": "agents.sb3:SB3Agent",
     }
 )
 

@@ -188,6 +188,12 @@ def test_state_dict_roundtrip_continues_identically():
     rest = run(m3, o3, c3, 7)
     assert first + rest == full
     assert torch.equal(m3.weight, m1.weight)
+    # Loading into a control whose generators have moved on must rewind them too.
+    run(m2, o2, c2, 7)
+    m2.load_state_dict(state[0])
+    o2.load_state_dict(state[1])
+    c2.load_state_dict(state[2])
+    assert run(m2, o2, c2, 7) == rest
 
 
 def test_lifecycle_errors_are_clear():
