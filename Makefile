@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# The main job: the comparison suite on the built-in default tasks, then its report and plots.
+DEMO_DIR ?= runs
 demo: $(STAMP)
-	$(PY) -m experiments.demo
+	$(VENV)/bin/aees-gym suite experiments/demo.toml --results-dir $(DEMO_DIR) --report
+	@echo "Report: $(DEMO_DIR)/demo/report/ (report.md, CSV tables, PNG plots)"
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider

@@ -177,6 +177,10 @@ FEATURES: dict[str, Feature] = {
     "grad_norm": Feature(0.0, _LOG_CLIP, "ln(1 + mean gradient norm of the previous window)", _log1p_last(lambda h: h.grad_norms)),
     "val_loss": Feature(0.0, _LOG_CLIP, "ln(1 + latest validation loss); 0 before the first evaluation", _log1p_last(lambda h: h.val_loss)),
     "val_accuracy": Feature(0.0, 1.0, "latest validation accuracy; 0 before the first evaluation", lambda h, c: h.val_accuracy or 0.0),
+    # Run descriptors: constant within a run, they tell a contextual agent which instance it trains.
+    "run_log_lr": Feature(-1.0, 1.0, "(log10(base LR) + 3) / 2, clipped: -1 = 1e-5, 0 = 1e-3, 1 = 0.1", lambda h, c: _clip((math.log10(c.base_lr) + 3.0) / 2.0, -1.0, 1.0)),
+    "run_label_noise": Feature(0.0, 1.0, "fraction of training labels corrupted", lambda h, c: c.label_noise),
+    "run_log_budget": Feature(0.0, 1.0, "log10(total optimizer steps) / 6, clipped", lambda h, c: _clip(math.log10(c.total_steps) / 6.0, 0.0, 1.0)),
 }
 
 
@@ -203,7 +207,8 @@ def observation(history: RunHistory, config: EnvConfig) -> np.ndarray:
     """The observation vector for the window about to start; always inside :func:`feature_bounds`."""
     low, high = feature_bounds(config)
     raw = np.asarray([FEATURES[n].compute(history, config) for n in config.context.features], dtype=np.float64)
-    return np.clip(np.nan_to_num(raw, nan=0.0), low, high).astype(np.float32)
+    raw[np.isnan(raw)] = 0.0
+    return np.clip(raw, low, high).astype(np.float32)
 
 
 def uses_grad_norm(config: EnvConfig) -> bool:

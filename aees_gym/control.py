@@ -97,6 +97,7 @@ class EpisodeControl:
         device = self._params[0].device if self._params else torch.device("cpu")
         self._losses = torch.zeros(self.config.window_length, dtype=torch.float32, device=device)
         self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
+        self._loss_slots = self._losses.unbind(0)  # views made once; indexing per step costs more
         # (param, generator, buffer) per parameter, built on the first noisy window and reused.
         self._noise_targets: list[tuple[torch.Tensor, torch.Generator, torch.Tensor]] | None = None
         self._generators: dict[tuple[int, int], torch.Generator] = {}
@@ -176,7 +177,10 @@ class EpisodeControl:
         if not self._window_steps:
             raise RuntimeError("No window is open: call begin_window(action) first (see needs_action).")
         slot = self._filled
-        self._losses[slot] = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
+        if isinstance(loss, torch.Tensor):
+            self._loss_slots[slot].copy_(loss.detach())  # a device-side copy: no host sync
+        else:
+            self._loss_slots[slot].fill_(float(loss))
         self._optimizer_step(slot)
         self._filled += 1
         self.history.steps_done += 1

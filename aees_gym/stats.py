@@ -34,7 +34,15 @@ from collections.abc import Callable, Mapping
 from typing import Union
 
 import numpy as np
-from scipy import stats as _sps
+
+
+def _scipy_stats():  # noqa: ANN202 - scipy stays out of `import aees_gym` (the env needs none of it)
+    try:
+        from scipy import stats
+    except ImportError as exc:
+        raise ImportError("Result statistics need scipy; install the 'plot' extra: pip install 'aees-gym[plot]'.") from exc
+    return stats
+
 
 ArrayLike = Union[np.ndarray, list, tuple, float, int]
 ScoresByTask = Union[Mapping[str, ArrayLike], ArrayLike]
@@ -121,12 +129,12 @@ def iqm(x: ArrayLike) -> float:
     Raises:
         ValueError: If ``x`` is empty or contains NaN/inf.
     """
-    return float(_sps.trim_mean(_clean(x), proportiontocut=0.25))
+    return float(_scipy_stats().trim_mean(_clean(x), proportiontocut=0.25))
 
 
 # Statistics with a known row-wise (axis=1) form, used to skip the Python loop.
 _ROWWISE: dict[object, Callable[[np.ndarray], np.ndarray]] = {
-    iqm: lambda a: _sps.trim_mean(a, proportiontocut=0.25, axis=1),
+    iqm: lambda a: _scipy_stats().trim_mean(a, proportiontocut=0.25, axis=1),
     np.mean: lambda a: np.mean(a, axis=1),
     np.median: lambda a: np.median(a, axis=1),
 }
@@ -180,7 +188,7 @@ def stratified_bootstrap_ci(
 def _poi_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Row-wise ``P(X > Y) + 0.5 P(X = Y)`` for ``x (B, n)``, ``y (B, m)`` via average ranks."""
     n, m = x.shape[1], y.shape[1]
-    ranks = _sps.rankdata(np.concatenate([x, y], axis=1), method="average", axis=1)
+    ranks = _scipy_stats().rankdata(np.concatenate([x, y], axis=1), method="average", axis=1)
     u = ranks[:, :n].sum(axis=1) - n * (n + 1) / 2.0
     return u / (n * m)
 

@@ -20,10 +20,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from aees_gym import plugins
+from aees_gym.plugins import ENTRY_POINT_GROUP
+
 if TYPE_CHECKING:
     from gymnasium import spaces
 
-ENTRY_POINT_GROUP = "aees_gym.agents"
 
 #: Built-in agents, resolved exactly like entry points so that they work from a source checkout
 #: that is not pip-installed. ``pyproject.toml`` declares the same names as entry points.
@@ -208,28 +210,27 @@ def clear_discovery_cache() -> None:
     global _discovered
     _discovered = None
     _loaded.clear()
+    plugins.clear_cache()
 
 
 def _discover() -> dict[str, importlib.metadata.EntryPoint]:
     global _discovered
     if _discovered is None:
+        # Built-ins first, so a package declaring a built-in name cannot replace it; this also
+        # makes the built-ins work from a source checkout that is not pip-installed.
         found = {
             name: importlib.metadata.EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
             for name, value in BUILTIN_AGENTS.items()
         }
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            known = found.get(entry_point.name)
-            if known is None:
-                found[entry_point.name] = entry_point
-            elif known.value != entry_point.value:
-                # A broken or hostile package must not silently replace an agent; the first
-                # declaration (built-ins before any package) wins.
+        for name, entry_point in plugins.agent_entry_points().items():
+            if name in found and found[name].value != entry_point.value:
                 warnings.warn(
-                    f"ignoring entry point {entry_point.name!r} = {entry_point.value!r} in group "
-                    f"{ENTRY_POINT_GROUP!r}: the name already refers to {known.value!r}.",
+                    f"ignoring entry point {name!r} = {entry_point.value!r} in group {ENTRY_POINT_GROUP!r}: "
+                    f"the name already refers to {found[name].value!r}.",
                     RuntimeWarning,
                     stacklevel=3,
                 )
+            found.setdefault(name, entry_point)
         _discovered = found
     return _discovered
 

@@ -148,7 +148,7 @@ def test_relative_mode_and_schedules_run():
 def test_import_pulls_in_no_optional_dependency():
     code = (
         "import sys, aees_gym, gymnasium as gym; gym.make('aees_gym/Digits-v0');"
-        "bad=[m for m in ('stable_baselines3','torchvision','transformers','datasets','matplotlib','ray','agents','sklearn') if m in sys.modules];"
+        "bad=[m for m in ('stable_baselines3','torchvision','transformers','datasets','matplotlib','ray','agents','sklearn','scipy','pandas') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

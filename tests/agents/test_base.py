@@ -166,12 +166,12 @@ def test_discovery_is_lazy_and_cached(
         sys.modules.pop("lateagents", None)
 
 
-def test_registry_imports_no_agent_module_and_agents_no_torch() -> None:
+def test_registry_imports_no_agent_module_until_asked() -> None:
     code = (
         "import sys, agents\n"
-        "assert 'agents.bandits' not in sys.modules and 'gymnasium' not in sys.modules\n"
-        "agents.make_agent('contextual'); agents.registered_agents()\n"
-        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'agents.bandits' not in sys.modules and 'stable_baselines3' not in sys.modules\n"
+        "agents.make_agent('contextual'); assert 'agents.bandits' in sys.modules\n"
+        "agents.registered_agents(); assert 'agents.sb3' in sys.modules\n"
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)

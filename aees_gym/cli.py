@@ -1,0 +1,328 @@
+"""The ``aees-gym`` command: list, check, run, suite, report, train-agent, data.
+
+Exit codes scripts can trust: 0 success; 1 a run, training or env check failed (results of the
+other runs are still written); 2 a usage or configuration error (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A bad argument or configuration: reported on stderr with exit code 2."""
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key=value`` with a TOML value (``3``, ``1e-3``, ``[0.5, 1.0]``, ``{a = 1}``); bare words are strings."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"expected key=value, got {text!r}.")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+def _assignments(items: Sequence[str] | None) -> dict[str, Any]:
+    return dict(parse_assignment(item) for item in items or ())
+
+
+def _task(name: str) -> str:
+    from aees_gym.suite.spec import SuiteConfigError, resolve_task_name
+
+    try:
+        return resolve_task_name("--task", name)
+    except SuiteConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _agent_class(name: str) -> type:
+    from aees_gym import plugins
+
+    try:
+        return plugins.load_agent_class(name)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+
+
+def _check_overrides(task: str, overrides: dict[str, Any]) -> None:
+    from aees_gym.env import make_config
+
+    try:
+        make_config(task, **overrides)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UsageError(f"--set: {exc.args[0] if exc.args else exc}") from None
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_list(args: argparse.Namespace) -> int:
+    from aees_gym import plugins
+    from aees_gym.tasks import registered_tasks
+
+    tasks = {name: {"env_id": spec.env_id, "description": spec.description} for name, spec in registered_tasks().items()}
+    agents: dict[str, str] = {}
+    for name in plugins.agent_entry_points():
+        try:
+            agents[name] = plugins.agent_description(plugins.load_agent_class(name))
+        except Exception as exc:  # one broken plugin must not hide the others
+            agents[name] = f"(cannot be loaded: {type(exc).__name__}: {exc})"
+    if args.json:
+        print(json.dumps({"tasks": tasks, "agents": agents}, indent=1))
+        return EXIT_OK
+    width = max(len(t["env_id"]) for t in tasks.values())
+    print("Tasks (env ids):")
+    for info in tasks.values():
+        print(f"  {info['env_id']:<{width}}  {info['description']}")
+    print("Agents:")
+    width = max((len(a) for a in agents), default=0)
+    for name, description in agents.items():
+        print(f"  {name:<{width}}  {description}")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    task = _task(args.env_id)
+    overrides = _assignments(args.set)
+    _check_overrides(task, overrides)
+    env = gym.make(f"aees_gym/{task}-v0", **overrides)
+    checkers: list[tuple[str, Any]] = [("gymnasium env checker", lambda: check_env(env.unwrapped, skip_render_check=True))]
+    try:
+        from stable_baselines3.common.env_checker import check_env as sb3_check_env
+    except ImportError:
+        print("stable-baselines3 env checker: skipped (install the 'sb3' extra: pip install 'aees-gym[sb3]')")
+    else:
+        checkers.append(("stable-baselines3 env checker", lambda: sb3_check_env(env.unwrapped, warn=False)))
+    failed = False
+    for name, run_checker in checkers:
+        try:
+            run_checker()
+            print(f"{name}: passed")
+        except Exception as exc:  # report every checker, then fail
+            print(f"{name}: FAILED: {type(exc).__name__}: {exc}")
+            failed = True
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aees_gym import plugins
+    from aees_gym.results import dumps_json, write_result
+    from aees_gym.suite import RunSpec, run_one
+
+    task = _task(args.task)
+    cls = _agent_class(args.agent)
+    overrides = {**_assignments(args.set), **plugins.agent_env_overrides(cls)}
+    _check_overrides(task, overrides)
+    kwargs = _assignments(args.agent_kw)
+    if plugins.requires_training(cls) and args.model is None:
+        raise UsageError(f"agent {args.agent!r} is an offline learner; train it (aees-gym train-agent) and pass --model PATH.")
+    if args.model is None:
+        try:
+            cls(**kwargs)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UsageError(f"--agent-kw: {exc}") from None
+    spec = RunSpec(
+        suite=args.suite, task=task, task_label=task, agent=args.agent, agent_label=args.label or args.agent,
+        seed=args.seed, env_overrides=overrides, agent_kwargs=kwargs, model_path=args.model,
+    )
+    result = run_one(spec)
+    if args.out:
+        print(f"wrote {write_result(result, args.out)}", file=sys.stderr)
+    if args.json:
+        print(dumps_json(result.to_dict()), end="")
+    elif result.status != "error":
+        m = result.final_metrics or {}
+        print(
+            f"{spec.env_id} agent={spec.agent_label} seed={spec.seed}: status={result.status} "
+            f"val_accuracy={m.get('val_accuracy')} best={m.get('best_val_accuracy')} "
+            f"total_reward={m.get('total_reward')} wall={result.runtime.get('wall_clock_s', 0.0):.2f}s"
+        )
+    if result.status == "error" and result.error:
+        print(result.error["traceback"], file=sys.stderr)
+        print(f"run failed: {result.error['message']}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from aees_gym.suite import load_suite, run_suite
+
+    spec = load_suite(args.config)
+    outcome = run_suite(
+        spec, results_dir=args.results_dir, executor=args.executor, workers=args.workers, ray_address=args.ray_address,
+        progress=not args.no_progress, progress_windows=args.progress_windows,
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.statuses.items())) or "none"
+    print(
+        f"suite {spec.name}: {outcome.planned} runs planned, {outcome.reused} already done, {outcome.ran} run now "
+        f"({counts}); {outcome.trained} models trained; {outcome.wall_clock_s:.1f}s; results in {outcome.suite_dir}"
+    )
+    for path in outcome.corrupt:
+        print(f"corrupt result file set aside: {path}")
+    if outcome.failed_runs:
+        print(f"{len(outcome.failed_runs)} runs failed (status 'error'); rerun the same command to retry them.", file=sys.stderr)
+    if args.report:
+        _write_report(outcome.suite_dir, None, None, plots=True)
+    return outcome.exit_code
+
+
+def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, plots: bool, n_boot: int = 2000) -> None:
+    from aees_gym.report import build_report, write_report
+
+    report = build_report(results_dir, baseline=baseline, n_boot=n_boot)
+    try:
+        written = write_report(report, out, plots=plots)
+    except ImportError as exc:  # tables are still useful without matplotlib
+        print(f"plots skipped: {exc}", file=sys.stderr)
+        written = write_report(report, out, plots=False)
+    for error in report.invalid:
+        print(f"skipped result file {error}", file=sys.stderr)
+    print(f"{len(report.results)} runs, {len(report.rows)} task × agent rows; wrote:")
+    for path in written:
+        print(f"  {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if not Path(args.results_dir).is_dir():
+        raise UsageError(f"results folder {args.results_dir} does not exist; run a suite first (aees-gym suite CONFIG).")
+    _write_report(Path(args.results_dir), args.out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
+    return EXIT_OK
+
+
+def cmd_train_agent(args: argparse.Namespace) -> int:
+    from aees_gym import plugins
+    from aees_gym.suite import train_agent
+
+    task = _task(args.task)
+    cls = _agent_class(args.agent)
+    if not plugins.requires_training(cls):
+        raise UsageError(f"agent {args.agent!r} learns online (requires_training is not set); there is nothing to train.")
+    overrides = {**_assignments(args.set), **plugins.agent_env_overrides(cls)}
+    _check_overrides(task, overrides)
+    try:
+        path = train_agent(
+            args.agent, task, args.out, total_timesteps=args.total_timesteps, seed=args.seed, n_envs=args.n_envs,
+            agent_kwargs=_assignments(args.agent_kw), env_overrides=overrides, learn_kwargs=_assignments(args.learn_kw),
+        )
+    except Exception as exc:
+        print(f"training failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    seeds = list(range(args.seed, args.seed + args.n_envs))
+    print(f"saved {path} (trained on seeds {seeds}; evaluate it on other seeds)")
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from aees_gym.tasks.prepare import available_datasets, prepare_dataset
+
+    if args.data_command == "list" or args.name is None:
+        for name, description in available_datasets().items():
+            print(f"  {name:<16} {description}")
+        return EXIT_OK
+    try:
+        path = prepare_dataset(args.name, args.data_dir)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    print(f"prepared {args.name}: {path}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aees-gym", description=__doc__.splitlines()[0].replace("``", ""),
+                                     epilog="Exit codes: 0 ok, 1 a run/check/training failed, 2 usage or configuration error.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="tasks, env ids and agents with one-line descriptions")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    kv = {"action": "append", "metavar": "KEY=VALUE"}
+    p = sub.add_parser("check", help="run Gymnasium's (and, if installed, SB3's) env checker on an env")
+    p.add_argument("env_id", help="e.g. aees_gym/Digits-v0 or Digits")
+    p.add_argument("--set", help="env override (TOML value), e.g. total_steps=60", **kv)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="one training run driven by one agent")
+    p.add_argument("--task", required=True, help="task name or env id")
+    p.add_argument("--agent", required=True, help="agent entry-point name (see `aees-gym list`)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", help="env override, e.g. base_lr=3e-3 or grid={lr_multipliers=[1.0],noise_stds=[0.0]}", **kv)
+    p.add_argument("--agent-kw", help="agent keyword argument, e.g. lr_multiplier=2.0", **kv)
+    p.add_argument("--model", help="trained model of an offline learner (from train-agent)")
+    p.add_argument("--label", help="agent label stored in the result")
+    p.add_argument("--suite", default="adhoc", help="suite name stored in the result (default: adhoc)")
+    p.add_argument("--out", type=Path, help="also write the RunResult JSON into this folder")
+    p.add_argument("--json", action="store_true", help="print the full RunResult JSON")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("suite", help="run a suite config (only missing or failed runs)")
+    p.add_argument("config", type=Path, help="suite TOML, e.g. experiments/smoke.toml")
+    p.add_argument("--executor", choices=("serial", "local", "ray"), help="override the config's executor")
+    p.add_argument("--workers", type=int, help="override the config's workers")
+    p.add_argument("--results-dir", type=Path, help="parent folder of the suite folder (default: config's results_dir)")
+    p.add_argument("--ray-address", help="Ray cluster address ('auto' for a `ray start` cluster; default ray.init())")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.add_argument("--progress-windows", action="store_true", help="progress inside each run (serial executor)")
+    p.add_argument("--report", action="store_true", help="write the report (tables and plots) afterwards")
+    p.set_defaults(func=cmd_suite)
+
+    p = sub.add_parser("report", help="Markdown/CSV tables and PNG plots of a results folder")
+    p.add_argument("results_dir", help="a suite's results folder (or a folder of suites)")
+    p.add_argument("--out", type=Path, help="output folder (default: RESULTS_DIR/report)")
+    p.add_argument("--baseline", help="agent label to compare against (default: fixed at lr ×1.0, σ 0)")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("train-agent", help="train an offline learner (e.g. sb3) and save it")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--total-timesteps", type=int, required=True, help="env steps (windows) of training")
+    p.add_argument("--seed", type=int, default=1000, help="first training seed (evaluate on other seeds)")
+    p.add_argument("--n-envs", type=int, default=1)
+    p.add_argument("--set", help="env override", **kv)
+    p.add_argument("--agent-kw", help="agent keyword argument, e.g. algo=ppo", **kv)
+    p.add_argument("--learn-kw", help="extra keyword argument of learn()", **kv)
+    p.add_argument("--out", type=Path, required=True, help="model file, e.g. models/ppo-digits.zip")
+    p.set_defaults(func=cmd_train_agent)
+
+    p = sub.add_parser("data", help="prepare data sets before timed runs")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = data_sub.add_parser("prepare", help="obtain a data set under --data-dir")
+    q.add_argument("name", nargs="?", help="data set name (omit to list them)")
+    q.add_argument("--data-dir", type=Path, default=Path("data"))
+    q.set_defaults(func=cmd_data)
+    q = data_sub.add_parser("list", help="data sets that can be prepared")
+    q.set_defaults(func=cmd_data, name=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aees-gym`` console script; returns the exit code."""
+    from aees_gym.suite.executors import ExecutorError
+    from aees_gym.suite.spec import SuiteConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UsageError, SuiteConfigError, ExecutorError, ImportError) as exc:
+        # A missing extra or an unreachable cluster is a setup problem: nothing was run.
+        print(f"aees-gym {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

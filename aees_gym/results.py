@@ -1,0 +1,287 @@
+"""RunResult: the record of one suite run, its JSON schema, atomic IO and validation on load.
+
+One run (task × agent × seed, see :class:`aees_gym.suite.RunSpec`) is one JSON file
+``<results_dir>/<suite>/<run_id>.json``. Every field is documented in ``docs/results-schema.md``.
+Files are written atomically (temporary file in the same folder, then ``os.replace``), so a killed
+process leaves either the complete old file, the complete new one, or none. JSON is strict: a
+non-finite float (a diverged loss) is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "diverged", "error")
+#: Fields that legitimately differ between two executions of the same spec (time and machine).
+VOLATILE_FIELDS = ("runtime", "host")
+#: Files in a results folder that are not run results (names starting with this are skipped).
+RESERVED_PREFIX = "_"
+
+# Keys every per-window log and every final_metrics of a finished run must carry.
+WINDOW_KEYS = (
+    "window", "action", "lr_index", "noise_index", "lr_multiplier", "noise_std", "candidate_name",
+    "reward", "reward_terms", "loss_first", "loss_last", "loss_mean", "trend_bucket", "phase_bucket",
+    "context_bucket", "steps_done", "diverged",
+)
+FINAL_METRIC_KEYS = (
+    "val_accuracy", "val_loss", "best_val_accuracy", "final_train_loss", "steps_done", "windows",
+    "total_reward", "diverged", "steps_to_target",
+)
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be read: unparsable JSON or a field that breaks the schema."""
+
+    def __init__(self, path: Path | str, field_name: str | None, reason: str) -> None:
+        self.path = Path(path)
+        self.field = field_name
+        self.reason = reason
+        where = f"field {field_name!r}: " if field_name else ""
+        super().__init__(f"{self.path}: {where}{reason}")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run produced; see ``docs/results-schema.md`` for each field."""
+
+    run_id: str
+    suite: str
+    task: str
+    task_label: str
+    env_id: str
+    agent: str
+    agent_label: str
+    seed: int
+    status: str
+    sweep: dict[str, Any] = field(default_factory=dict)
+    env_overrides: dict[str, Any] = field(default_factory=dict)
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] | None = None
+    model_path: str | None = None
+    error: dict[str, str] | None = None
+    config: dict[str, Any] | None = None
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    agent_states: list[dict[str, Any]] = field(default_factory=list)
+    eval_curve: list[dict[str, Any]] = field(default_factory=list)
+    final_metrics: dict[str, Any] | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data; non-finite floats become ``None``."""
+        return json_safe(asdict(self))
+
+    def content(self) -> dict[str, Any]:
+        """The fields that must be identical for the same spec on any executor or machine.
+
+        Everything but ``runtime`` and ``host``, with ``model_path`` reduced to its file name (the
+        results folder may sit elsewhere on another machine).
+        """
+        data = {k: v for k, v in self.to_dict().items() if k not in VOLATILE_FIELDS}
+        if data["model_path"] is not None:
+            data["model_path"] = Path(data["model_path"]).name
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: Path | str = "<data>") -> RunResult:
+        """Validate ``data`` against the schema and build the result.
+
+        Raises:
+            ResultFileError: Naming ``source`` and the first offending field.
+        """
+        validate_result_dict(data, source)
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with tuples as lists, numpy scalars as Python numbers and non-finite floats as None."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    item = getattr(value, "item", None)  # numpy / torch scalars
+    if callable(item):
+        return json_safe(item())
+    raise TypeError(f"{type(value).__name__} value {value!r} cannot be stored in a result file.")
+
+
+# --------------------------------------------------------------------------- validation
+_TYPES: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,), "run_id": (str,), "suite": (str,), "task": (str,), "task_label": (str,),
+    "env_id": (str,), "agent": (str,), "agent_label": (str,), "seed": (int,), "status": (str,),
+    "sweep": (dict,), "env_overrides": (dict,), "agent_kwargs": (dict,), "training": (dict, type(None)),
+    "model_path": (str, type(None)), "error": (dict, type(None)), "config": (dict, type(None)),
+    "windows": (list,), "agent_states": (list,), "eval_curve": (list,), "final_metrics": (dict, type(None)),
+    "runtime": (dict,), "host": (dict,),
+}
+
+
+def validate_result_dict(data: Any, source: Path | str = "<data>") -> None:
+    """Raise :class:`ResultFileError` naming ``source`` and the field if ``data`` breaks the schema."""
+    if not isinstance(data, Mapping):
+        raise ResultFileError(source, None, f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultFileError(source, "schema_version", f"is {version!r}; this aees_gym reads version {SCHEMA_VERSION}")
+    for name, types in _TYPES.items():
+        if name not in data:
+            raise ResultFileError(source, name, "is missing")
+        value = data[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ResultFileError(source, name, f"must be {expected}, got {type(value).__name__}")
+    unknown = set(data) - set(_TYPES)
+    if unknown:
+        raise ResultFileError(source, sorted(unknown)[0], f"is not a RunResult field; valid fields: {sorted(_TYPES)}")
+    if data["status"] not in STATUSES:
+        raise ResultFileError(source, "status", f"is {data['status']!r}; valid statuses: {list(STATUSES)}")
+    if data["status"] == "error":
+        if not data["error"] or not isinstance(data["error"].get("message"), str):
+            raise ResultFileError(source, "error", "an error run needs error.message")
+        return
+    if data["final_metrics"] is None:
+        raise ResultFileError(source, "final_metrics", f"is null but status is {data['status']!r}")
+    _require_keys(source, "final_metrics", data["final_metrics"], FINAL_METRIC_KEYS)
+    for i, window in enumerate(data["windows"]):
+        if not isinstance(window, Mapping):
+            raise ResultFileError(source, f"windows[{i}]", "must be an object")
+        _require_keys(source, f"windows[{i}]", window, WINDOW_KEYS)
+    for i, point in enumerate(data["eval_curve"]):
+        if not isinstance(point, Mapping) or not isinstance(point.get("step"), int):
+            raise ResultFileError(source, f"eval_curve[{i}]", "must be an object with an integer 'step'")
+
+
+def _require_keys(source: Path | str, prefix: str, value: Mapping[str, Any], keys: Iterable[str]) -> None:
+    for key in keys:
+        if key not in value:
+            raise ResultFileError(source, f"{prefix}.{key}", "is missing")
+
+
+# --------------------------------------------------------------------------- IO
+def atomic_write_text(path: Path | str, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def dumps_json(data: Any) -> str:
+    """Strict, stable JSON (sorted keys, no NaN)."""
+    return json.dumps(json_safe(data), sort_keys=True, indent=1, allow_nan=False) + "\n"
+
+
+def result_path(directory: Path | str, run_id: str) -> Path:
+    return Path(directory) / f"{run_id}.json"
+
+
+def write_result(result: RunResult, directory: Path | str) -> Path:
+    """Atomically write ``result`` as ``<directory>/<run_id>.json``."""
+    return atomic_write_text(result_path(directory, result.run_id), dumps_json(result.to_dict()))
+
+
+def read_result(path: Path | str) -> RunResult:
+    """Load and validate one result file.
+
+    Raises:
+        ResultFileError: If the file is unreadable, not JSON, breaks the schema, or its ``run_id``
+            does not match its file name.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(path, None, f"not readable as JSON ({exc})") from exc
+    result = RunResult.from_dict(data, path)
+    if result.run_id != path.stem:
+        raise ResultFileError(path, "run_id", f"is {result.run_id!r} but the file is named {path.name!r}")
+    return result
+
+
+@dataclass(frozen=True)
+class ResultScan:
+    """What a results folder holds: valid results by run id, and the files that failed to load."""
+
+    results: dict[str, RunResult]
+    invalid: list[ResultFileError]
+
+    @property
+    def invalid_paths(self) -> list[Path]:
+        return [error.path for error in self.invalid]
+
+
+def result_files(directory: Path | str) -> list[Path]:
+    """Run-result files of a suite folder, or of every suite folder one level below ``directory``."""
+    root = Path(directory)
+    files = list(root.glob("*.json")) + list(root.glob("*/*.json"))
+    return sorted(p for p in files if not p.name.startswith((RESERVED_PREFIX, ".")) and p.parent.name not in ("models", "report"))
+
+
+def scan_results(directory: Path | str) -> ResultScan:
+    """Load every result under ``directory`` (see :func:`result_files`); never raises on a bad file."""
+    results: dict[str, RunResult] = {}
+    invalid: list[ResultFileError] = []
+    for path in result_files(directory):
+        try:
+            result = read_result(path)
+        except ResultFileError as exc:
+            invalid.append(exc)
+            continue
+        results[f"{result.suite}/{result.run_id}"] = result
+    return ResultScan(results, invalid)
+
+
+def quarantine(path: Path | str) -> Path:
+    """Move a bad result file aside to ``<name>.corrupt`` (kept for inspection) and return the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + ".corrupt")
+    os.replace(path, target)
+    return target
+
+
+def to_rows(results: Iterable[RunResult]) -> list[dict[str, Any]]:
+    """One flat row per run: identity, status, final metrics (``final_*`` keys) and wall clock."""
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {
+            "suite": r.suite, "task": r.task, "task_label": r.task_label, "agent": r.agent,
+            "agent_label": r.agent_label, "seed": r.seed, "status": r.status, "run_id": r.run_id,
+            **{f"sweep_{k}": v for k, v in r.sweep.items()},
+        }
+        row.update({f"final_{k}": v for k, v in (r.final_metrics or {}).items()})
+        row["wall_clock_s"] = r.runtime.get("wall_clock_s")
+        rows.append(row)
+    return rows
+
+
+def to_dataframe(results: Iterable[RunResult]) -> Any:
+    """:func:`to_rows` as a ``pandas.DataFrame`` (needs pandas)."""
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError("to_dataframe needs pandas; install it with: pip install pandas") from exc
+    return pd.DataFrame(to_rows(results))

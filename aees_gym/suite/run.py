@@ -1,0 +1,217 @@
+"""``run_one(spec) -> RunResult``: one whole training run driven by one agent, never raising.
+
+A top-level function of a picklable :class:`RunSpec`, so every executor (in process, spawned
+process pool, Ray) runs exactly the same code. Everything random comes from ``spec.seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aees_gym import plugins
+from aees_gym.results import RunResult, json_safe
+from aees_gym.suite.runspec import RunSpec
+
+#: Agent-state snapshots are logged at these fractions of the run (plus the last window).
+SNAPSHOT_FRACTIONS = (0.25, 0.5, 0.75)
+#: A snapshot larger than this (JSON characters) is replaced by a note, keeping result files small.
+MAX_STATE_CHARS = 20_000
+# final_metrics fields that measure time; they move to `runtime` so `final_metrics` is reproducible.
+_TIMING_METRICS = ("wall_clock_s", "train_time_s", "optimizer_steps_per_s")
+
+WindowCallback = Callable[[int, int], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    """Type, message and formatted traceback of ``exc`` (what an error result records)."""
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc) or type(exc).__name__,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+def host_metadata(device: str | None = None) -> dict[str, Any]:
+    """Software versions and the machine a run used."""
+    import gymnasium
+    import numpy
+    import torch
+
+    from aees_gym import __version__
+
+    meta: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "gymnasium": gymnasium.__version__,
+        "numpy": numpy.__version__,
+        "aees_gym": __version__,
+        "device": device,
+    }
+    if device is not None and device.startswith("cuda"):
+        meta["cuda_device"] = torch.cuda.get_device_name(torch.device(device))
+    return meta
+
+
+def _window_log(index: int, reward: float, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    # Buckets come from the info the agent acted on: they describe the context the choice was made in.
+    return {
+        "window": index,
+        "action": int(after["action"]),
+        "lr_index": after["lr_index"],
+        "noise_index": after["noise_index"],
+        "lr_multiplier": after["lr_multiplier"],
+        "noise_std": after["noise_std"],
+        "effective_lr": after.get("effective_lr"),
+        "candidate_name": after["candidate_name"],
+        "reward": float(reward),
+        "reward_terms": after.get("reward_terms", {}),
+        "loss_first": after["loss_first"],
+        "loss_last": after["loss_last"],
+        "loss_mean": after["loss_mean"],
+        "grad_norm": after.get("grad_norm"),
+        "trend_bucket": before.get("trend_bucket"),
+        "phase_bucket": before.get("phase_bucket"),
+        "context_bucket": before.get("context_bucket"),
+        "steps_done": after["steps_done"],
+        "window_steps": after.get("window_steps"),
+        "diverged": bool(after["diverged"]),
+    }
+
+
+def _snapshot_windows(n_windows: int) -> set[int]:
+    return {int(f * n_windows) for f in SNAPSHOT_FRACTIONS} | {n_windows - 1}
+
+
+def _state_snapshot(agent: Any, window: int) -> dict[str, Any]:
+    state = json_safe(agent.state())
+    if len(json.dumps(state)) > MAX_STATE_CHARS:
+        return {"window": window, "state": None, "note": f"state larger than {MAX_STATE_CHARS} characters; not kept"}
+    return {"window": window, "state": state}
+
+
+def _make_agent(spec: RunSpec) -> Any:
+    cls = plugins.load_agent_class(spec.agent)
+    if spec.model_path is None:
+        if plugins.requires_training(cls):
+            raise ValueError(f"agent {spec.agent!r} is an offline learner; give the run a trained model_path.")
+        return cls(**spec.agent_kwargs)
+    if spec.training is not None and spec.seed in spec.training.get("seeds", ()):
+        raise ValueError(f"seed {spec.seed} is one of the training seeds {spec.training['seeds']}; evaluate on held-out seeds.")
+    if not os.path.exists(spec.model_path):
+        raise FileNotFoundError(f"trained model {spec.model_path} does not exist; train it first (aees-gym train-agent or the suite).")
+    return cls.load(spec.model_path, **spec.agent_kwargs)
+
+
+def _episode(spec: RunSpec, on_window: WindowCallback | None) -> dict[str, Any]:
+    import gymnasium as gym
+
+    agent = _make_agent(spec)
+    env = gym.make(spec.env_id, **spec.env_overrides)
+    try:
+        unwrapped = env.unwrapped
+        agent_time = step_time = 0.0
+        obs, info = env.reset(seed=spec.seed)
+        t0 = time.perf_counter()
+        agent.reset(seed=spec.seed, observation_space=env.observation_space, action_space=env.action_space, info=info)
+        agent_time += time.perf_counter() - t0
+        n_windows = unwrapped.config.n_windows
+        snapshots_at = _snapshot_windows(n_windows) if callable(getattr(agent, "state", None)) else set()
+        windows: list[dict[str, Any]] = []
+        states: list[dict[str, Any]] = []
+        terminated = truncated = False
+        while not (terminated or truncated):
+            t0 = time.perf_counter()
+            action = agent.act(obs, info)
+            t1 = time.perf_counter()
+            next_obs, reward, terminated, truncated, next_info = env.step(action)
+            t2 = time.perf_counter()
+            agent.update(action, reward, next_obs, terminated, truncated, next_info)
+            t3 = time.perf_counter()
+            agent_time += (t1 - t0) + (t3 - t2)
+            step_time += t2 - t1
+            index = len(windows)
+            windows.append(_window_log(index, reward, info, next_info))
+            if index in snapshots_at or (terminated and snapshots_at):
+                states.append(_state_snapshot(agent, index))
+            if on_window is not None:
+                on_window(index + 1, n_windows)
+            obs, info = next_obs, next_info
+        final = dict(info.get("final_metrics") or {})
+        timing = {k: final.pop(k, None) for k in _TIMING_METRICS}
+        train_time = timing["train_time_s"] or 0.0
+        env_overhead = max(step_time - train_time, 0.0)
+        return {
+            "config": unwrapped.config.to_dict(),
+            "windows": windows,
+            "agent_states": states,
+            "eval_curve": list(info.get("eval_curve") or []),
+            "final_metrics": final,
+            "device": str(unwrapped.training_run.device),
+            "runtime": {
+                "env_wall_clock_s": timing["wall_clock_s"],
+                "train_time_s": timing["train_time_s"],
+                "optimizer_steps_per_s": timing["optimizer_steps_per_s"],
+                "agent_time_s": agent_time,
+                "env_step_time_s": step_time,
+                "env_overhead_s": env_overhead,
+                "controller_overhead_s": agent_time + env_overhead,
+                "controller_overhead_fraction": (agent_time + env_overhead) / train_time if train_time > 0 else None,
+                "window_wall_times_s": list(unwrapped.control.history.wall_times),
+            },
+        }
+    finally:
+        env.close()
+
+
+def _identity(spec: RunSpec) -> dict[str, Any]:
+    return {
+        "run_id": spec.run_id, "suite": spec.suite, "task": spec.task, "task_label": spec.task_label,
+        "env_id": spec.env_id, "agent": spec.agent, "agent_label": spec.agent_label, "seed": spec.seed,
+        "sweep": dict(spec.sweep), "env_overrides": dict(spec.env_overrides), "agent_kwargs": dict(spec.agent_kwargs),
+        "training": None if spec.training is None else dict(spec.training), "model_path": spec.model_path,
+    }
+
+
+def error_result(spec: RunSpec, exc: BaseException, runtime: dict[str, Any] | None = None) -> RunResult:
+    """The ``status="error"`` result of ``spec`` after ``exc`` (used when a run or a worker fails)."""
+    return RunResult(**_identity(spec), status="error", error=error_info(exc), runtime=runtime or {}, host=host_metadata())
+
+
+def run_one(spec: RunSpec, *, on_window: WindowCallback | None = None) -> RunResult:
+    """Run ``spec`` to the end of its training run and return its :class:`RunResult`.
+
+    Never raises for a failing run: any exception becomes ``status="error"`` with the message and
+    traceback. ``status`` is ``"diverged"`` when the env reported a diverged run, else ``"ok"``.
+
+    Args:
+        spec: The run.
+        on_window: Optional progress callback ``(windows_done, windows_total)``.
+    """
+    started_at, started = _now(), time.perf_counter()
+    try:
+        episode = _episode(spec, on_window)
+    except Exception as exc:  # a failing run is data, not a crash of the suite
+        runtime = {"wall_clock_s": time.perf_counter() - started, "started_at": started_at, "finished_at": _now()}
+        return error_result(spec, exc, runtime)
+    runtime = {"wall_clock_s": time.perf_counter() - started, **episode.pop("runtime"), "started_at": started_at, "finished_at": _now()}
+    device = episode.pop("device")
+    status = "diverged" if episode["final_metrics"].get("diverged") else "ok"
+    return RunResult(**_identity(spec), status=status, **episode, runtime=json_safe(runtime), host=host_metadata(device))

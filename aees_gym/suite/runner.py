@@ -1,0 +1,215 @@
+"""``run_suite``: plan, resume, train offline learners, run, and write one result file per run.
+
+Resume rule: a planned run is skipped when ``<run_id>.json`` loads, validates and has status ``ok``
+or ``diverged``. A run whose file has status ``error`` is run again. A file that does not parse or
+breaks the schema is reported by name, moved aside to ``<run_id>.json.corrupt`` (kept for
+inspection; the report never reads it) and the run is repeated. Results are written by this process
+as runs finish, each atomically, so a killed suite loses at most the runs in flight.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aees_gym.results import (
+    RESERVED_PREFIX,
+    ResultFileError,
+    RunResult,
+    atomic_write_text,
+    dumps_json,
+    quarantine,
+    read_result,
+    result_path,
+    write_result,
+)
+from aees_gym.suite.executors import execute, single_thread
+from aees_gym.suite.plan import SuitePlan, TrainJob, plan_suite
+from aees_gym.suite.progress import Progress
+from aees_gym.suite.run import error_info, error_result, run_one
+from aees_gym.suite.runspec import RunSpec
+from aees_gym.suite.spec import SuiteSpec
+from aees_gym.suite.training import TrainOutcome, train_one
+
+MANIFEST = f"{RESERVED_PREFIX}manifest.json"
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    """What one ``run_suite`` call did and the state of the suite afterwards."""
+
+    suite_dir: Path
+    planned: int
+    reused: int
+    ran: int
+    statuses: dict[str, int]
+    corrupt: tuple[Path, ...] = ()
+    trained: int = 0
+    training_failures: tuple[str, ...] = ()
+    wall_clock_s: float = 0.0
+    failed_runs: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every planned run finished (``ok`` or ``diverged``), 1 when any is ``error``."""
+        return 1 if self.failed_runs else 0
+
+
+@dataclass(frozen=True)
+class ExistingState:
+    """Planned runs split by what is already on disk."""
+
+    finished: dict[str, RunResult]
+    pending: list[RunSpec]
+    corrupt: list[tuple[Path, Path, str]]  # (original, moved to, reason)
+
+
+def inspect_existing(plan: SuitePlan, suite_dir: Path) -> ExistingState:
+    """Apply the resume rule to every planned run (moving corrupt files aside)."""
+    finished: dict[str, RunResult] = {}
+    pending: list[RunSpec] = []
+    corrupt: list[tuple[Path, Path, str]] = []
+    for spec in plan.runs:
+        path = result_path(suite_dir, spec.run_id)
+        if not path.exists():
+            pending.append(spec)
+            continue
+        try:
+            result = read_result(path)
+        except ResultFileError as exc:
+            corrupt.append((path, quarantine(path), str(exc)))
+            pending.append(spec)
+            continue
+        if result.status in ("ok", "diverged"):
+            finished[spec.run_id] = result
+        else:
+            pending.append(spec)
+    return ExistingState(finished, pending, corrupt)
+
+
+def _label(spec: RunSpec) -> str:
+    return f"{spec.task_label} / {spec.agent_label} / seed {spec.seed}"
+
+
+def _write_manifest(spec: SuiteSpec, plan: SuitePlan, suite_dir: Path) -> None:
+    manifest = {"suite": spec.name, "spec": asdict(spec), "run_ids": [r.run_id for r in plan.runs], "models": [t.model_path for t in plan.trainings]}
+    atomic_write_text(suite_dir / MANIFEST, dumps_json(manifest))
+
+
+def _train(jobs: list[TrainJob], executor: str, workers: int, ray_address: str | None, progress: bool) -> dict[str, TrainOutcome]:
+    bar = Progress(len(jobs), "training", unit="model", enabled=progress)
+    outcomes: dict[str, TrainOutcome] = {}
+    try:
+        for index, outcome in execute(train_one, jobs, executor=executor, workers=workers, ray_address=ray_address):
+            job = jobs[index]
+            if isinstance(outcome, BaseException):
+                outcome = TrainOutcome(job.model_path, False, 0.0, error_info(outcome))
+            outcomes[job.model_path] = outcome
+            status = "ok" if outcome.ok else f"FAILED: {outcome.error['message'] if outcome.error else '?'}"
+            bar.advance(f"{job.task_label} / {job.agent_label}: {status}")
+            if not outcome.ok:
+                bar.write(f"training {job.agent_label} on {job.task_label} failed: {outcome.error['message'] if outcome.error else ''}")
+    finally:
+        bar.close()
+    return outcomes
+
+
+def run_suite(
+    spec: SuiteSpec,
+    *,
+    results_dir: Path | str | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    progress: bool = True,
+    progress_windows: bool = False,
+    log: Callable[[str], Any] | None = None,
+) -> SuiteOutcome:
+    """Run every missing or failed run of ``spec`` and write ``<results_dir>/<suite>/<run_id>.json``.
+
+    Args:
+        spec: The suite.
+        results_dir: Parent folder of the suite folder (default ``spec.results_dir``).
+        executor: ``serial``, ``local`` or ``ray`` (default ``spec.executor``).
+        workers: Parallel workers (default ``spec.workers``).
+        ray_address: Ray cluster address (``None``: ``ray.init()``; ``"auto"``: the ``ray start`` cluster).
+        progress: Show progress over runs.
+        progress_windows: Also show progress within each run (serial executor only).
+        log: Where notices (corrupt files, failures) go; default stderr.
+    """
+    started = time.perf_counter()
+    say = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    executor = executor or spec.executor
+    workers = workers or spec.workers
+    suite_dir = (Path(results_dir if results_dir is not None else spec.results_dir) / spec.name).resolve()
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_suite(spec, suite_dir)
+    _write_manifest(spec, plan, suite_dir)
+    state = inspect_existing(plan, suite_dir)
+    for original, moved, reason in state.corrupt:
+        say(f"corrupt result file {original.name}: {reason}; moved aside to {moved.name}, the run is repeated")
+
+    needed = {s.model_path for s in state.pending if s.model_path is not None}
+    jobs = [job for job in plan.trainings if job.model_path in needed and not Path(job.model_path).exists()]
+    trained = _train(jobs, executor, workers, ray_address, progress) if jobs else {}
+
+    results: dict[str, RunResult] = dict(state.finished)
+    to_run: list[RunSpec] = []
+    for run in state.pending:
+        failure = trained.get(run.model_path or "")
+        if failure is not None and not failure.ok:
+            message = failure.error["message"] if failure.error else "unknown error"
+            results[run.run_id] = error_result(run, RuntimeError(f"training of {run.agent_label} on {run.task_label} failed: {message}"))
+            write_result(results[run.run_id], suite_dir)
+        else:
+            to_run.append(run)
+    results.update(_evaluate(to_run, suite_dir, executor, workers, ray_address, progress, progress_windows))
+
+    statuses = Counter(r.status for r in results.values())
+    return SuiteOutcome(
+        suite_dir=suite_dir,
+        planned=len(plan.runs),
+        reused=len(state.finished),
+        ran=len(to_run),
+        statuses=dict(statuses),
+        corrupt=tuple(moved for _, moved, _ in state.corrupt),
+        trained=sum(1 for t in trained.values() if t.ok and not t.skipped),
+        training_failures=tuple(p for p, t in trained.items() if not t.ok),
+        wall_clock_s=time.perf_counter() - started,
+        failed_runs=tuple(sorted(rid for rid, r in results.items() if r.status == "error")),
+    )
+
+
+def _evaluate(
+    runs: list[RunSpec], suite_dir: Path, executor: str, workers: int, ray_address: str | None, progress: bool, progress_windows: bool
+) -> dict[str, RunResult]:
+    """Run ``runs`` and write each result as soon as it arrives (a crash loses only runs in flight)."""
+    bar = Progress(len(runs), "runs", enabled=progress)
+    if progress_windows and executor == "serial":
+        outcomes = _serial_with_windows(runs, bar)
+    else:
+        outcomes = execute(run_one, runs, executor=executor, workers=workers, ray_address=ray_address)
+    results: dict[str, RunResult] = {}
+    try:
+        for index, outcome in outcomes:
+            run = runs[index]
+            result = outcome if isinstance(outcome, RunResult) else error_result(run, outcome)
+            write_result(result, suite_dir)
+            results[run.run_id] = result
+            bar.advance(f"{_label(run)}: {result.status}")
+            if result.status == "error":
+                bar.write(f"run {result.run_id} ({_label(run)}) failed: {result.error['message'] if result.error else ''}")
+    finally:
+        bar.close()
+    return results
+
+
+def _serial_with_windows(runs: list[RunSpec], bar: Progress) -> Iterator[tuple[int, RunResult]]:
+    with single_thread():
+        for index, run in enumerate(runs):
+            yield index, run_one(run, on_window=bar.window_callback(_label(run)))

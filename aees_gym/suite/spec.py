@@ -1,0 +1,322 @@
+"""Suite specifications: a TOML file → frozen dataclasses, validated with errors that name the key.
+
+A suite is tasks × agents × seeds (× optional sweeps). Minimal example::
+
+    name = "smoke"
+    seeds = [0, 1]
+    executor = "serial"          # serial | local | ray
+    workers = 1
+    env = { total_steps = 40 }   # overrides applied to every task
+
+    [[tasks]]
+    name = "Synthetic"           # a task name or an env id "aees_gym/Synthetic-v0"
+    overrides = { window_length = 10 }
+
+    [[agents]]
+    name = "fixed"               # entry point in the "aees_gym.agents" group
+    label = "fixed ×1.0"
+    kwargs = { lr_multiplier = 1.0, noise_std = 0.0 }
+
+    [[agents]]
+    name = "sb3"                 # an offline learner: trained once per task variant
+    label = "PPO"
+    kwargs = { algo = "ppo" }
+    training = { total_timesteps = 1000, seed = 1000, n_envs = 1 }
+
+    [sweeps]                     # optional: task variants
+    base_lr_multipliers = [0.1, 0.3, 1, 3, 10]
+    label_noise = [0.0, 0.2]     # any env setting: a list of values
+    tasks = ["Synthetic"]        # optional: which tasks the sweeps apply to
+
+The full reference is in ``docs/suites.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aees_gym import plugins
+from aees_gym.env import make_config
+from aees_gym.tasks import get_task, registered_tasks
+
+EXECUTORS = ("serial", "local", "ray")
+_SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps")
+_TASK_KEYS = ("name", "label", "overrides")
+_AGENT_KEYS = ("name", "label", "kwargs", "training")
+_TRAINING_KEYS = ("total_timesteps", "seed", "n_envs", "kwargs")
+_SWEEP_SPECIAL = ("base_lr_multipliers", "tasks")
+
+
+class SuiteConfigError(ValueError):
+    """A suite specification that cannot be run; the message names the key and the valid choices."""
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One task of a suite: a registered task name, a label and env overrides."""
+
+    name: str
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """How an offline learner is trained before it is evaluated.
+
+    Args:
+        total_timesteps: Env steps (training windows) of training.
+        seed: First training seed; the ``n_envs`` training envs use ``seed … seed + n_envs - 1``.
+        n_envs: Parallel training envs.
+        kwargs: Extra keyword arguments of the agent's ``learn``.
+    """
+
+    total_timesteps: int
+    seed: int
+    n_envs: int = 1
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.seed, self.seed + self.n_envs))
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """One agent configuration: entry-point name, unique label, kwargs, optional training."""
+
+    name: str
+    label: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    training: TrainingSpec | None = None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Task variants: base-LR multipliers and lists of values of env settings, crossed."""
+
+    base_lr_multipliers: tuple[float, ...] = ()
+    values: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    tasks: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A whole suite; see the module docstring for the TOML layout."""
+
+    name: str
+    tasks: tuple[TaskEntry, ...]
+    agents: tuple[AgentEntry, ...]
+    seeds: tuple[int, ...]
+    executor: str = "serial"
+    workers: int = 1
+    results_dir: str = "results"
+    env: dict[str, Any] = field(default_factory=dict)
+    sweeps: SweepSpec | None = None
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_keys(where: str, table: Any, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> Mapping[str, Any]:
+    if not isinstance(table, Mapping):
+        raise SuiteConfigError(f"{where} must be a table, got {type(table).__name__}.")
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise SuiteConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {list(valid)}.")
+    for key in required:
+        if key not in table:
+            raise SuiteConfigError(f"{where}: missing required key {key!r}.")
+    return table
+
+
+def _int(where: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SuiteConfigError(f"{where} must be an integer, got {value!r}.")
+    if minimum is not None and value < minimum:
+        raise SuiteConfigError(f"{where} must be >= {minimum}, got {value}.")
+    return value
+
+
+def _str(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SuiteConfigError(f"{where} must be a non-empty string, got {value!r}.")
+    return value
+
+
+def _list(where: str, value: Any) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise SuiteConfigError(f"{where} must be a non-empty list, got {value!r}.")
+    return value
+
+
+def _table(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SuiteConfigError(f"{where} must be a table, got {value!r}.")
+    return dict(value)
+
+
+def resolve_task_name(where: str, name: str) -> str:
+    """``Digits`` or ``aees_gym/Digits-v0`` (optionally ``aees_gym:aees_gym/Digits-v0``) → ``Digits``."""
+    task = name.split(":", 1)[1] if name.startswith("aees_gym:") else name
+    if task.startswith("aees_gym/") and task.endswith("-v0"):
+        task = task[len("aees_gym/") : -len("-v0")]
+    try:
+        get_task(task)
+    except KeyError:
+        raise SuiteConfigError(f"{where}: unknown task {name!r}; registered tasks: {list(registered_tasks())}.") from None
+    return task
+
+
+def default_agent_label(name: str, kwargs: Mapping[str, Any]) -> str:
+    """``fixed lr_multiplier=0.5`` style label when a config gives none."""
+    return " ".join([name, *(f"{k}={v}" for k, v in sorted(kwargs.items()))])
+
+
+# --------------------------------------------------------------------------- parsing
+def _parse_task(where: str, raw: Any) -> TaskEntry:
+    table = _check_keys(where, raw, _TASK_KEYS, ("name",))
+    task = resolve_task_name(f"{where}.name", _str(f"{where}.name", table["name"]))
+    label = _str(f"{where}.label", table.get("label", task))
+    return TaskEntry(task, label, _table(f"{where}.overrides", table.get("overrides", {})))
+
+
+def _parse_training(where: str, raw: Any) -> TrainingSpec:
+    table = _check_keys(where, raw, _TRAINING_KEYS, ("total_timesteps",))
+    return TrainingSpec(
+        total_timesteps=_int(f"{where}.total_timesteps", table["total_timesteps"], 1),
+        seed=_int(f"{where}.seed", table.get("seed", 1000), 0),
+        n_envs=_int(f"{where}.n_envs", table.get("n_envs", 1), 1),
+        kwargs=_table(f"{where}.kwargs", table.get("kwargs", {})),
+    )
+
+
+def _parse_agent(where: str, raw: Any) -> AgentEntry:
+    table = _check_keys(where, raw, _AGENT_KEYS, ("name",))
+    name = _str(f"{where}.name", table["name"])
+    kwargs = _table(f"{where}.kwargs", table.get("kwargs", {}))
+    try:
+        cls = plugins.load_agent_class(name)
+    except KeyError as exc:
+        raise SuiteConfigError(f"{where}.name: {exc.args[0]}") from None
+    training = None if table.get("training") is None else _parse_training(f"{where}.training", table["training"])
+    if plugins.requires_training(cls) and training is None:
+        raise SuiteConfigError(
+            f"{where}: agent {name!r} is an offline learner; add a 'training' table with keys {list(_TRAINING_KEYS)} "
+            "(e.g. training = { total_timesteps = 1000, seed = 1000 })."
+        )
+    if training is not None and not plugins.requires_training(cls):
+        raise SuiteConfigError(f"{where}.training: agent {name!r} learns online and takes no 'training' table; remove it.")
+    try:  # constructing once is the only check of kwargs that works for every agent
+        cls(**kwargs)
+    except TypeError as exc:
+        raise SuiteConfigError(f"{where}.kwargs: {exc}; {name} accepts {inspect.signature(cls)}.") from None
+    except (ValueError, KeyError, ImportError) as exc:
+        raise SuiteConfigError(f"{where}.kwargs: {exc}") from None
+    label = _str(f"{where}.label", table.get("label", default_agent_label(name, kwargs)))
+    return AgentEntry(name, label, kwargs, training)
+
+
+def _parse_sweeps(where: str, raw: Any, task_names: list[str]) -> SweepSpec:
+    table = _table(where, raw)
+    tasks = None
+    if "tasks" in table:
+        tasks = tuple(_str(f"{where}.tasks", t) for t in _list(f"{where}.tasks", table["tasks"]))
+        unknown = sorted(set(tasks) - set(task_names))
+        if unknown:
+            raise SuiteConfigError(f"{where}.tasks: {unknown[0]!r} is not a task label of this suite; labels: {task_names}.")
+    multipliers: tuple[float, ...] = ()
+    if "base_lr_multipliers" in table:
+        values = _list(f"{where}.base_lr_multipliers", table["base_lr_multipliers"])
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values):
+            raise SuiteConfigError(f"{where}.base_lr_multipliers must be positive numbers, got {values}.")
+        multipliers = tuple(float(v) for v in values)
+    others = {k: tuple(_list(f"{where}.{k}", v)) for k, v in table.items() if k not in _SWEEP_SPECIAL}
+    return SweepSpec(multipliers, others, tasks)
+
+
+def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> SuiteSpec:
+    """Validate parsed TOML (or JSON) data and build the :class:`SuiteSpec`.
+
+    Raises:
+        SuiteConfigError: Naming the offending key and the valid ones.
+    """
+    table = _check_keys(source, data, _SUITE_KEYS, ("name", "tasks", "agents", "seeds"))
+    name = _str(f"{source}: name", table["name"])
+    if any(ch in name for ch in "/\\") or name.startswith("."):
+        raise SuiteConfigError(f"{source}: name {name!r} becomes a folder name; use letters, digits, '-' and '_'.")
+    seeds = tuple(_int(f"{source}: seeds[{i}]", s, 0) for i, s in enumerate(_list(f"{source}: seeds", table["seeds"])))
+    if len(set(seeds)) != len(seeds):
+        raise SuiteConfigError(f"{source}: seeds contains duplicates: {list(seeds)}.")
+    executor = table.get("executor", "serial")
+    if executor not in EXECUTORS:
+        raise SuiteConfigError(f"{source}: executor={executor!r} is not valid; choose one of {list(EXECUTORS)}.")
+    tasks = tuple(_parse_task(f"{source}: tasks[{i}]", t) for i, t in enumerate(_list(f"{source}: tasks", table["tasks"])))
+    agents = tuple(_parse_agent(f"{source}: agents[{i}]", a) for i, a in enumerate(_list(f"{source}: agents", table["agents"])))
+    for kind, labels in (("task", [t.label for t in tasks]), ("agent", [a.label for a in agents])):
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise SuiteConfigError(f"{source}: {kind} label {dupes[0]!r} is used twice; give each {kind} a unique 'label'.")
+    sweeps = None if "sweeps" not in table else _parse_sweeps(f"{source}: sweeps", table["sweeps"], [t.label for t in tasks])
+    spec = SuiteSpec(
+        name=name,
+        tasks=tasks,
+        agents=agents,
+        seeds=seeds,
+        executor=executor,
+        workers=_int(f"{source}: workers", table.get("workers", 1), 1),
+        results_dir=_str(f"{source}: results_dir", table.get("results_dir", "results")),
+        env=_table(f"{source}: env", table.get("env", {})),
+        sweeps=sweeps,
+        description=str(table.get("description", "")),
+    )
+    _check_training_seeds(source, spec)
+    _check_env_overrides(source, spec)
+    return spec
+
+
+def _check_training_seeds(source: str, spec: SuiteSpec) -> None:
+    for i, agent in enumerate(spec.agents):
+        if agent.training is None:
+            continue
+        overlap = sorted(set(agent.training.seeds) & set(spec.seeds))
+        if overlap:
+            raise SuiteConfigError(
+                f"{source}: agents[{i}].training: training seeds {list(agent.training.seeds)} overlap the evaluation "
+                f"seeds {list(spec.seeds)} at {overlap}; an agent must never be evaluated on seeds it trained on "
+                "(choose e.g. training.seed = 1000)."
+            )
+
+
+def _check_env_overrides(source: str, spec: SuiteSpec) -> None:
+    from aees_gym.suite.plan import task_variants  # plan imports this module
+
+    for i, task in enumerate(spec.tasks):
+        for variant in task_variants(spec, task):
+            for agent in spec.agents:
+                agent_overrides = plugins.agent_env_overrides(plugins.load_agent_class(agent.name))
+                try:
+                    make_config(task.name, **{**variant.overrides, **agent_overrides})
+                except (KeyError, ValueError, TypeError) as exc:
+                    message = exc.args[0] if exc.args else str(exc)
+                    raise SuiteConfigError(f"{source}: tasks[{i}] ({variant.label}, env/overrides/sweeps): {message}") from None
+
+
+def load_suite(path: Path | str) -> SuiteSpec:
+    """Read and validate a suite TOML file.
+
+    Raises:
+        SuiteConfigError: If the file is missing, is not valid TOML, or breaks the specification.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SuiteConfigError(f"suite file {path} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_suite(data, str(path))

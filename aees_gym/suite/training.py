@@ -1,0 +1,93 @@
+"""Train offline learners (``requires_training = True``, e.g. the SB3 agent) once, before evaluation.
+
+``train_one(job)`` is a top-level function like ``run_one``, so every executor can run it. The model
+is saved atomically (temporary name, then ``os.replace``) as ``<suite>/models/<hash>.zip`` beside a
+``<hash>.json`` that records the training settings, wall time and machine. An existing model file
+is never retrained. With the Ray executor on several machines the results folder must be on a
+shared file system, because evaluation workers load the model from that path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from aees_gym import plugins
+from aees_gym.registration import env_id
+from aees_gym.results import atomic_write_text, dumps_json
+from aees_gym.suite.plan import TrainJob
+from aees_gym.suite.run import error_info, host_metadata
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """Result of one training job: where the model is, or why there is none."""
+
+    model_path: str
+    ok: bool
+    wall_clock_s: float
+    error: dict[str, str] | None = None
+    skipped: bool = False
+
+
+def train_agent(
+    agent: str,
+    task: str,
+    path: Path | str,
+    *,
+    total_timesteps: int,
+    seed: int,
+    n_envs: int = 1,
+    agent_kwargs: dict[str, Any] | None = None,
+    env_overrides: dict[str, Any] | None = None,
+    learn_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """Construct ``agent``, ``learn`` on ``aees_gym/<task>-v0`` and save it atomically to ``path``.
+
+    Raises:
+        TypeError: If the agent is not an offline learner (no ``learn``/``save``).
+    """
+    cls = plugins.load_agent_class(agent)
+    if not plugins.requires_training(cls) or not callable(getattr(cls, "learn", None)):
+        raise TypeError(f"agent {agent!r} is not an offline learner (requires_training = True with learn/save); nothing to train.")
+    instance = cls(**(agent_kwargs or {}))
+    instance.learn(
+        env_id(task), total_timesteps, seed=seed, n_envs=n_envs, env_kwargs=dict(env_overrides or {}), **(learn_kwargs or {})
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name keeps the .zip suffix because SB3's save() appends one to any other name.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix or '.zip'}")
+    try:
+        instance.save(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def train_one(job: TrainJob) -> TrainOutcome:
+    """Train ``job`` unless its model exists; never raises (a failure is returned as ``ok=False``)."""
+    started = time.perf_counter()
+    path = Path(job.model_path)
+    if path.exists():
+        return TrainOutcome(job.model_path, True, 0.0, skipped=True)
+    try:
+        train_agent(
+            job.agent, job.task, path, total_timesteps=job.training.total_timesteps, seed=job.training.seed,
+            n_envs=job.training.n_envs, agent_kwargs=job.agent_kwargs, env_overrides=job.env_overrides,
+            learn_kwargs=job.training.kwargs,
+        )
+    except Exception as exc:  # reported on the dependent runs, which the next suite run retries
+        return TrainOutcome(job.model_path, False, time.perf_counter() - started, error_info(exc))
+    wall = time.perf_counter() - started
+    sidecar = {
+        "task": job.task, "task_label": job.task_label, "agent": job.agent, "agent_label": job.agent_label,
+        "agent_kwargs": job.agent_kwargs, "env_overrides": job.env_overrides, "training": asdict(job.training),
+        "training_seeds": list(job.training.seeds), "wall_clock_s": wall, "host": host_metadata(),
+    }
+    atomic_write_text(path.with_suffix(".json"), dumps_json(sidecar))
+    return TrainOutcome(job.model_path, True, wall)
