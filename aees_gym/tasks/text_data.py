@@ -184,8 +184,8 @@ def read_news_tweets(path: Path) -> tuple[list[str], np.ndarray]:
 
 def missing_data_error(name: str, where: Path, data_dir: Path) -> FileNotFoundError:
     return FileNotFoundError(
-        f"The {name!r} data set is not in {where}. Prepare it with `aees-gym data prepare {name} --data-dir {data_dir}` "
-        f"(equivalently `{prepare_command(name, data_dir)}`), or pass data_dir=<folder that has it>."
+        f"The {name!r} data set is not in {where}. Prepare it with `{prepare_command(name, data_dir)}`, "
+        "or pass data_dir=<folder that has it>."
     )
 
 

