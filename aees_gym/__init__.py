@@ -9,6 +9,7 @@ from aees_gym.context import CONTEXT_BUCKETS, FEATURES, PHASE_BUCKETS, TREND_BUC
 from aees_gym.control import EpisodeControl, WindowOutcome
 from aees_gym.env import AEESEnv, make_config
 from aees_gym.grid import CandidateGrid, candidate_name
+from aees_gym.instances import Instance, InstanceSet, get_instance_set, register_instance_set, registered_instance_sets
 from aees_gym.registration import env_id, register_all
 from aees_gym.reward import RewardTerms, compute_reward, register_reward, registered_rewards
 from aees_gym.tasks import TaskSpec, TrainingRun, get_task, register_task, registered_tasks
@@ -25,6 +26,8 @@ __all__ = [
     "EnvConfig",
     "EpisodeControl",
     "FEATURES",
+    "Instance",
+    "InstanceSet",
     "PHASE_BUCKETS",
     "RewardConfig",
     "RewardTerms",
@@ -37,11 +40,14 @@ __all__ = [
     "candidate_name",
     "compute_reward",
     "env_id",
+    "get_instance_set",
     "get_task",
     "make_config",
     "register_all",
+    "register_instance_set",
     "register_reward",
     "register_task",
+    "registered_instance_sets",
     "registered_rewards",
     "registered_tasks",
 ]

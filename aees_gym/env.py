@@ -13,9 +13,11 @@ import numpy as np
 from aees_gym import context as ctx
 from aees_gym.config import EnvConfig
 from aees_gym.control import EpisodeControl
+from aees_gym.instances import Instance, resolve_env
 from aees_gym.stats import steps_to_target
 from aees_gym.tasks import RunSeeds, TrainingRun, get_task
 from aees_gym.tasks.base import seeded_torch
+from aees_gym.vector import UnsupportedRenderMode, apply_torch_threads
 
 
 def make_config(task: str, config: EnvConfig | None = None, **overrides: Any) -> EnvConfig:
@@ -99,10 +101,40 @@ class AEESEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, task: str = "Digits", config: EnvConfig | None = None, render_mode: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        task: str = "Digits",
+        config: EnvConfig | None = None,
+        render_mode: str | None = None,
+        *,
+        instance_set: str | None = None,
+        split: str = "train",
+        instance_descriptors: bool = False,
+        torch_threads: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        """Build the env; ``overrides`` are EnvConfig fields and task options.
+
+        Args:
+            task: Registered task name (the id's task).
+            config: A full config to start from instead of the task's defaults.
+            render_mode: ``None`` or ``"ansi"``.
+            instance_set: Name of an instance set (:mod:`aees_gym.instances`): every reset runs one
+                of its instances, the next of a seeded shuffle of ``split`` or the one chosen with
+                ``reset(options={"instance": index_or_name})``; ``overrides`` apply to every instance.
+            split: ``train`` or ``test``.
+            instance_descriptors: Append the run descriptors (normalised log base LR, label-noise
+                rate, log budget) to the observation, for contextual agents.
+            torch_threads: Torch threads for this process; ``None`` means one inside a worker process
+                (async / subprocess vector envs) and unchanged otherwise (see :mod:`aees_gym.vector`).
+        """
         if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode={render_mode!r} is not supported; choose None or 'ansi'.")
-        self.config = make_config(task, config, **overrides)
+            raise UnsupportedRenderMode(f"render_mode={render_mode!r} is not supported; choose None or 'ansi'.")
+        self.torch_threads = apply_torch_threads(torch_threads)
+        self.config, self.instances = resolve_env(
+            task, config, overrides, instance_set=instance_set, split=split, descriptors=instance_descriptors
+        )
+        self.instance: Instance | None = None
         self.render_mode = render_mode
         self.grid = self.config.grid
         low, high = ctx.feature_bounds(self.config)
@@ -116,9 +148,16 @@ class AEESEnv(gym.Env):
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if options:
-            raise ValueError(f"Unknown reset options {sorted(options)}; AEESEnv.reset accepts none.")
-        self.run_seed = int(self.np_random.integers(2**31 - 1))
+        rng = self.np_random
+        if self.instances is not None:
+            self.instance, self.config = self.instances.select(options, self.np_random, restart=seed is not None)
+            rng = self.instance.rng()  # the run is the instance's: the same as reset(seed=instance.seed)
+        elif options:
+            raise ValueError(
+                f"Unknown reset options {sorted(options)}; AEESEnv.reset accepts none unless the env was made "
+                "with instance_set=NAME, which accepts options={'instance': index_or_name}."
+            )
+        self.run_seed = int(rng.integers(2**31 - 1))
         self.seeds = RunSeeds.derive(self.run_seed)
         spec = get_task(self.config.task)
         self._run = spec.build(self.config, self.seeds)
@@ -134,6 +173,8 @@ class AEESEnv(gym.Env):
         self._train_time = 0.0
         obs, info = self._control.reset()
         info.update(run_seed=self.run_seed, flops_per_step=self._run.flops_per_step, steps_per_epoch=self._run.steps_per_epoch)
+        if self.instance is not None:
+            info["instance"] = self.instance.name
         self._last_info = info
         return obs, info
 
@@ -201,19 +242,22 @@ class AEESEnv(gym.Env):
         accs = [e["val_accuracy"] for e in self._eval_curve]
         target = self.config.target_accuracy
         wall = time.perf_counter() - self._start_time
+        # Missing numbers are NaN, never None: vector envs stack infos into arrays typed by the first
+        # copy's value, so a field must keep one type across copies (the suite writes NaN as null).
+        reached = None if target is None else steps_to_target([e["step"] for e in self._eval_curve], accs, target)
         return {
             **{k: v for k, v in final.items() if k != "step"},
-            "val_loss": final["val_loss"] if math.isfinite(final["val_loss"]) else None,
+            "val_loss": final["val_loss"] if math.isfinite(final["val_loss"]) else math.nan,
             "best_val_accuracy": max(accs),
-            "final_train_loss": h.mean_losses[-1] if math.isfinite(h.mean_losses[-1]) else None,
+            "final_train_loss": h.mean_losses[-1] if math.isfinite(h.mean_losses[-1]) else math.nan,
             "steps_done": h.steps_done,
             "windows": len(h.rewards),
             "total_reward": float(sum(h.rewards)),
             "diverged": control.diverged,
-            "steps_to_target": None if target is None else steps_to_target([e["step"] for e in self._eval_curve], accs, target),
+            "steps_to_target": None if target is None else (math.nan if reached is None else float(reached)),
             "wall_clock_s": wall,
             "train_time_s": self._train_time,
-            "optimizer_steps_per_s": h.steps_done / self._train_time if self._train_time > 0 else None,
+            "optimizer_steps_per_s": h.steps_done / self._train_time if self._train_time > 0 else math.nan,
             "flops_per_step": run.flops_per_step,
             "total_flops": run.flops_per_step * h.steps_done,
         }

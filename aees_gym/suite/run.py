@@ -7,6 +7,7 @@ process pool, Ray) runs exactly the same code. Everything random comes from ``sp
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
@@ -24,6 +25,15 @@ from aees_gym.suite.runspec import RunSpec
 SNAPSHOT_FRACTIONS = (0.25, 0.5, 0.75)
 #: A snapshot larger than this (JSON characters) is replaced by a note, keeping result files small.
 MAX_STATE_CHARS = 20_000
+def _json_metric(key: str, value: Any) -> Any:
+    """The env marks missing numbers NaN (vector envs need one type per field); result files use null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if key == "steps_to_target" and isinstance(value, float):
+        return int(value)
+    return value
+
+
 # final_metrics fields that measure time; they move to `runtime` so `final_metrics` is reproducible.
 _TIMING_METRICS = ("wall_clock_s", "train_time_s", "optimizer_steps_per_s")
 
@@ -154,7 +164,7 @@ def _episode(spec: RunSpec, on_window: WindowCallback | None) -> dict[str, Any]:
             if on_window is not None:
                 on_window(index + 1, n_windows)
             obs, info = next_obs, next_info
-        final = dict(info.get("final_metrics") or {})
+        final = {k: _json_metric(k, v) for k, v in (info.get("final_metrics") or {}).items()}
         timing = {k: final.pop(k, None) for k in _TIMING_METRICS}
         train_time = timing["train_time_s"] or 0.0
         env_overhead = max(step_time - train_time, 0.0)

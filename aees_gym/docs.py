@@ -1,0 +1,267 @@
+"""Generate ``docs/environments.md`` from the task and instance-set registries.
+
+``python -m aees_gym.docs`` writes the page and ``docs/env_step_seconds.json``, the measured CPU
+seconds per env step. Measuring runs real training (one torch thread, three env steps per id, with
+the task's defaults, or its smoke settings when it needs data files), so stored measurements are
+reused and only ids without one are measured; ``--remeasure`` measures all again. A test renders
+the page from the registries and the stored JSON and compares it with the file, so the page cannot
+drift from the code: after adding a task or an instance set, run ``python -m aees_gym.docs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aees_gym import context as ctx
+from aees_gym.config import EnvConfig
+from aees_gym.instances import DESCRIPTOR_FEATURES, InstanceSet, registered_instance_sets
+from aees_gym.results import atomic_write_text
+from aees_gym.tasks import TaskSpec, registered_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC_PATH = ROOT / "docs" / "environments.md"
+TIMINGS_PATH = ROOT / "docs" / "env_step_seconds.json"
+MEASURED_STEPS = 3
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def _seconds(timing: Mapping[str, Any] | None) -> str:
+    if not timing:
+        return "not measured"
+    if timing.get("seconds_per_step") is None:
+        return f"not measured ({timing.get('note', 'no data')})"
+    where = "smoke settings" if timing.get("settings") == "smoke" else "defaults"
+    return f"{timing['seconds_per_step']:.3g} s ({where})"
+
+
+def _grid_line(config: EnvConfig) -> str:
+    g = config.grid
+    return (
+        f"`Discrete({g.size})`, mode id = lr_idx × {g.n_noise} + noise_idx over lr × "
+        f"{{{', '.join(_num(v) for v in g.lr_multipliers)}}} and noise σ {{{', '.join(_num(v) for v in g.noise_stds)}}}"
+    )
+
+
+def _reward_line(config: EnvConfig) -> str:
+    r = config.reward
+    return (
+        f"`{r.name}`: clip(ln(EMA_start + ε) − ln(EMA_end + ε) − λ·instability, {_num(r.clip_min)}, {_num(r.clip_max)}) "
+        f"with α = {_num(r.ema_alpha)}, λ = {_num(r.instability_lambda)}; divergence → {_num(r.on_divergence)}"
+    )
+
+
+def task_section(spec: TaskSpec, timing: Mapping[str, Any] | None) -> list[str]:
+    """The page section of one env id."""
+    c = spec.default_config()
+    evaluation = f"every {c.eval_every} windows and at the end" if c.eval_every else "at the end of the run"
+    target = "" if c.target_accuracy is None else f"; steps-to-target at accuracy {_num(c.target_accuracy)}"
+    lines = [
+        f"### `{spec.env_id}`",
+        "",
+        spec.description,
+        "",
+        f"- **Task / model**: `{spec.name}` — {spec.model or 'see the task module'}",
+        f"- **Data**: {spec.data or 'see the task module'}" + (" (files on disk; prepare them first)" if spec.requires_files else ""),
+        f"- **Budget**: {c.total_steps} optimizer steps in windows of {c.window_length} = {c.n_windows} env steps per episode; batch {c.batch_size}",
+        f"- **Optimizer**: {c.optimizer}, base LR {_num(c.base_lr)}, weight decay {_num(c.weight_decay)}, schedule `{c.schedule}`"
+        + (f", label noise {_num(c.label_noise)} ({c.label_noise_kind})" if c.label_noise else ""),
+        f"- **Evaluation**: {evaluation}{target}",
+        f"- **Action**: {_grid_line(c)}",
+        f"- **Reward**: {_reward_line(c)}",
+        f"- **CPU seconds per env step** (1 torch thread): {_seconds(timing)}",
+    ]
+    if spec.requires_files and spec.smoke_overrides:
+        lines.append(f"- **Smoke settings**: `{json.dumps(spec.smoke_overrides, sort_keys=True)}`")
+    if c.options is not None:
+        opts = ", ".join(f"`{f.name}`={_num(getattr(c.options, f.name))!s}" for f in dataclasses.fields(c.options))
+        lines.append(f"- **Task options** (`gym.make` keywords): {opts}")
+    lines += ["", "Observation (`Box(float32)`):", ""]
+    rows = [(i, f"`{d['name']}`", _num(d["low"]), _num(d["high"]), d["description"]) for i, d in enumerate(ctx.describe_features(c))]
+    return lines + _table(("#", "feature", "low", "high", "meaning"), rows) + [""]
+
+
+def summary_table(specs: Sequence[TaskSpec], timings: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for spec in specs:
+        c = spec.default_config()
+        rows.append((
+            f"`{spec.env_id}`", spec.model or spec.name, c.total_steps, c.window_length, c.n_windows,
+            f"{c.optimizer} {_num(c.base_lr)}", "yes" if spec.requires_files else "no", _seconds(timings.get(spec.env_id)),
+        ))
+    header = ("id", "model", "budget (steps)", "window", "env steps", "optimizer / base LR", "needs files", "CPU s / env step")
+    return _table(header, rows) + [""]
+
+
+def instance_set_section(s: InstanceSet) -> list[str]:
+    lines = [f"### `{s.name}`", "", s.description + ".", "", f"Tasks: {', '.join(f'`{t}`' for t in s.tasks)}; "
+             f"{len(s.train)} train and {len(s.test)} test instances.", ""]
+    rows = [(split, i, f"`{inst.task}`", f"`{json.dumps(inst.env_overrides, sort_keys=True)}`", inst.seed)
+            for split in ("train", "test") for i, inst in enumerate(s.split(split))]
+    return lines + _table(("split", "index", "task", "overrides", "seed"), rows) + [""]
+
+
+_INTRO = """# Environments
+
+<!-- Generated by `python -m aees_gym.docs` from the task and instance-set registries; do not edit. -->
+
+Every id is `aees_gym/<Task>-v0`: one episode is one real training run, one env step one window of
+optimizer steps run with the (LR multiplier, gradient-noise σ) the agent picked. `gym.make(id, **overrides)`
+accepts any `EnvConfig` field and any task option. CPU seconds per env step were measured with one
+torch thread on a shared 2-core machine (`docs/env_step_seconds.json`); treat them as orders of magnitude.
+"""
+
+_USAGE = """## Using the ids as an RL benchmark
+
+**Instance sets** (`aees_gym.instances`): named, versioned sets of training runs, each a task, the
+overrides that define it and a run seed, split into train and test with no configuration in common.
+
+```python
+import gymnasium as gym, aees_gym
+from aees_gym.instances import get_instance_set
+
+env = gym.make("aees_gym/Digits-v0", instance_set="digits-mix-v0", split="train", instance_descriptors=True)
+obs, info = env.reset(seed=0)                           # next instance of a seeded shuffle; info["instance"]
+obs, info = env.reset(options={"instance": 3})          # or choose one by index or name
+for task, overrides, seed in get_instance_set("digits-mix-v0").test:   # evaluate on the held-out runs
+    test_env = gym.make(f"aees_gym/{task}-v0", **overrides); test_env.reset(seed=seed)
+```
+
+Picking an instance reproduces exactly `gym.make(instance.env_id, **instance.env_overrides).reset(seed=instance.seed)`;
+the reset seed only orders the shuffle. Keyword overrides apply to every instance but may not touch the
+settings that define one. `instance_descriptors=True` appends `run_log_lr`, `run_label_noise` and
+`run_log_budget` (constant within a run, declared bounds) for contextual agents; it works without a set too.
+
+**Vector envs**: `gym.make_vec(id, num_envs=2, vectorization_mode="sync" | "async")`, SB3's
+`make_vec_env("aees_gym:aees_gym/Digits-v0", n_envs=2, vec_env_cls=SubprocVecEnv)`. Copy *i* of
+`reset(seed=s)` is seeded `s + i`. Gymnasium uses next-step autoreset: the step after `terminated=True`
+resets that copy, ignores its action and returns reward 0 (`vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}`
+switches); SB3 resets in the same step and keeps `info["terminal_observation"]`. `torch_threads=None`
+(default) uses one torch thread per copy in worker processes; pass `torch_threads=N` to choose.
+Gymnasium stacks infos into arrays typed by the first copy, so every info field keeps one type: a missing
+number in `final_metrics` (e.g. `steps_to_target` of a run that never reached the target) is NaN, not `None`.
+
+**Views** (`aees_gym.wrappers`): `MultiDiscreteAction` (`MultiDiscrete([n_lr, n_noise])`),
+`ContinuousAction` (`Box(-1, 1, (2,))` → log2 LR multiplier and noise σ in ranges, run as the nearest
+grid cell), `SelectObservation(env, names)`. All pass Gymnasium's and SB3's env checkers, also with
+`action_mode="relative"` (persistent ×/÷ LR steps, the classic RL-for-LR-control formulation).
+
+**rl-zoo3** (`pip install 'aees-gym[zoo]'`), hyperparameters in `experiments/rl_zoo/{ppo,a2c,dqn}.yml`:
+
+```bash
+python -m rl_zoo3.train --algo ppo --env aees_gym/Digits-v0 --gym-packages aees_gym \\
+    --conf-file experiments/rl_zoo/ppo.yml --num-threads 1
+# train on an instance set's train split, evaluate on its test split:
+python -m rl_zoo3.train --algo ppo --env aees_gym/Digits-v0 --gym-packages aees_gym \\
+    --conf-file experiments/rl_zoo/ppo.yml --num-threads 1 \\
+    --env-kwargs "instance_set:'digits-mix-v0'" torch_threads:1 \\
+    --eval-env-kwargs "instance_set:'digits-mix-v0'" "split:'test'" torch_threads:1
+```
+
+`--env-kwargs` replaces the yml's `env_kwargs`; `-n` and `-params key:value` override the rest.
+"""
+
+
+def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timings: Mapping[str, Any]) -> str:
+    """The whole page; a pure function of the registries and the stored measurements."""
+    specs = list(tasks.values())
+    lines = [_INTRO, "## Summary", ""] + summary_table(specs, timings) + [_USAGE]
+    lines += ["## Environments", ""]
+    for spec in specs:
+        lines += task_section(spec, timings.get(spec.env_id))
+    lines += ["## Optional observation features", "",
+              "Enable with `context={\"features\": [...]}`; the run descriptors are "
+              + ", ".join(f"`{d}`" for d in DESCRIPTOR_FEATURES) + ".", ""]
+    rows = [(f"`{n}`", _num(f.low), _num(f.high), f.description) for n, f in ctx.FEATURES.items()]
+    lines += _table(("feature", "low", "high", "meaning"), rows) + ["", "## Instance sets", ""]
+    for s in sets.values():
+        lines += instance_set_section(s)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def measure(spec: TaskSpec, data_dir: str | None = None, steps: int = MEASURED_STEPS) -> dict[str, Any]:
+    """CPU seconds per env step of ``spec`` (defaults, or smoke settings when it needs files)."""
+    import gymnasium as gym
+    import torch
+
+    settings = "smoke" if spec.requires_files else "defaults"
+    overrides = dict(spec.smoke_overrides) if spec.requires_files else {}
+    if spec.requires_files and data_dir is not None:
+        overrides["data_dir"] = data_dir
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # per-step cost of one copy, as in a vectorised worker
+    try:
+        env = gym.make(spec.env_id, **overrides)
+        env.reset(seed=0)
+        cpu, done = 0.0, 0
+        while done < steps:
+            start = time.process_time()
+            *_, terminated, _, _ = env.step(env.unwrapped.grid.nearest(1.0, 0.0))
+            cpu += time.process_time() - start
+            done += 1
+            if terminated:
+                env.reset()
+        return {"seconds_per_step": cpu / done, "settings": settings, "steps": done}
+    except (ImportError, OSError, KeyError, ValueError, RuntimeError) as exc:  # missing data or extra: document, don't fail
+        note = "its data files were not prepared" if isinstance(exc, FileNotFoundError) else str(exc).splitlines()[0][:160]
+        return {"seconds_per_step": None, "settings": settings, "note": note}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def load_timings(path: Path = TIMINGS_PATH) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def check(path: Path, tasks: Mapping[str, TaskSpec], timings: Mapping[str, Any]) -> int:
+    """0 when ``path`` is what :func:`render` produces now, else 1 with the first differing line."""
+    expected = render(tasks, registered_instance_sets(), timings).splitlines()
+    actual = path.read_text().splitlines() if path.exists() else []
+    unmeasured = sorted(s.env_id for s in tasks.values() if s.env_id not in timings)
+    if expected == actual and not unmeasured:
+        return 0
+    first = next((i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b), min(len(actual), len(expected)))
+    print(f"{path} is out of date (first difference at line {first + 1}; ids without a measurement: {unmeasured}); "
+          "regenerate it with `python -m aees_gym.docs`.")
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write docs/environments.md from the registries.")
+    parser.add_argument("--out", type=Path, default=DOC_PATH)
+    parser.add_argument("--timings", type=Path, default=TIMINGS_PATH)
+    parser.add_argument("--remeasure", action="store_true", help="measure every id again")
+    parser.add_argument("--data-dir", default=None, help="data directory of the tasks that need files")
+    parser.add_argument("--check", action="store_true", help="only check that the page is up to date (exit 1 if not)")
+    args = parser.parse_args(argv)
+    tasks = registered_tasks()
+    timings = load_timings(args.timings)
+    if args.check:
+        raise SystemExit(check(args.out, tasks, timings))
+    for spec in tasks.values():
+        stored = timings.get(spec.env_id)
+        if args.remeasure or stored is None or stored.get("seconds_per_step") is None:
+            timings[spec.env_id] = measure(spec, args.data_dir)
+            print(f"{spec.env_id}: {_seconds(timings[spec.env_id])}")
+    timings = {k: timings[k] for k in sorted(timings) if k in {s.env_id for s in tasks.values()}}
+    atomic_write_text(args.timings, json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(args.out, render(tasks, registered_instance_sets(), timings))
+    print(f"wrote {args.out} ({len(tasks)} ids) and {args.timings}")
+
+
+if __name__ == "__main__":
+    main()
