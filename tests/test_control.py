@@ -81,32 +81,11 @@ def test_noise_is_seeded_and_differs_between_seeds():
     assert not torch.equal(noise(1), noise(2))
 
 
-def test_losses_cross_to_host_once_per_window(monkeypatch):
+def test_losses_cross_to_host_once_per_window(host_reads):
     model = torch.nn.Linear(4, 1)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     control = EpisodeControl(opt, window_length=10, total_steps=10, seed=0)
-    calls = []
-    inside_optimizer = []
-    plain_step = opt.step
-
-    def step_marking_optimizer_internals(*a, **k):
-        # AdamW reads its CPU step counter with .item(); that is the plain loop's cost, not ours.
-        inside_optimizer.append(True)
-        try:
-            return plain_step(*a, **k)
-        finally:
-            inside_optimizer.pop()
-
-    opt.step = step_marking_optimizer_internals
-    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__bool__", "__int__"):
-        original = getattr(torch.Tensor, name)
-
-        def spy(self, *a, _original=original, _name=name, **k):
-            if not inside_optimizer:
-                calls.append(_name)
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    calls = host_reads(opt)
     x = torch.randn(8, 4)
     control.begin_window(5)  # lr 1.0 with noise: exercises the noise path too
     outcome = None

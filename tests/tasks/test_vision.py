@@ -354,31 +354,11 @@ def test_compile_wraps_only_the_network():
     assert isinstance(model[0], DeviceAugment) and isinstance(model[2], torch._dynamo.eval_frame.OptimizedModule)
 
 
-def test_training_steps_never_read_the_device(cifar_dir, monkeypatch):
+def test_training_steps_never_read_the_device(cifar_dir, host_reads):
     env = gym.make("aees_gym/CIFAR100-v0", **smoke("CIFAR100", cifar_dir, total_steps=12, window_length=4, batch_size=8))
     env.reset(seed=0)
     run = env.unwrapped.training_run
-    calls, inside_optimizer = [], []
-    plain_step = run.optimizer.step
-
-    def step_marking_optimizer_internals(*a, **k):
-        # AdamW reads its CPU step counter with .item(); that is the plain loop's cost, not ours.
-        inside_optimizer.append(True)
-        try:
-            return plain_step(*a, **k)
-        finally:
-            inside_optimizer.pop()
-
-    monkeypatch.setattr(run.optimizer, "step", step_marking_optimizer_internals)
-    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__bool__", "__int__", "__index__"):
-        original = getattr(torch.Tensor, name)
-
-        def spy(self, *a, _original=original, _name=name, **k):
-            if not inside_optimizer:
-                calls.append(_name)
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    calls = host_reads(run.optimizer)
     for action in (5, 1):  # with and without gradient noise; neither window is the last
         before = len(calls)
         *_, terminated, _, info = env.step(action)
