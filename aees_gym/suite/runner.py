@@ -9,11 +9,13 @@ as runs finish, each atomically, so a killed suite loses at most the runs in fli
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from aees_gym.suite.spec import SuiteSpec
 from aees_gym.suite.training import TrainOutcome, train_one
 
 MANIFEST = f"{RESERVED_PREFIX}manifest.json"
+LAST_SESSION = f"{RESERVED_PREFIX}last_session.json"
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def run_suite(
     results.update(_evaluate(to_run, suite_dir, executor, workers, ray_address, progress, progress_windows))
 
     statuses = Counter(r.status for r in results.values())
-    return SuiteOutcome(
+    outcome = SuiteOutcome(
         suite_dir=suite_dir,
         planned=len(plan.runs),
         reused=len(state.finished),
@@ -183,6 +186,25 @@ def run_suite(
         wall_clock_s=time.perf_counter() - started,
         failed_runs=tuple(sorted(rid for rid, r in results.items() if r.status == "error")),
     )
+    _write_last_session(outcome, executor, workers, suite_dir)
+    return outcome
+
+
+def _write_last_session(outcome: SuiteOutcome, executor: str, workers: int, suite_dir: Path) -> None:
+    """What the latest ``run_suite`` call did and how long it took (the suite's wall clock is no run's)."""
+    record = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_clock_s": round(outcome.wall_clock_s, 1),
+        "executor": executor,
+        "workers": workers,
+        "cpu_count": os.cpu_count(),
+        "planned": outcome.planned,
+        "reused": outcome.reused,
+        "ran": outcome.ran,
+        "models_trained": outcome.trained,
+        "statuses": outcome.statuses,
+    }
+    atomic_write_text(suite_dir / LAST_SESSION, dumps_json(record))
 
 
 def _evaluate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 
@@ -65,3 +66,6 @@ def test_a_failing_run_is_recorded_and_the_others_continue(write_suite, tmp_path
     assert outcome.statuses == {"ok": 2, "error": 2} and outcome.exit_code == 1
     errors = [read_result(p) for p in result_files(outcome.suite_dir) if read_result(p).status == "error"]
     assert all("fails on purpose" in r.error["message"] for r in errors)
+    session = json.loads((outcome.suite_dir / "_last_session.json").read_text())
+    assert session["planned"] == 4 and session["ran"] == 4 and session["statuses"] == {"ok": 2, "error": 2}
+    assert session["wall_clock_s"] >= 0 and session["executor"] == "serial"
