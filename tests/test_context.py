@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from pulseopt import AEES
 
 from aees_gym import EnvConfig, RunHistory
-from aees_gym import context as ctx
+from aees_gym.core import context as ctx
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from aees_gym.report import build_report, to_markdown
-from aees_gym.results import FINAL_METRIC_KEYS, WINDOW_KEYS, read_result, write_result
+from aees_gym.core.threads import single_thread
+from aees_gym.reporting.report import build_report, to_markdown
 from aees_gym.suite import RunSpec, run_one
-from aees_gym.suite.executors import single_thread
+from aees_gym.suite.results import FINAL_METRIC_KEYS, WINDOW_KEYS, read_result, write_result
 
 TINY = {"total_steps": 40, "window_length": 10, "eval_every": 2}
 
