@@ -119,6 +119,7 @@ class BaseAgent(ABC):
         info: dict[str, Any],
     ) -> None:
         """Ignore the outcome; online learners override this."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly, as JSON-compatible data.

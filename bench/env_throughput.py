@@ -191,7 +191,7 @@ def main() -> None:
         "torch_threads_per_process": 1,
         "variants": rows,
         "machine": host_metadata("cpu"),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }, indent=2) + "\n")
     print(f"wrote {args.out}")
 

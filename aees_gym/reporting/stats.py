@@ -31,7 +31,6 @@ instead of silently propagating NaN into a table.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Union
 
 import numpy as np
 
@@ -46,8 +45,8 @@ def _scipy_stats():  # noqa: ANN202 - scipy stays out of `import aees_gym` (the 
     return stats
 
 
-ArrayLike = Union[np.ndarray, list, tuple, float, int]
-ScoresByTask = Union[Mapping[str, ArrayLike], ArrayLike]
+ArrayLike = np.ndarray | list | tuple | float | int
+ScoresByTask = Mapping[str, ArrayLike] | ArrayLike
 Statistic = Callable[[np.ndarray], float]
 
 __all__ = [

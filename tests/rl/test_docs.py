@@ -3,15 +3,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aees_gym.envs.instances import registered_instance_sets
+from aees_gym.envs.registration import env_id
+from aees_gym.tasks import registered_tasks
+
 GENERATOR = Path(__file__).resolve().parents[2] / "docs" / "generate.py"
 _spec = importlib.util.spec_from_file_location("generate_env_docs", GENERATOR)
 generate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(generate)
 DOC_PATH, load_timings, render = generate.DOC_PATH, generate.load_timings, generate.render
 
-from aees_gym.envs.instances import registered_instance_sets
-from aees_gym.envs.registration import env_id
-from aees_gym.tasks import registered_tasks
 
 
 def test_environments_page_matches_the_registries():
