@@ -189,6 +189,9 @@ def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, 
         written = write_report(report, out, plots=False)
     for error in report.invalid:
         print(f"skipped result file {error}", file=sys.stderr)
+    if report.invalid or report.set_aside:
+        print(f"{len(report.invalid)} invalid result files skipped, {len(report.set_aside)} set aside as corrupt "
+              "(listed in report.md)", file=sys.stderr)
     print(f"{len(report.results)} runs, {len(report.rows)} task × agent rows; wrote:")
     for path in written:
         print(f"  {path}")
@@ -197,7 +200,10 @@ def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, 
 def cmd_report(args: argparse.Namespace) -> int:
     if not Path(args.results_dir).is_dir():
         raise UsageError(f"results folder {args.results_dir} does not exist; run a suite first (aees-gym suite CONFIG).")
-    _write_report(Path(args.results_dir), args.out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
+    try:
+        _write_report(Path(args.results_dir), args.out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
+    except FileNotFoundError as exc:  # a folder without valid results
+        raise UsageError(str(exc)) from None
     return EXIT_OK
 
 
