@@ -295,8 +295,8 @@ def to_markdown(report: Report, plots: Iterable[Path] = ()) -> str:
     n_files = len(report.results)
     lines = [
         f"# Results: {report.results_dir}", "",
-        f"{n_files} runs loaded; {len(report.invalid)} invalid files skipped and {len(report.set_aside)} files set aside as corrupt "
-        "(listed at the end; a suite rerun moves invalid files aside and repeats their runs).",
+        (f"{n_files} runs loaded; {len(report.invalid)} invalid files skipped and {len(report.set_aside)} files set aside as corrupt "
+         "(listed at the end; a suite rerun moves invalid files aside and repeats their runs)."),
         f"Cells: mean ± sample std, and the interquartile mean (IQM) with a 95% stratified bootstrap CI "
         f"({report.n_boot} resamples over seeds, stratified by task in the all-tasks tables). "
         "P(> baseline): probability that a run of the agent ends with a higher final validation accuracy than a run "

@@ -94,7 +94,7 @@ def test_hostile_files_neither_stop_nor_hang_the_report(tmp_path):
     assert all(reasons[e.path.name] in e.reason for e in scan.invalid)
     # The CLI in its own process: a FIFO would block it forever, hence the timeout.
     cmd = [sys.executable, "-m", "aees_gym.cli", "report", str(tmp_path), "--no-plots", "--n-boot", "50"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert all(name in done.stderr for name in reasons) and "6 invalid result files skipped" in done.stderr
     markdown = (tmp_path / "report" / "report.md").read_text()
@@ -119,7 +119,7 @@ def test_a_suite_rerun_sets_invalid_and_hostile_files_aside_and_repeats_their_ru
     config = write_suite("seeds = [0, 1, 2, 3]\n[[tasks]]\nname = 'Synthetic'\n[[agents]]\nname = 'fixed'\n", name="hostile")
     first = run_suite(load_suite(config), results_dir=tmp_path, progress=False)
     assert first.ran == 4
-    out_of_range, deep, fifo, intact = result_files(first.suite_dir)
+    out_of_range, deep, fifo, _intact = result_files(first.suite_dir)
     data = json.loads(out_of_range.read_text())
     data["final_metrics"]["val_accuracy"] = 1.5
     out_of_range.write_text(json.dumps(data))
@@ -131,7 +131,7 @@ def test_a_suite_rerun_sets_invalid_and_hostile_files_aside_and_repeats_their_ru
     assert sum(r.n_runs for r in report.rows) == 1
 
     cmd = [sys.executable, "-m", "aees_gym.cli", "suite", str(config), "--results-dir", str(tmp_path), "--no-progress"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     for path, reason in ((out_of_range, "valid range [0.0, 1.0]"), (deep, "deeper than 64"), (fifo, "not a regular file")):
         assert f"corrupt result file {path.name}: " in done.stderr and reason in done.stderr
