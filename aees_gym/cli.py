@@ -157,9 +157,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    from aees_gym.extras import check_suite_extras
     from aees_gym.suite import load_suite, run_suite
 
     spec = load_suite(args.config)
+    check_suite_extras(spec, report=args.report)  # every missing extra in one message, before any run
     outcome = run_suite(
         spec, results_dir=args.results_dir, executor=args.executor, workers=args.workers, ray_address=args.ray_address,
         progress=not args.no_progress, progress_windows=args.progress_windows,
@@ -198,8 +200,11 @@ def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, 
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from aees_gym.extras import check_report_extras
+
     if not Path(args.results_dir).is_dir():
         raise UsageError(f"results folder {args.results_dir} does not exist; run a suite first (aees-gym suite CONFIG).")
+    check_report_extras(plots=not args.no_plots)
     try:
         _write_report(Path(args.results_dir), args.out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
     except FileNotFoundError as exc:  # a folder without valid results

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aees_gym.extras import check_suite_extras
 from aees_gym.results import (
     RESERVED_PREFIX,
     ResultFileError,
@@ -144,7 +145,11 @@ def run_suite(
         progress: Show progress over runs.
         progress_windows: Also show progress within each run (serial executor only).
         log: Where notices (corrupt files, failures) go; default stderr.
+
+    Raises:
+        MissingExtrasError: Before anything runs, if a planned task needs a module that is not installed.
     """
+    check_suite_extras(spec)  # a task's missing extra would make every one of its runs an error
     started = time.perf_counter()
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     executor = executor or spec.executor
