@@ -12,7 +12,7 @@ import pytest
 from suite_helpers import make_result
 
 from aees_gym.report import build_report, to_markdown
-from aees_gym.results import ResultFileError, read_result, result_files, scan_results, write_result
+from aees_gym.results import ResultFileError, quarantine, read_result, result_files, scan_results, write_result
 from aees_gym.suite import load_suite, run_suite
 
 
@@ -89,6 +89,7 @@ def test_hostile_files_neither_stop_nor_hang_the_report(tmp_path):
     for seed in range(2):
         write_result(make_result("fixed ×1.0", seed, 0.5 + 0.1 * seed), suite)
     reasons = _hostile_files(suite)
+    os.mkfifo(suite / "_manifest.json")  # the report reads the manifest for the agent order
     scan = scan_results(tmp_path)
     assert {e.path.name: e.reason for e in scan.invalid}.keys() == reasons.keys()
     assert all(reasons[e.path.name] in e.reason for e in scan.invalid)
@@ -140,3 +141,11 @@ def test_a_suite_rerun_sets_invalid_and_hostile_files_aside_and_repeats_their_ru
     final = build_report(tmp_path, n_boot=50)
     assert not final.invalid and len(final.set_aside) == 3 and sum(r.n_ok for r in final.rows) == 4
     assert "0 invalid files skipped and 3 files set aside as corrupt" in to_markdown(final)
+
+
+def test_quarantine_keeps_every_copy_when_an_earlier_one_is_in_the_way(tmp_path):
+    (tmp_path / "a.json").mkdir()
+    assert quarantine(tmp_path / "a.json") == tmp_path / "a.json.corrupt"
+    (tmp_path / "a.json").write_text("{")
+    assert quarantine(tmp_path / "a.json") == tmp_path / "a.json.1.corrupt"
+    assert (tmp_path / "a.json.corrupt").is_dir() and (tmp_path / "a.json.1.corrupt").read_text() == "{"
