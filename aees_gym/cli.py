@@ -161,8 +161,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from aees_gym.suite import load_suite, run_suite
+    from aees_gym.suite.extras import check_suite_extras
 
     spec = load_suite(args.config)
+    check_suite_extras(spec, report=args.report)  # every missing extra in one message, before any run
     outcome = run_suite(
         spec, results_dir=args.results_dir, executor=args.executor, workers=args.workers, ray_address=args.ray_address,
         progress=not args.no_progress, progress_windows=args.progress_windows,
@@ -192,15 +194,24 @@ def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, 
         written = write_report(report, out, plots=False)
     for error in report.invalid:
         print(f"skipped result file {error}", file=sys.stderr)
+    if report.invalid or report.set_aside:
+        print(f"{len(report.invalid)} invalid result files skipped, {len(report.set_aside)} set aside as corrupt "
+              "(listed in report.md)", file=sys.stderr)
     print(f"{len(report.results)} runs, {len(report.rows)} task × agent rows; wrote:")
     for path in written:
         print(f"  {path}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from aees_gym.suite.extras import check_report_extras
+
     if not Path(args.results_dir).is_dir():
         raise UsageError(f"results folder {args.results_dir} does not exist; run a suite first (aees-gym suite CONFIG).")
-    _write_report(Path(args.results_dir), args.out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
+    check_report_extras(plots=not args.no_plots)
+    try:
+        _write_report(Path(args.results_dir), args.out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
+    except FileNotFoundError as exc:  # a folder without valid results
+        raise UsageError(str(exc)) from None
     return EXIT_OK
 
 

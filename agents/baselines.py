@@ -163,6 +163,22 @@ class FixedAgent(BaseAgent):
         noise_idx = _axis_index("noise_std", grid.noise_stds, self._noise_std)
         self._action = grid.index(lr_idx, noise_idx)
 
+    def check_config(self, config: Any) -> None:
+        """Check the cell against an env config's grid before any run (suites call this on load).
+
+        Args:
+            config: The ``EnvConfig`` the agent will run on; its ``grid`` decides the action space.
+
+        Raises:
+            ValueError: If the index or a value is not a cell of ``config.grid`` (names the available values).
+        """
+        grid, resolved = config.grid, self._action
+        try:  # the same resolution as reset, on the action space the env builds from this grid
+            self.reset(seed=None, observation_space=spaces.Discrete(1), action_space=spaces.Discrete(grid.size),
+                       info={"candidate_grid": grid})
+        finally:
+            self._action = resolved
+
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         """The mode id resolved at reset."""
         if self._action is None:

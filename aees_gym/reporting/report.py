@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import numpy as np
 
 from aees_gym.core.fileio import atomic_write_text
 from aees_gym.reporting import stats
-from aees_gym.suite.results import ResultFileError, RunResult, scan_results
+from aees_gym.suite.results import ResultFileError, RunResult, read_json_file, scan_results
 
 ALL_TASKS = "(all tasks)"
 
@@ -187,12 +186,14 @@ def _agent_order(results_dir: Path, suite: str, labels: set[str]) -> list[str]:
     # The suite's manifest keeps the config's agent order, which reads better than alphabetical.
     order: list[str] = []
     for manifest in (results_dir / "_manifest.json", results_dir / suite / "_manifest.json"):
+        if not manifest.exists():
+            continue
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
+            data = read_json_file(manifest)
             if data.get("suite") == suite:
-                order = [a["label"] for a in data["spec"]["agents"]]
+                order = [str(a["label"]) for a in data["spec"]["agents"]]
                 break
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ResultFileError, AttributeError, KeyError, TypeError):
             continue
     return [x for x in order if x in labels] + sorted(labels - set(order))
 
@@ -200,15 +201,19 @@ def _agent_order(results_dir: Path, suite: str, labels: set[str]) -> list[str]:
 def build_report(results_dir: Path | str, *, baseline: str | None = None, n_boot: int = 2000, seed: int = 0) -> Report:
     """Load every result under ``results_dir`` (a suite folder or a folder of suites) and aggregate.
 
-    Files that do not load are listed in ``Report.invalid`` and skipped; this never raises for them.
+    Files that do not load (unparsable, schema or value errors, not regular files) are listed with
+    the reason in ``Report.invalid`` and left out of every statistic; this never raises for them.
 
     Raises:
-        FileNotFoundError: If ``results_dir`` is not a folder.
+        FileNotFoundError: If ``results_dir`` is not a folder or holds no valid result.
     """
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist; run a suite first (aees-gym suite CONFIG).")
     scan = scan_results(root)
+    if not scan.results:
+        bad = f"; {len(scan.invalid)} files could not be read, e.g. {scan.invalid[0]}" if scan.invalid else ""
+        raise FileNotFoundError(f"results folder {root} holds no valid run results{bad}; run a suite first (aees-gym suite CONFIG).")
     results = sorted(scan.results.values(), key=lambda r: (r.suite, r.task_label, r.agent_label, r.seed))
     rows: list[ReportRow] = []
     overall: list[ReportRow] = []
@@ -291,7 +296,8 @@ def to_markdown(report: Report, plots: Iterable[Path] = ()) -> str:
     n_files = len(report.results)
     lines = [
         f"# Results: {report.results_dir}", "",
-        f"{n_files} runs loaded; {len(report.invalid)} files skipped (listed at the end).",
+        (f"{n_files} runs loaded; {len(report.invalid)} invalid files skipped and {len(report.set_aside)} files set aside as corrupt "
+         "(listed at the end; a suite rerun moves invalid files aside and repeats their runs)."),
         f"Cells: mean ± sample std, and the interquartile mean (IQM) with a 95% stratified bootstrap CI "
         f"({report.n_boot} resamples over seeds, stratified by task in the all-tasks tables). "
         "P(> baseline): probability that a run of the agent ends with a higher final validation accuracy than a run "

@@ -22,6 +22,7 @@ from typing import Any
 from aees_gym.core.fileio import atomic_write_text, dumps_json
 from aees_gym.core.threads import single_thread
 from aees_gym.suite.executors import execute
+from aees_gym.suite.extras import check_suite_extras
 from aees_gym.suite.one_run import error_info, error_result, run_one
 from aees_gym.suite.plan import SuitePlan, TrainJob, plan_suite
 from aees_gym.suite.progress import Progress
@@ -136,7 +137,11 @@ def run_suite(
         progress: Show progress over runs.
         progress_windows: Also show progress within each run (serial executor only).
         log: Where notices (corrupt files, failures) go; default stderr.
+
+    Raises:
+        MissingExtrasError: Before anything runs, if a planned task needs a module that is not installed.
     """
+    check_suite_extras(spec)  # a task's missing extra would make every one of its runs an error
     started = time.perf_counter()
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     executor = executor or spec.executor

@@ -10,7 +10,10 @@ non-finite float (a diverged loss) is written as ``null``.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,6 +27,10 @@ STATUSES = ("ok", "diverged", "error")
 VOLATILE_FIELDS = ("runtime", "host")
 #: Files in a results folder that are not run results (names starting with this are skipped).
 RESERVED_PREFIX = "_"
+#: A result file above this size is invalid (real ones are tens of kB; this bounds memory and time).
+MAX_RESULT_BYTES = 64 * 2**20
+#: Deepest JSON nesting a result file may have (real ones nest about 6 levels; the parser recurses).
+MAX_JSON_DEPTH = 64
 
 # Keys every per-window log and every final_metrics of a finished run must carry.
 WINDOW_KEYS = (
@@ -146,6 +153,75 @@ def validate_result_dict(data: Any, source: Path | str = "<data>") -> None:
     for i, point in enumerate(data["eval_curve"]):
         if not isinstance(point, Mapping) or not isinstance(point.get("step"), int):
             raise ResultFileError(source, f"eval_curve[{i}]", "must be an object with an integer 'step'")
+    _validate_values(source, data)
+
+
+# Value rules of a finished run: name → (nullable, minimum, maximum, integer). Every number the
+# report and the plots read is checked, so a bad value makes the file invalid (named, set aside)
+# instead of being dropped from a mean or crashing a plot.
+_Rule = tuple[bool, float | None, float | None, bool]
+_FINAL_RULES: dict[str, _Rule] = {
+    "val_accuracy": (False, 0.0, 1.0, False), "best_val_accuracy": (False, 0.0, 1.0, False),
+    "val_loss": (True, None, None, False), "final_train_loss": (True, None, None, False),
+    "steps_done": (False, 0, None, True), "windows": (False, 0, None, True), "total_reward": (False, None, None, False),
+    "steps_to_target": (True, 0, None, False), "flops_per_step": (True, 0, None, False), "total_flops": (True, 0, None, False),
+}
+_WINDOW_RULES: dict[str, _Rule] = {
+    "action": (False, 0, None, True), "lr_index": (False, 0, None, True), "noise_index": (False, 0, None, True),
+    "lr_multiplier": (False, None, None, False), "noise_std": (False, None, None, False), "reward": (False, None, None, False),
+    "loss_first": (True, None, None, False), "loss_last": (True, None, None, False), "loss_mean": (True, None, None, False),
+    "steps_done": (False, 0, None, True),
+}
+_CURVE_RULES: dict[str, _Rule] = {"step": (False, 0, None, True), "val_accuracy": (False, 0.0, 1.0, False), "val_loss": (True, None, None, False)}
+
+
+def _check_number(source: Path | str, name: str, value: Any, rule: _Rule) -> None:
+    nullable, low, high, integer = rule
+    if value is None and nullable:
+        return
+    kind = "an integer" if integer else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        raise ResultFileError(source, name, f"must be {kind}{' or null' if nullable else ''}, got {value!r}")
+    if not math.isfinite(value):
+        raise ResultFileError(source, name, f"must be {kind}, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ResultFileError(source, name, f"is {value!r}; valid range {bounds}")
+
+
+def _check_rules(source: Path | str, prefix: str, values: Mapping[str, Any], rules: Mapping[str, _Rule]) -> None:
+    for key, rule in rules.items():
+        if key in values:
+            _check_number(source, f"{prefix}.{key}", values[key], rule)
+
+
+def _validate_values(source: Path | str, data: Mapping[str, Any]) -> None:
+    """Types and ranges of the numbers of an ``ok`` or ``diverged`` run."""
+    final = data["final_metrics"]
+    _check_rules(source, "final_metrics", final, _FINAL_RULES)
+    if not isinstance(final["diverged"], bool) or final["diverged"] != (data["status"] == "diverged"):
+        raise ResultFileError(source, "final_metrics.diverged", f"is {final['diverged']!r} but status is {data['status']!r}")
+    for i, window in enumerate(data["windows"]):
+        if window["window"] != i or isinstance(window["window"], bool):
+            raise ResultFileError(source, f"windows[{i}].window", f"is {window['window']!r}; windows are numbered from 0 in order")
+        _check_rules(source, f"windows[{i}]", window, _WINDOW_RULES)
+    for i, point in enumerate(data["eval_curve"]):
+        _check_rules(source, f"eval_curve[{i}]", point, _CURVE_RULES)
+    _check_number(source, "runtime.wall_clock_s", data["runtime"].get("wall_clock_s"), (False, 0, None, False))
+    if "base_lr_multiplier" in data["sweep"]:
+        _check_number(source, "sweep.base_lr_multiplier", data["sweep"]["base_lr_multiplier"], (False, 1e-300, None, False))
+    config = data["config"]
+    if config is None:
+        raise ResultFileError(source, "config", f"is null but status is {data['status']!r}")
+    _check_number(source, "config.total_steps", config.get("total_steps"), (False, 1, None, True))
+    _check_number(source, "config.target_accuracy", config.get("target_accuracy"), (True, 0.0, 1.0, False))
+    if "grid" in config:
+        from aees_gym.core.grid import CandidateGrid
+
+        try:
+            CandidateGrid.from_dict(config["grid"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ResultFileError(source, "config.grid", f"is not a candidate grid ({exc})") from None
 
 
 def _require_keys(source: Path | str, prefix: str, value: Mapping[str, Any], keys: Iterable[str]) -> None:
@@ -164,6 +240,90 @@ def write_result(result: RunResult, directory: Path | str) -> Path:
     return atomic_write_text(result_path(directory, result.run_id), dumps_json(result.to_dict()))
 
 
+class _BadNumber(ValueError):
+    pass
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadNumber(f"number {text[:40]!r} is too large for a float")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    try:
+        value = int(text)  # Python refuses over 4,300 digits with ValueError
+        float(value)
+    except (ValueError, OverflowError):
+        raise _BadNumber(f"integer of {len(text)} digits is too large for a float") from None
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _BadNumber(f"{text} is not valid in strict JSON (non-finite numbers are stored as null)")
+
+
+# Possessive quantifiers (Python 3.11+): no backtracking, linear even in escape-heavy strings.
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``raw`` JSON nests brackets deeper than ``limit`` (a linear scan: no recursion, no parse)."""
+    import numpy as np
+
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for start in range(0, len(brackets), 1 << 20):  # chunks bound the memory of the running sum
+        chunk = np.frombuffer(brackets[start:start + (1 << 20)], dtype=np.uint8)
+        running = depth + np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1))
+        if running.max(initial=depth) > limit:
+            return True
+        depth = int(running[-1])
+    return False
+
+
+def read_json_file(path: Path | str, *, max_bytes: int = MAX_RESULT_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse one JSON file of a results folder, refusing anything that could stall or crash a reader.
+
+    Only regular files are read (a FIFO, device or folder is refused without blocking), at most
+    ``max_bytes``, nested at most ``max_depth`` deep (checked before parsing), strict JSON only: a
+    number too large for a float, ``NaN`` or ``Infinity`` makes the file invalid.
+
+    Raises:
+        ResultFileError: Naming the file and the reason.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise ResultFileError(path, None, f"cannot be opened ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
+            raise ResultFileError(path, None, f"is {kind}, not a regular file")
+        if info.st_size > max_bytes:
+            raise ResultFileError(path, None, f"is {info.st_size} bytes, larger than the {max_bytes} a result file may have")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ResultFileError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > max_bytes:  # it grew while being read
+        raise ResultFileError(path, None, f"is larger than the {max_bytes} bytes a result file may have")
+    if json_depth_exceeds(raw, max_depth):
+        raise ResultFileError(path, None, f"nests JSON deeper than {max_depth} levels")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant)
+    except _BadNumber as exc:
+        raise ResultFileError(path, None, str(exc)) from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ResultFileError(path, None, f"not readable as JSON ({exc})") from None
+
+
 def read_result(path: Path | str) -> RunResult:
     """Load and validate one result file.
 
@@ -172,11 +332,7 @@ def read_result(path: Path | str) -> RunResult:
             does not match its file name.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultFileError(path, None, f"not readable as JSON ({exc})") from exc
-    result = RunResult.from_dict(data, path)
+    result = RunResult.from_dict(read_json_file(path), path)
     if result.run_id != path.stem:
         raise ResultFileError(path, "run_id", f"is {result.run_id!r} but the file is named {path.name!r}")
     return result
@@ -219,6 +375,14 @@ def quarantine(path: Path | str) -> Path:
     """Move a bad result file aside to ``<name>.corrupt`` (kept for inspection) and return the new path."""
     path = Path(path)
     target = path.with_name(path.name + ".corrupt")
+    for n in range(1, 1000):
+        try:
+            os.replace(path, target)
+            return target
+        except OSError:  # an earlier copy in the way that cannot be replaced (a folder): keep both
+            if not os.path.lexists(target):
+                raise
+            target = path.with_name(f"{path.name}.{n}.corrupt")
     os.replace(path, target)
     return target
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,25 @@ def default_agent_label(name: str, kwargs: Mapping[str, Any]) -> str:
     return " ".join([name, *(f"{k}={v}" for k, v in sorted(kwargs.items()))])
 
 
+#: Longest suite name in UTF-8 bytes: it is a folder name, and file systems allow 255 bytes per name.
+MAX_SUITE_NAME_BYTES = 100
+#: Sub-folders of a results folder that the report never reads as suites.
+_RESERVED_FOLDERS = ("models", "report")
+
+
+def _suite_name(source: str, value: Any) -> str:
+    name = _str(f"{source}: name", value)
+    fix = f"use at most {MAX_SUITE_NAME_BYTES} letters, digits, '-' and '_'"
+    if any(ch in name for ch in "/\\") or name.startswith(".") or name in _RESERVED_FOLDERS:
+        raise SuiteConfigError(f"{source}: name {name!r} cannot be a results folder name; {fix}.")
+    bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise SuiteConfigError(f"{source}: name {name!r} contains the control character {bad!r}; {fix}.")
+    if len(name.encode("utf-8")) > MAX_SUITE_NAME_BYTES:
+        raise SuiteConfigError(f"{source}: name is {len(name.encode('utf-8'))} bytes long; {fix}.")
+    return name
+
+
 # --------------------------------------------------------------------------- parsing
 def _parse_task(where: str, raw: Any) -> TaskEntry:
     table = _check_keys(where, raw, _TASK_KEYS, ("name",))
@@ -283,9 +303,7 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> SuiteSpec:
         SuiteConfigError: Naming the offending key and the valid ones.
     """
     table = _check_keys(source, data, _SUITE_KEYS, ("name", "tasks", "agents", "seeds"))
-    name = _str(f"{source}: name", table["name"])
-    if any(ch in name for ch in "/\\") or name.startswith("."):
-        raise SuiteConfigError(f"{source}: name {name!r} becomes a folder name; use letters, digits, '-' and '_'.")
+    name = _suite_name(source, table["name"])
     seeds = tuple(_int(f"{source}: seeds[{i}]", s, 0) for i, s in enumerate(_list(f"{source}: seeds", table["seeds"])))
     if len(set(seeds)) != len(seeds):
         raise SuiteConfigError(f"{source}: seeds contains duplicates: {list(seeds)}.")
@@ -332,13 +350,20 @@ def _check_training_seeds(source: str, spec: SuiteSpec) -> None:
 def _check_env_overrides(source: str, spec: SuiteSpec) -> None:
     for i, task in enumerate(spec.tasks):
         for variant in task_variants(spec, task):
-            for agent in spec.agents:
-                agent_overrides = agent_registry.agent_env_overrides(agent_registry.load_agent_class(agent.name))
+            for j, agent in enumerate(spec.agents):
+                cls = agent_registry.load_agent_class(agent.name)
+                agent_overrides = agent_registry.agent_env_overrides(cls)
                 try:
-                    make_config(task.name, **{**variant.overrides, **agent_overrides})
+                    config = make_config(task.name, **{**variant.overrides, **agent_overrides})
                 except (KeyError, ValueError, TypeError) as exc:
                     message = exc.args[0] if exc.args else str(exc)
                     raise SuiteConfigError(f"{source}: tasks[{i}] ({variant.label}, env/overrides/sweeps): {message}") from None
+                if callable(getattr(cls, "check_config", None)):  # e.g. `fixed`: its cell must be in this grid
+                    try:
+                        cls(**agent.kwargs).check_config(config)
+                    except (KeyError, ValueError, TypeError) as exc:
+                        message = exc.args[0] if exc.args else str(exc)
+                        raise SuiteConfigError(f"{source}: agents[{j}].kwargs ({agent.label}) on {variant.label}: {message}") from None
 
 
 def load_suite(path: Path | str) -> SuiteSpec:

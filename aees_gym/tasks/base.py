@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +71,9 @@ class TaskSpec:
             such tasks are tested on files the tests write in the real on-disk format.
         smoke_overrides: Small settings (tiny model/budget) under which one run takes seconds on a CPU;
             tests and docs measurements use them.
+        requires: Optional modules a run imports, as ``{module: pyproject extra}``, or a function of
+            the run's ``EnvConfig`` returning that (when it depends on options); suites check them
+            before any run starts.
     """
 
     name: str
@@ -82,6 +85,11 @@ class TaskSpec:
     model: str = ""
     requires_files: bool = False
     smoke_overrides: dict[str, Any] = field(default_factory=dict)
+    requires: Mapping[str, str] | Callable[[EnvConfig], Mapping[str, str]] = field(default_factory=dict)
+
+    def requirements(self, config: EnvConfig) -> dict[str, str]:
+        """``{module: extra}`` that a run with ``config`` imports (see ``requires``)."""
+        return dict(self.requires(config) if callable(self.requires) else self.requires)
 
     def default_config(self) -> EnvConfig:
         options = None if self.options_cls is type(None) else self.options_cls()

@@ -129,24 +129,28 @@ _DIGITS_DEFAULTS = {
     "eval_every": 2, "target_accuracy": 0.95,
 }
 _DIGITS_DATA = "scikit-learn's bundled 8×8 digits (1,797 images, 10 classes), stratified 80/20 split"
+_DIGITS_REQUIRES = {"sklearn": "data"}
 
 register_task(TaskSpec(
     name="Digits",
     description="MLP 64-128-10 on scikit-learn's real 8×8 digits; seconds per run on CPU",
     build=_build_digits_mlp, defaults=_DIGITS_DEFAULTS, options_cls=DigitsOptions,
     data=_DIGITS_DATA, model="MLP 64-128-10 (ReLU)",
+    requires=_DIGITS_REQUIRES,
 ))
 register_task(TaskSpec(
     name="DigitsNoisy",
     description="Digits with 40% symmetric training-label noise (the reference noise protocol)",
     build=_build_digits_mlp, defaults={**_DIGITS_DEFAULTS, "label_noise": 0.4, "target_accuracy": 0.9},
     options_cls=DigitsOptions, data=_DIGITS_DATA + "; 40% of training labels corrupted", model="MLP 64-128-10 (ReLU)",
+    requires=_DIGITS_REQUIRES,
 ))
 register_task(TaskSpec(
     name="DigitsCNN",
     description="Small CNN (two 3×3 convs) on the 8×8 digits",
     build=_build_digits_cnn, defaults={**_DIGITS_DEFAULTS, "total_steps": 600, "window_length": 30},
     options_cls=DigitsOptions, data=_DIGITS_DATA, model="CNN conv16-conv32-maxpool-linear",
+    requires=_DIGITS_REQUIRES,
 ))
 register_task(TaskSpec(
     name="Synthetic",

