@@ -26,6 +26,7 @@ demo: $(STAMP)
 	@echo "Report: $(DEMO_DIR)/demo/report/ (report.md, CSV tables, PNG plots)"
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 bench: $(STAMP)

@@ -4,17 +4,18 @@ Importing the package registers ``aees_gym/<Task>-v0`` for every built-in task. 
 optional dependency (stable-baselines3, torchvision, transformers, datasets, matplotlib, ray).
 """
 
-from aees_gym.config import ContextConfig, EnvConfig, RewardConfig
-from aees_gym.context import CONTEXT_BUCKETS, FEATURES, PHASE_BUCKETS, TREND_BUCKETS, RunHistory
-from aees_gym.control import EpisodeControl, WindowOutcome
-from aees_gym.env import AEESEnv, make_config
-from aees_gym.grid import CandidateGrid, candidate_name
-from aees_gym.instances import Instance, InstanceSet, get_instance_set, register_instance_set, registered_instance_sets
-from aees_gym.registration import env_id, register_all
-from aees_gym.reward import RewardTerms, compute_reward, register_reward, registered_rewards
-from aees_gym.tasks import TaskSpec, TrainingRun, get_task, register_task, registered_tasks
-
-__version__ = "0.1.0"
+from aees_gym.core.config import ContextConfig, ControlConfig, RewardConfig
+from aees_gym.core.context import CONTEXT_BUCKETS, FEATURES, PHASE_BUCKETS, TREND_BUCKETS, RunHistory
+from aees_gym.core.control import EpisodeControl, WindowOutcome
+from aees_gym.core.grid import CandidateGrid, candidate_name
+from aees_gym.core.reward import RewardTerms, compute_reward, register_reward, registered_rewards
+from aees_gym.core.version import __version__
+from aees_gym.envs.env import AEESEnv
+from aees_gym.envs.episode import EpisodeTrace, run_episode
+from aees_gym.envs.instances import Instance, InstanceSet, get_instance_set, register_instance_set, registered_instance_sets
+from aees_gym.envs.registration import env_id, register_all
+from aees_gym.tasks import TaskSpec, TrainingRun, get_task, make_config, register_task, registered_tasks
+from aees_gym.tasks.config import EnvConfig
 
 register_all()
 
@@ -23,8 +24,10 @@ __all__ = [
     "CONTEXT_BUCKETS",
     "CandidateGrid",
     "ContextConfig",
+    "ControlConfig",
     "EnvConfig",
     "EpisodeControl",
+    "EpisodeTrace",
     "FEATURES",
     "Instance",
     "InstanceSet",
@@ -50,4 +53,5 @@ __all__ = [
     "registered_instance_sets",
     "registered_rewards",
     "registered_tasks",
+    "run_episode",
 ]

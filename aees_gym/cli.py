@@ -38,7 +38,7 @@ def _assignments(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _task(name: str) -> str:
-    from aees_gym.suite.spec import SuiteConfigError, resolve_task_name
+    from aees_gym.suite.suite_file import SuiteConfigError, resolve_task_name
 
     try:
         return resolve_task_name("--task", name)
@@ -47,16 +47,16 @@ def _task(name: str) -> str:
 
 
 def _agent_class(name: str) -> type:
-    from aees_gym import plugins
+    from aees_gym.suite import agent_registry
 
     try:
-        return plugins.load_agent_class(name)
+        return agent_registry.load_agent_class(name)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
 
 
 def _check_overrides(task: str, overrides: dict[str, Any]) -> None:
-    from aees_gym.env import make_config
+    from aees_gym.tasks import make_config
 
     try:
         make_config(task, **overrides)
@@ -66,14 +66,15 @@ def _check_overrides(task: str, overrides: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_list(args: argparse.Namespace) -> int:
-    from aees_gym import plugins
+    from aees_gym.envs.registration import env_id
+    from aees_gym.suite import agent_registry
     from aees_gym.tasks import registered_tasks
 
-    tasks = {name: {"env_id": spec.env_id, "description": spec.description} for name, spec in registered_tasks().items()}
+    tasks = {name: {"env_id": env_id(name), "description": spec.description} for name, spec in registered_tasks().items()}
     agents: dict[str, str] = {}
-    for name in plugins.agent_entry_points():
+    for name in agent_registry.agent_entry_points():
         try:
-            agents[name] = plugins.agent_description(plugins.load_agent_class(name))
+            agents[name] = agent_registry.agent_description(agent_registry.load_agent_class(name))
         except Exception as exc:  # one broken plugin must not hide the others
             agents[name] = f"(cannot be loaded: {type(exc).__name__}: {exc})"
     if args.json:
@@ -94,10 +95,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
 
+    from aees_gym.envs.registration import env_id
+
     task = _task(args.env_id)
     overrides = _assignments(args.set)
     _check_overrides(task, overrides)
-    env = gym.make(f"aees_gym/{task}-v0", **overrides)
+    env = gym.make(env_id(task), **overrides)
     checkers: list[tuple[str, Any]] = [("gymnasium env checker", lambda: check_env(env.unwrapped, skip_render_check=True))]
     try:
         from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -117,16 +120,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from aees_gym import plugins
-    from aees_gym.results import dumps_json, write_result
-    from aees_gym.suite import RunSpec, run_one
+    from aees_gym.core.fileio import dumps_json
+    from aees_gym.suite import RunSpec, agent_registry, run_one
+    from aees_gym.suite.results import write_result
 
     task = _task(args.task)
     cls = _agent_class(args.agent)
-    overrides = {**_assignments(args.set), **plugins.agent_env_overrides(cls)}
+    overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
     _check_overrides(task, overrides)
     kwargs = _assignments(args.agent_kw)
-    if plugins.requires_training(cls) and args.model is None:
+    if agent_registry.requires_training(cls) and args.model is None:
         raise UsageError(f"agent {args.agent!r} is an offline learner; train it (aees-gym train-agent) and pass --model PATH.")
     if args.model is None:
         try:
@@ -179,7 +182,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, plots: bool, n_boot: int = 2000) -> None:
-    from aees_gym.report import build_report, write_report
+    from aees_gym.reporting.report import build_report, write_report
 
     report = build_report(results_dir, baseline=baseline, n_boot=n_boot)
     try:
@@ -202,14 +205,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_train_agent(args: argparse.Namespace) -> int:
-    from aees_gym import plugins
-    from aees_gym.suite import train_agent
+    from aees_gym.suite import agent_registry, train_agent
 
     task = _task(args.task)
     cls = _agent_class(args.agent)
-    if not plugins.requires_training(cls):
+    if not agent_registry.requires_training(cls):
         raise UsageError(f"agent {args.agent!r} learns online (requires_training is not set); there is nothing to train.")
-    overrides = {**_assignments(args.set), **plugins.agent_env_overrides(cls)}
+    overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
     _check_overrides(task, overrides)
     try:
         path = train_agent(
@@ -313,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aees-gym`` console script; returns the exit code."""
     from aees_gym.suite.executors import ExecutorError
-    from aees_gym.suite.spec import SuiteConfigError
+    from aees_gym.suite.suite_file import SuiteConfigError
 
     args = build_parser().parse_args(argv)
     try:

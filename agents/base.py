@@ -4,48 +4,25 @@ An agent chooses one action per training window and, if it learns online, learns
 window's reward. It needs nothing but the Gymnasium API: the env publishes the candidate grid
 (``info["candidate_grid"]``) and the context buckets in its ``reset``/``step`` info.
 
-Agents are found by name. The built-in names are listed in :data:`BUILTIN_AGENTS` as
-``"module:Class"`` strings and third-party agents are declared as entry points in the
-``aees_gym.agents`` group (``mine = mypackage.agents:MyAgent``); both are resolved the same way,
-lazily, on the first :func:`make_agent` or :func:`registered_agents` call, so importing this module
-imports no agent implementation. :func:`register_agent` adds a class at runtime.
+Agents are found by name in one registry (:mod:`aees_gym.suite.agent_registry`): built-in and
+third-party agents are declared as entry points in the ``aees_gym.agents`` group
+(``mine = mypackage.agents:MyAgent``) and resolved lazily, so importing this module imports no
+agent implementation; :func:`register_agent` adds a class at run time, visible to the suite and
+the CLI as well.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from aees_gym import plugins
-from aees_gym.plugins import ENTRY_POINT_GROUP
+from aees_gym.suite import agent_registry
 
 if TYPE_CHECKING:
     from gymnasium import spaces
 
-
-#: Built-in agents, resolved exactly like entry points so that they work from a source checkout
-#: that is not pip-installed. ``pyproject.toml`` declares the same names as entry points.
-BUILTIN_AGENTS: Mapping[str, str] = MappingProxyType(
-    {
-        "random": "agents.baselines:RandomAgent",
-        "fixed": "agents.baselines:FixedAgent",
-        "fixed+step": "agents.baselines:FixedStepAgent",
-        "fixed+exponential": "agents.baselines:FixedExponentialAgent",
-        "fixed+cosine": "agents.baselines:FixedCosineAgent",
-        "fixed+linear": "agents.baselines:FixedLinearAgent",
-        "fixed+warmup_linear": "agents.baselines:FixedWarmupLinearAgent",
-        "ducb": "agents.bandits:DiscountedUCBAgent",
-        "contextual": "agents.bandits:ContextualUCBAgent",
-        "heuristic": "agents.heuristic:HeuristicAgent",
-        "sb3": "agents.sb3:SB3Agent",
-    }
-)
-
-_AGENT_METHODS = ("reset", "act", "update")
 
 
 @runtime_checkable
@@ -81,7 +58,7 @@ class Agent(Protocol):
 
 
 class CandidateGridLike(Protocol):
-    """The members of ``aees_gym.grid.CandidateGrid`` that agents rely on.
+    """The members of ``aees_gym.core.grid.CandidateGrid`` that agents rely on.
 
     Agents duck-type the grid so that they depend on the env's published info, not on its classes.
     """
@@ -142,6 +119,7 @@ class BaseAgent(ABC):
         info: dict[str, Any],
     ) -> None:
         """Ignore the outcome; online learners override this."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly, as JSON-compatible data.
@@ -199,86 +177,10 @@ def check_grid_action_space(action_space: spaces.Space[Any], grid: CandidateGrid
 
 
 # --------------------------------------------------------------------------- registry
-
-_explicit: dict[str, type] = {}  # register_agent() calls; they survive clear_discovery_cache()
-_loaded: dict[str, type] = {}  # discovered names whose class has been imported
-_discovered: dict[str, importlib.metadata.EntryPoint] | None = None
-
-
-def clear_discovery_cache() -> None:
-    """Forget discovered entry points so the next lookup scans installed packages again."""
-    global _discovered
-    _discovered = None
-    _loaded.clear()
-    plugins.clear_cache()
-
-
-def _discover() -> dict[str, importlib.metadata.EntryPoint]:
-    global _discovered
-    if _discovered is None:
-        # Built-ins first, so a package declaring a built-in name cannot replace it; this also
-        # makes the built-ins work from a source checkout that is not pip-installed.
-        found = {
-            name: importlib.metadata.EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
-            for name, value in BUILTIN_AGENTS.items()
-        }
-        for name, entry_point in plugins.agent_entry_points().items():
-            if name in found and found[name].value != entry_point.value:
-                warnings.warn(
-                    f"ignoring entry point {name!r} = {entry_point.value!r} in group {ENTRY_POINT_GROUP!r}: "
-                    f"the name already refers to {found[name].value!r}.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            found.setdefault(name, entry_point)
-        _discovered = found
-    return _discovered
-
-
-def _known_names() -> list[str]:
-    return sorted(set(_explicit) | set(_discover()))
-
-
-def _check_agent_class(name: str, cls: object, origin: str) -> type:
-    missing = [m for m in _AGENT_METHODS if not callable(getattr(cls, m, None))]
-    if not isinstance(cls, type) or missing:
-        raise TypeError(
-            f"agent {name!r} ({origin}) must be a class with reset/act/update methods; "
-            f"got {cls!r}" + (f" missing {missing}." if missing else ".")
-        )
-    return cls
-
-
-def _resolve(name: str) -> type:
-    if name in _explicit:
-        return _explicit[name]
-    if name in _loaded:
-        return _loaded[name]
-    entry_point = _discover().get(name)
-    if entry_point is None:
-        raise KeyError(f"unknown agent {name!r}; registered agents: {', '.join(_known_names())}.")
-    cls = _check_agent_class(name, entry_point.load(), origin=entry_point.value)
-    _loaded[name] = cls
-    return cls
-
-
-def register_agent(name: str, cls: type) -> None:
-    """Register ``cls`` under ``name``; registering the same class again is a no-op.
-
-    Raises:
-        ValueError: If ``name`` is empty or already refers to a different class.
-        TypeError: If ``cls`` is not a class with ``reset``/``act``/``update`` methods.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"agent name must be a non-empty string, got {name!r}.")
-    _check_agent_class(name, cls, origin=getattr(cls, "__qualname__", repr(cls)))
-    existing = _resolve(name) if name in _explicit or name in _discover() else None
-    if existing is not None and existing is not cls:
-        raise ValueError(
-            f"agent name {name!r} already refers to {existing.__module__}.{existing.__qualname__}; "
-            f"choose another name for {cls.__module__}.{cls.__qualname__}."
-        )
-    _explicit[name] = cls
+# One registry serves agents, the suite, the CLI and the loaders: see aees_gym.suite.agent_registry.
+register_agent = agent_registry.register_agent
+registered_agents = agent_registry.registered_agents
+clear_discovery_cache = agent_registry.clear_cache
 
 
 def make_agent(name: str, **kwargs: Any) -> Agent:
@@ -287,21 +189,4 @@ def make_agent(name: str, **kwargs: Any) -> Agent:
     Raises:
         KeyError: If no agent has that name; the message lists every registered name.
     """
-    return _resolve(name)(**kwargs)  # type: ignore[no-any-return]
-
-
-def registered_agents() -> dict[str, type]:
-    """Every agent that can be constructed, by name (importing each one's module).
-
-    A third-party entry point that fails to import is skipped with a warning, so one broken package
-    does not hide the others; :func:`make_agent` on that name raises the underlying error.
-    """
-    agents: dict[str, type] = {}
-    for name in _known_names():
-        try:
-            agents[name] = _resolve(name)
-        except (ImportError, AttributeError, TypeError) as exc:
-            if name in BUILTIN_AGENTS:
-                raise
-            warnings.warn(f"skipping agent {name!r}: {exc}", RuntimeWarning, stacklevel=2)
-    return agents
+    return agent_registry.make_agent(name, **kwargs)  # type: ignore[no-any-return]

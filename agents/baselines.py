@@ -170,44 +170,33 @@ class FixedAgent(BaseAgent):
         return self._action
 
 
-# The schedule baselines differ from FixedAgent only in the env they ask the suite for.
+# The schedule baselines differ from FixedAgent only in the env they ask the suite for, so they are
+# data: schedule -> how the description names it.
+SCHEDULE_BASELINES: Mapping[str, str] = MappingProxyType({
+    "step": "a step-decay",
+    "exponential": "an exponential-decay",
+    "cosine": "a cosine",
+    "linear": "a linear-decay",
+    "warmup_linear": "a linear warmup then linear-decay",
+})
 
 
-class FixedStepAgent(FixedAgent):
-    """The plain optimizer over the env's ``step`` base schedule."""
-
-    name = "fixed+step"
-    description = "lr ×1.0, σ = 0 over a step-decay base schedule"
-    env_overrides = MappingProxyType({"schedule": "step"})
-
-
-class FixedExponentialAgent(FixedAgent):
-    """The plain optimizer over the env's ``exponential`` base schedule."""
-
-    name = "fixed+exponential"
-    description = "lr ×1.0, σ = 0 over an exponential-decay base schedule"
-    env_overrides = MappingProxyType({"schedule": "exponential"})
+def schedule_baseline(schedule: str) -> type[FixedAgent]:
+    """The plain optimizer (×1.0, σ = 0) over the env's ``schedule`` base schedule, as an agent class."""
+    class_name = "Fixed" + "".join(part.title() for part in schedule.split("_")) + "Agent"
+    return type(class_name, (FixedAgent,), {
+        "__doc__": f"The plain optimizer over the env's ``{schedule}`` base schedule.",
+        "__module__": __name__,
+        "__qualname__": class_name,
+        "name": f"fixed+{schedule}",
+        "description": f"lr ×1.0, σ = 0 over {SCHEDULE_BASELINES[schedule]} base schedule",
+        "env_overrides": MappingProxyType({"schedule": schedule}),
+    })
 
 
-class FixedCosineAgent(FixedAgent):
-    """The plain optimizer over the env's ``cosine`` base schedule."""
-
-    name = "fixed+cosine"
-    description = "lr ×1.0, σ = 0 over a cosine base schedule"
-    env_overrides = MappingProxyType({"schedule": "cosine"})
-
-
-class FixedLinearAgent(FixedAgent):
-    """The plain optimizer over the env's ``linear`` base schedule."""
-
-    name = "fixed+linear"
-    description = "lr ×1.0, σ = 0 over a linear-decay base schedule"
-    env_overrides = MappingProxyType({"schedule": "linear"})
-
-
-class FixedWarmupLinearAgent(FixedAgent):
-    """The plain optimizer over the env's ``warmup_linear`` base schedule."""
-
-    name = "fixed+warmup_linear"
-    description = "lr ×1.0, σ = 0 over a linear warmup then linear-decay base schedule"
-    env_overrides = MappingProxyType({"schedule": "warmup_linear"})
+# Module-level names, so that the entry points in pyproject.toml can point at them.
+FixedStepAgent = schedule_baseline("step")
+FixedExponentialAgent = schedule_baseline("exponential")
+FixedCosineAgent = schedule_baseline("cosine")
+FixedLinearAgent = schedule_baseline("linear")
+FixedWarmupLinearAgent = schedule_baseline("warmup_linear")

@@ -40,9 +40,10 @@ from typing import Any
 
 import torch
 
-from aees_gym.config import ContextConfig, EnvConfig, RewardConfig
-from aees_gym.control import WindowOutcome
-from aees_gym.grid import CandidateGrid
+from aees_gym.core.config import ContextConfig, RewardConfig
+from aees_gym.core.control import WindowOutcome
+from aees_gym.core.grid import CandidateGrid
+from aees_gym.tasks.config import EnvConfig
 from agents.bandits import ContextualUCBAgent, DiscountedUCBAgent
 from agents.base import BaseAgent
 from agents.baselines import RandomAgent

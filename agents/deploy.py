@@ -23,9 +23,8 @@ Per optimizer step nothing crosses to the host; each window's losses do, once, w
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from aees_gym.config import EnvConfig
-from aees_gym.context import feature_bounds
-from aees_gym.control import EpisodeControl, WindowOutcome
-from aees_gym.results import atomic_write_text
+from aees_gym.core.context import feature_bounds
+from aees_gym.core.control import EpisodeControl, WindowOutcome
+from aees_gym.core.fileio import atomic_write_text
+from aees_gym.tasks.config import EnvConfig
 from agents.base import Agent, make_agent
 
-__all__ = ["ControlledTraining", "EpisodeTrace", "load_agent", "run_episode", "save_agent_state"]
+__all__ = ["ControlledTraining", "load_agent", "save_agent_state"]
 
 
 class ControlledTraining:
@@ -236,39 +235,3 @@ def load_agent(path: str | Path, **kwargs: Any) -> tuple[Agent, dict[str, Any] |
     if not name:
         raise ValueError(f"{path} names no agent; write it with agents.deploy.save_agent_state().")
     return make_agent(name, **{**state.get("config", {}), **kwargs}), state
-
-
-# ------------------------------------------------------------------ the env loop
-@dataclass
-class EpisodeTrace:
-    """What one episode of :func:`run_episode` produced."""
-
-    actions: list[Any] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    infos: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def total_reward(self) -> float:
-        return math.fsum(self.rewards)
-
-
-def run_episode(env: Any, agent: Agent, *, seed: int, agent_seed: int | None = None) -> EpisodeTrace:
-    """One Gymnasium episode of ``env`` driven by ``agent`` (reset with ``seed`` unless ``agent_seed``)."""
-    obs, info = env.reset(seed=seed)
-    agent.reset(
-        seed=seed if agent_seed is None else agent_seed,
-        observation_space=env.observation_space,
-        action_space=env.action_space,
-        info=info,
-    )
-    trace = EpisodeTrace()
-    done = False
-    while not done:
-        action = agent.act(obs, info)
-        obs, reward, terminated, truncated, info = env.step(action)
-        agent.update(action, float(reward), obs, terminated, truncated, info)
-        trace.actions.append(action)
-        trace.rewards.append(float(reward))
-        trace.infos.append(info)
-        done = terminated or truncated
-    return trace

@@ -95,9 +95,9 @@ def full_env_id(env_id: str) -> str:
     The ``module:`` prefix makes ``gymnasium.make`` import ``aees_gym`` first, which registers the
     ids in a freshly spawned worker process. Ids that already name a module are kept.
     """
-    if ":" in env_id:
-        return env_id
-    return "aees_gym:" + (env_id if "/" in env_id else f"aees_gym/{env_id}")
+    from aees_gym.envs.registration import importable_env_id  # deferred: listing agents must not import torch
+
+    return importable_env_id(env_id)
 
 
 def all_valid_mask(action_space: spaces.Space[Any]) -> np.ndarray:
@@ -129,9 +129,9 @@ def _wrap(env: gym.Env[Any, Any], masked: bool) -> gym.Env[Any, Any]:
 def make_training_env(env_id: str, env_kwargs: Mapping[str, Any], masked: bool, single_thread: bool) -> gym.Env[Any, Any]:
     """Build one training env; a top-level function so that spawned workers can unpickle it."""
     if single_thread:
-        import torch
+        from aees_gym.core.threads import init_worker  # deferred: listing agents must not import torch
 
-        torch.set_num_threads(1)  # one thread per vector-env worker; the workers share the cores
+        init_worker()  # one thread per vector-env worker; the workers share the cores
     return _wrap(gym.make(env_id, **env_kwargs), masked)
 
 
@@ -245,7 +245,7 @@ class SB3Agent(BaseAgent):
         model.save(buffer)
         with zipfile.ZipFile(buffer, mode="a") as archive:
             archive.writestr(_META_NAME, json.dumps(self._metadata(), sort_keys=True))
-        from aees_gym.tasks.prepare import atomic_write_bytes  # deferred: the registry must not import torch
+        from aees_gym.core.fileio import atomic_write_bytes  # deferred: the registry must not import torch
 
         return atomic_write_bytes(Path(path), buffer.getvalue())
 

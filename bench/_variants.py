@@ -24,7 +24,7 @@ from torch import nn
 import aees_gym
 from aees_gym import CandidateGrid, EnvConfig, EpisodeControl, TaskSpec
 from aees_gym.tasks import RunSeeds, TrainingRun
-from aees_gym.tasks.data import ClassificationData, build_classification_run
+from aees_gym.tasks.classification import ClassificationData, build_classification_run
 
 WINDOW = 50
 LR_CANDIDATES = (0.5, 1.0, 2.0)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from aees_gym import make_config
-from aees_gym.control import EpisodeControl
+from aees_gym.core.control import EpisodeControl
 from aees_gym.tasks import RunSeeds, get_task
 from aees_gym.tasks.base import seeded_torch
 from aees_gym.tasks.batched import BatchedClassificationRuns

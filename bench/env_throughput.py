@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -39,7 +37,8 @@ import numpy as np
 import torch
 
 import aees_gym
-from aees_gym.results import atomic_write_text
+from aees_gym.core.fileio import atomic_write_text
+from aees_gym.core.hostinfo import host_metadata
 from aees_gym.tasks import RunSeeds, get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,9 +190,8 @@ def main() -> None:
         "copies": COPIES,
         "torch_threads_per_process": 1,
         "variants": rows,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg()),
-                    "python": platform.python_version(), "torch": torch.__version__, "gymnasium": gym.__version__},
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": host_metadata("cpu"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -19,11 +19,8 @@ Writes ``results/bench/gpu_epoch.json`` atomically.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import pickle
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from aees_gym.core.fileio import atomic_write_text
+from aees_gym.core.hostinfo import host_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "gpu_epoch.json"
@@ -125,7 +125,7 @@ def time_env(s: Settings, data_dir: Path, seed: int, noise: float) -> float:
     terminated = False
     while not terminated:
         _, _, terminated, _, info = env.step(action)
-    return float(info["final_metrics"]["train_time_s"])
+    return float(env.unwrapped.runtime_metrics()["train_time_s"])
 
 
 def measure(s: Settings, data_dir: Path) -> dict[str, Any]:
@@ -147,20 +147,11 @@ def measure(s: Settings, data_dir: Path) -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    cuda = torch.cuda.is_available()
-    return {
-        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-        "cuda_device": torch.cuda.get_device_name(0) if cuda else None, "torch_threads": torch.get_num_threads(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+    return host_metadata("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

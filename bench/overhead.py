@@ -20,11 +20,9 @@ prints a Markdown table and writes ``results/bench/overhead.json`` atomically.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,7 +33,8 @@ from typing import Any
 
 import torch
 
-from aees_gym.results import atomic_write_text
+from aees_gym.core.fileio import atomic_write_text
+from aees_gym.core.hostinfo import host_metadata
 
 if __package__:
     from bench import _variants as V
@@ -298,9 +297,6 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    import gymnasium
-    import numpy
-
     try:
         import pulseopt
 
@@ -308,18 +304,9 @@ def machine_info(threads: int) -> dict[str, Any]:
     except ImportError:
         pulseopt_version = None
     return {
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch": torch.__version__,
+        **host_metadata("cpu"),
         "torch_threads": threads,
-        "numpy": numpy.__version__,
-        "gymnasium": gymnasium.__version__,
         "pulseopt": pulseopt_version,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "shared_machine": True,
         "note": "Measured on a machine shared with other jobs; ratios are paired per round to cancel load drift.",
     }

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from aees_gym import plugins
-from aees_gym.grid import candidate_name
-from aees_gym.instances import InstanceSet, get_instance_set
-from aees_gym.results import RunResult, atomic_write_text, write_result
-from aees_gym.stats import iqm, stratified_bootstrap_ci
-from aees_gym.suite import RunSpec, SuitePlan, execute, inspect_existing, run_one, stable_hash, train_agent
+from aees_gym.core.fileio import atomic_write_text
+from aees_gym.core.grid import candidate_name
+from aees_gym.envs.instances import InstanceSet, get_instance_set
+from aees_gym.reporting.stats import iqm, normalized_score, stratified_bootstrap_ci
+from aees_gym.suite import RunSpec, SuitePlan, agent_registry, execute, inspect_existing, run_one, stable_hash, train_agent
+from aees_gym.suite.results import RunResult, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "leaderboard.toml"
@@ -67,7 +67,7 @@ def plan_runs(instance_set: InstanceSet, agents: list[dict[str, Any]]) -> list[R
     runs = []
     for inst in instance_set.test:
         for agent in agents:
-            overrides = {**inst.env_overrides, **plugins.agent_env_overrides(plugins.load_agent_class(agent["name"]))}
+            overrides = {**inst.env_overrides, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(agent["name"]))}
             runs.append(RunSpec(
                 suite=f"leaderboard/{instance_set.name}", task=inst.task, task_label=inst.name, agent=agent["name"],
                 agent_label=agent.get("label", agent["name"]), seed=inst.seed, env_overrides=overrides,
@@ -113,7 +113,7 @@ def score_table(results: list[RunResult], metric: str, agent_order: list[str], n
         for c in scaled:
             low, high = np.nanmean(raw[RANDOM][c]), np.nanmean(raw[BEST_FIXED][c])
             # A run without the metric (diverged before evaluating) scores like random.
-            normalised[c] = (np.nan_to_num(np.asarray(raw[agent][c]), nan=low) - low) / (high - low)
+            normalised[c] = normalized_score(np.nan_to_num(np.asarray(raw[agent][c]), nan=low), low, high)
         point, lo, hi = stratified_bootstrap_ci(normalised, iqm, n_boot=n_boot)
         rows.append({"agent": agent, "iqm": point, "ci": (lo, hi), "raw_mean": float(np.nanmean([v for c in configs for v in raw[agent][c]])),
                      "runs": sum(len(raw[agent][c]) for c in configs)})

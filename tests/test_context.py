@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from pulseopt import AEES
 
 from aees_gym import EnvConfig, RunHistory
-from aees_gym import context as ctx
+from aees_gym.core import context as ctx
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 
@@ -81,7 +81,7 @@ def test_feature_values_on_a_known_history():
     h = RunHistory(total_steps=100, steps_done=50, initial_loss=2.0, last_losses=[2.0, 1.5, 1.0], rewards=[0.3],
                    instabilities=[0.0], actions=[(2, 0)])
     config = EnvConfig()
-    obs = dict(zip(config.context.features, ctx.observation(h, config)))
+    obs = dict(zip(config.context.features, ctx.observation(h, config), strict=True))
     assert obs["progress"] == 0.5
     assert obs["trend_improving"] == 1.0 and obs["trend_stable"] == 0.0
     assert obs["phase_middle"] == 1.0

@@ -8,7 +8,7 @@ from pulseopt.reward import NormalizedLossImprovementReward
 from pulseopt.types import EpisodeSummary
 
 from aees_gym import RewardConfig, compute_reward, register_reward, registered_rewards
-from aees_gym.reward import RewardTerms, aees_reward
+from aees_gym.core.reward import RewardTerms, aees_reward
 
 losses_strategy = st.lists(
     st.floats(min_value=1e-6, max_value=1e3, allow_nan=False, allow_infinity=False), min_size=1, max_size=120

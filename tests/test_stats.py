@@ -1,4 +1,4 @@
-"""Tests for aees_gym.stats (hand-computed cases + properties)."""
+"""Tests for aees_gym.reporting.stats (hand-computed cases + properties)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from aees_gym.stats import (
+from aees_gym.reporting.stats import (
     iqm,
     mean_std,
     normalized_score,

@@ -3,27 +3,30 @@
 >>> from aees_gym.suite import load_suite, run_suite
 >>> outcome = run_suite(load_suite("experiments/smoke.toml"), results_dir="results")  # doctest: +SKIP
 
-Parts: :mod:`~aees_gym.suite.spec` (TOML → :class:`SuiteSpec`), :mod:`~aees_gym.suite.plan`
-(variants, training jobs, :class:`RunSpec` s), :mod:`~aees_gym.suite.run` (:func:`run_one`),
+Parts: :mod:`~aees_gym.suite.suite_file` (TOML → :class:`SuiteSpec`), :mod:`~aees_gym.suite.plan`
+(variants, training jobs, :class:`RunSpec` s), :mod:`~aees_gym.suite.one_run` (:func:`run_one`),
 :mod:`~aees_gym.suite.training` (offline learners), :mod:`~aees_gym.suite.executors`
-(serial / local / ray) and :mod:`~aees_gym.suite.runner` (:func:`run_suite`: resume and write).
+(serial / local / ray) and :mod:`~aees_gym.suite.orchestrate` (:func:`run_suite`: resume and write).
 """
 
+from aees_gym.core.hostinfo import host_metadata
 from aees_gym.suite.executors import ExecutorError, execute
-from aees_gym.suite.plan import SuitePlan, TaskVariant, TrainJob, plan_suite, task_variants
-from aees_gym.suite.run import error_result, host_metadata, run_one
-from aees_gym.suite.runner import SuiteOutcome, inspect_existing, run_suite
-from aees_gym.suite.runspec import RunSpec, canonical_json, stable_hash
-from aees_gym.suite.spec import (
+from aees_gym.suite.one_run import error_result, run_one
+from aees_gym.suite.orchestrate import SuiteOutcome, inspect_existing, run_suite
+from aees_gym.suite.plan import SuitePlan, TrainJob, plan_suite
+from aees_gym.suite.run_spec import RunSpec, canonical_json, stable_hash
+from aees_gym.suite.suite_file import (
     EXECUTORS,
     AgentEntry,
     SuiteConfigError,
     SuiteSpec,
     SweepSpec,
     TaskEntry,
+    TaskVariant,
     TrainingSpec,
     load_suite,
     parse_suite,
+    task_variants,
 )
 from aees_gym.suite.training import TrainOutcome, train_agent, train_one
 

@@ -8,35 +8,16 @@ serial executor while it runs, so the three give identical numbers.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
+from aees_gym.core.threads import init_worker, single_thread
+
 T = TypeVar("T")
 R = TypeVar("R")
 Outcome = tuple[int, Any]
-
-
-def init_worker() -> None:
-    """Process-pool / Ray worker initializer: one torch thread per worker (workers share the cores)."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run a block with one torch thread (the same arithmetic as a pool worker), then restore."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _serial(fn: Callable[[T], R], items: Sequence[T]) -> Iterator[Outcome]:

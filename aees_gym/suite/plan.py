@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aees_gym import plugins
-from aees_gym.suite.runspec import RunSpec, stable_hash
-from aees_gym.suite.spec import AgentEntry, SuiteConfigError, SuiteSpec, TaskEntry, TrainingSpec
-from aees_gym.tasks import get_task
+from aees_gym.suite import agent_registry
+from aees_gym.suite.run_spec import RunSpec, stable_hash
+from aees_gym.suite.suite_file import (
+    AgentEntry,
+    SuiteConfigError,
+    SuiteSpec,
+    TrainingSpec,
+    task_variants,
+)
 
 MODELS_DIR = "models"
-
-
-@dataclass(frozen=True)
-class TaskVariant:
-    """One concrete task of a suite: the task, its readable label, env overrides and sweep coordinates."""
-
-    task: str
-    label: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-    sweep: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,37 +46,6 @@ class SuitePlan:
     trainings: tuple[TrainJob, ...]
 
 
-def _format_value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def task_variants(spec: SuiteSpec, task: TaskEntry) -> list[TaskVariant]:
-    """The task itself, or one variant per point of the sweep grid (base-LR multipliers × values)."""
-    base = {**spec.env, **task.overrides}
-    sweeps = spec.sweeps
-    applies = sweeps is not None and (sweeps.tasks is None or task.label in sweeps.tasks)
-    if not applies or sweeps is None or not (sweeps.base_lr_multipliers or sweeps.values):
-        return [TaskVariant(task.name, task.label, base, {})]
-    axes: list[list[tuple[str, Any]]] = []
-    if sweeps.base_lr_multipliers:
-        axes.append([("base_lr_multiplier", m) for m in sweeps.base_lr_multipliers])
-    axes.extend([(key, v) for v in values] for key, values in sweeps.values.items())
-    base_lr = float(base.get("base_lr", get_task(task.name).default_config().base_lr))
-    variants = []
-    for combo in itertools.product(*axes):
-        overrides, sweep, parts = dict(base), {}, []
-        for key, value in combo:
-            sweep[key] = value
-            if key == "base_lr_multiplier":
-                overrides["base_lr"] = base_lr * value
-                parts.append(f"lr×{_format_value(value)}")
-            else:
-                overrides[key] = value
-                parts.append(f"{key}={_format_value(value)}")
-        variants.append(TaskVariant(task.name, f"{task.label} {' '.join(parts)}", overrides, sweep))
-    return variants
-
-
 def model_key(task: str, agent: AgentEntry, env_overrides: dict[str, Any]) -> str:
     """Hash of everything that decides a trained model (the agent's label is not part of it)."""
     assert agent.training is not None
@@ -103,7 +66,7 @@ def plan_suite(spec: SuiteSpec, suite_dir: Path | str) -> SuitePlan:
     for task in spec.tasks:
         for variant in task_variants(spec, task):
             for agent in spec.agents:
-                overrides = {**variant.overrides, **plugins.agent_env_overrides(plugins.load_agent_class(agent.name))}
+                overrides = {**variant.overrides, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(agent.name))}
                 model_path, training = None, None
                 if agent.training is not None:
                     path = suite_dir / MODELS_DIR / f"{model_key(variant.task, agent, overrides)}.zip"

@@ -9,17 +9,17 @@ shared file system, because evaluation workers load the model from that path.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aees_gym import plugins
-from aees_gym.registration import env_id
-from aees_gym.results import atomic_write_text, dumps_json
+from aees_gym.core.fileio import atomic_write_text, atomic_write_with, dumps_json
+from aees_gym.core.hostinfo import host_metadata
+from aees_gym.envs.registration import env_id
+from aees_gym.suite import agent_registry
+from aees_gym.suite.one_run import error_info
 from aees_gym.suite.plan import TrainJob
-from aees_gym.suite.run import error_info, host_metadata
 
 
 @dataclass(frozen=True)
@@ -50,23 +50,14 @@ def train_agent(
     Raises:
         TypeError: If the agent is not an offline learner (no ``learn``/``save``).
     """
-    cls = plugins.load_agent_class(agent)
-    if not plugins.requires_training(cls) or not callable(getattr(cls, "learn", None)):
+    cls = agent_registry.load_agent_class(agent)
+    if not agent_registry.requires_training(cls) or not callable(getattr(cls, "learn", None)):
         raise TypeError(f"agent {agent!r} is not an offline learner (requires_training = True with learn/save); nothing to train.")
     instance = cls(**(agent_kwargs or {}))
     instance.learn(
         env_id(task), total_timesteps, seed=seed, n_envs=n_envs, env_kwargs=dict(env_overrides or {}), **(learn_kwargs or {})
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the .zip suffix because SB3's save() appends one to any other name.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix or '.zip'}")
-    try:
-        instance.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_with(path, lambda tmp: instance.save(str(tmp)))
 
 
 def train_one(job: TrainJob) -> TrainOutcome:

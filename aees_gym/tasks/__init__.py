@@ -1,15 +1,17 @@
 """Task registry and built-in tasks. Importing this module registers the built-ins."""
 
+from aees_gym.tasks import tabular as _tabular  # noqa: F401  (registers Digits*, Synthetic)
+from aees_gym.tasks import text as _text  # noqa: F401
+from aees_gym.tasks import vision as _vision  # noqa: F401
 from aees_gym.tasks.base import (
     RunSeeds,
     TaskSpec,
     TrainingRun,
     get_task,
+    make_config,
+    on_register,
     register_task,
     registered_tasks,
 )
-from aees_gym.tasks import tabular as _tabular  # noqa: F401  (registers Digits*, Synthetic)
-from aees_gym.tasks import vision as _vision  # noqa: F401
-from aees_gym.tasks import text as _text  # noqa: F401
 
-__all__ = ["RunSeeds", "TaskSpec", "TrainingRun", "get_task", "register_task", "registered_tasks"]
+__all__ = ["RunSeeds", "TaskSpec", "TrainingRun", "get_task", "make_config", "on_register", "register_task", "registered_tasks"]

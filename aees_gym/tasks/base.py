@@ -1,6 +1,6 @@
 """Task registry and the pieces every task shares: seeds, optimizer, base schedule, FLOPs.
 
-A task turns an :class:`~aees_gym.config.EnvConfig` and a run seed into a :class:`TrainingRun`:
+A task turns an :class:`~aees_gym.core.config.EnvConfig` and a run seed into a :class:`TrainingRun`:
 a model, an optimizer, a base LR schedule, a ``train_step`` closure (zero_grad → forward →
 backward on the next batch, returning the loss tensor *without* reading it on the host) and an
 ``evaluate`` closure.
@@ -8,6 +8,7 @@ backward on the next batch, returning the loss tensor *without* reading it on th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from aees_gym.config import EnvConfig
+from aees_gym.core.context import validate_features
+from aees_gym.tasks.config import EnvConfig, register_options_class
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,13 @@ class TaskSpec:
     requires_files: bool = False
     smoke_overrides: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def env_id(self) -> str:
-        return f"aees_gym/{self.name}-v0"
-
     def default_config(self) -> EnvConfig:
         options = None if self.options_cls is type(None) else self.options_cls()
         return EnvConfig(task=self.name, options=options, **self.defaults)
 
 
 _TASKS: dict[str, TaskSpec] = {}
+_LISTENERS: list[Callable[[str], None]] = []
 
 
 def register_task(spec: TaskSpec, *, overwrite: bool = False) -> TaskSpec:
@@ -99,10 +98,20 @@ def register_task(spec: TaskSpec, *, overwrite: bool = False) -> TaskSpec:
     if existing is not None and existing != spec and not overwrite:
         raise ValueError(f"A different task named {spec.name!r} is already registered; pass overwrite=True.")
     _TASKS[spec.name] = spec
-    from aees_gym.registration import register_env  # late: registration is the sole owner of ids
-
-    register_env(spec.name)
+    register_options_class(spec.name, spec.options_cls)
+    for listener in _LISTENERS:
+        listener(spec.name)
     return spec
+
+
+def on_register(listener: Callable[[str], None]) -> None:
+    """Call ``listener(name)`` for every registered task, now and whenever one is registered later.
+
+    The envs layer registers each task's Gymnasium id this way, so the task registry never imports it.
+    """
+    _LISTENERS.append(listener)
+    for name in list(_TASKS):
+        listener(name)
 
 
 def get_task(name: str) -> TaskSpec:
@@ -114,6 +123,27 @@ def get_task(name: str) -> TaskSpec:
 
 def registered_tasks() -> dict[str, TaskSpec]:
     return dict(sorted(_TASKS.items()))
+
+
+def make_config(task: str, config: EnvConfig | None = None, **overrides: Any) -> EnvConfig:
+    """The task's defaults (or ``config``) with ``overrides`` applied to env and task-option fields."""
+    base = config if config is not None else get_task(task).default_config()
+    if base.task != task:
+        raise ValueError(f"config.task={base.task!r} does not match the requested task {task!r}.")
+    env_fields = {f.name for f in dataclasses.fields(EnvConfig)} - {"task"}
+    option_fields = set() if base.options is None else {f.name for f in dataclasses.fields(base.options)}
+    unknown = set(overrides) - env_fields - option_fields
+    if unknown:
+        raise KeyError(
+            f"Unknown setting(s) {sorted(unknown)} for task {task!r}; valid env settings: {sorted(env_fields)}; "
+            f"valid task options: {sorted(option_fields)}."
+        )
+    option_changes = {k: v for k, v in overrides.items() if k in option_fields and k not in env_fields}
+    env_changes = {k: v for k, v in overrides.items() if k in env_fields}
+    options = dataclasses.replace(base.options, **option_changes) if option_changes else base.options
+    config = base.replace(**env_changes, options=options)
+    validate_features(config.context.features)
+    return config
 
 
 def resolve_device(name: str) -> torch.device:

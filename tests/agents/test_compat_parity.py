@@ -23,8 +23,8 @@ from gymnasium import spaces
 from torch import nn
 
 from aees_gym import CandidateGrid, EpisodeControl
-from aees_gym.context import feature_bounds
-from aees_gym.reward import compute_reward
+from aees_gym.core.context import feature_bounds
+from aees_gym.core.reward import compute_reward
 from agents.bandits import ContextualUCBAgent, DiscountedUCBAgent
 from agents.compat import AEES
 

@@ -11,8 +11,8 @@ from gymnasium import spaces
 
 import aees_gym  # noqa: F401  (registers the env ids)
 from aees_gym import CandidateGrid
+from aees_gym.envs.episode import run_episode
 from agents import make_agent
-from agents.deploy import run_episode
 from agents.heuristic import CUT, HOLD, PLATEAU, RAISE, HeuristicAgent, classify_window
 
 THRESHOLDS = {"instability_threshold": 0.25, "worsen_tolerance": 0.05, "improve_tolerance": 0.01}

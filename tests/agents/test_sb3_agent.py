@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import aees_gym  # noqa: F401  (registers the env ids)
-from aees_gym.wrappers import ContinuousAction
+from aees_gym.envs.episode import run_episode
+from aees_gym.envs.wrappers import ContinuousAction
 from agents import make_agent
-from agents.deploy import run_episode
 from agents.sb3 import ALGORITHMS, SB3Agent, full_env_id
 
 SMALL_ENV = {"total_steps": 100, "window_length": 20}  # 5 windows per episode

@@ -4,7 +4,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import aees_gym  # noqa: F401  (registers the ids)
-from aees_gym.instances import (
+from aees_gym.envs.instances import (
     DESCRIPTOR_FEATURES,
     InstanceSet,
     factorial_set,

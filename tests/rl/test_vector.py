@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import aees_gym  # noqa: F401  (registers the ids)
-from aees_gym.vector import apply_torch_threads
+from aees_gym.core.threads import apply_torch_threads
 
 ENV_ID = "aees_gym/Synthetic-v0"
 

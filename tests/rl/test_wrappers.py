@@ -4,7 +4,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import aees_gym  # noqa: F401  (registers the ids)
-from aees_gym.wrappers import ContinuousAction, MultiDiscreteAction, SelectObservation
+from aees_gym.envs.wrappers import ContinuousAction, MultiDiscreteAction, SelectObservation
 
 VIEWS = {
     "multidiscrete": MultiDiscreteAction,

@@ -30,7 +30,7 @@ def test_hyperparameter_files_cover_the_ids(algo):
 
 @pytest.mark.slow
 def test_rl_zoo_trains_ppo_on_digits_offline(tmp_path):
-    out = zoo_train(
+    zoo_train(
         "ppo", "aees_gym/Digits-v0", tmp_path, "-n", "64",
         "--env-kwargs", "total_steps:40", "window_length:20",
         "-params", "n_envs:1", "n_steps:32", "batch_size:32", "n_epochs:1",

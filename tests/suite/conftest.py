@@ -6,9 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from aees_gym import plugins
 from suite_helpers import write_dist
+
+from aees_gym.suite import agent_registry
 
 HERE = Path(__file__).resolve().parent
 FAKE_ENTRY_POINTS = """\
@@ -30,9 +30,9 @@ def fake_agents(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     write_dist(root, "suite_fake_agents", FAKE_ENTRY_POINTS)
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.syspath_prepend(str(HERE))  # the module itself, also for spawned workers
-    plugins.clear_cache()
+    agent_registry.clear_cache()
     yield root
-    plugins.clear_cache()
+    agent_registry.clear_cache()
 
 
 @pytest.fixture

@@ -32,8 +32,8 @@ def make_result(
     windows: int = 3,
 ):
     """A schema-valid RunResult with chosen numbers (for report statistics with known answers)."""
-    from aees_gym.results import RunResult
     from aees_gym.suite import RunSpec
+    from aees_gym.suite.results import RunResult
 
     spec = RunSpec(suite=suite, task=task, task_label=task_label, agent=agent, agent_label=agent_label, seed=seed,
                    agent_kwargs=agent_kwargs or {}, sweep=sweep or {})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aees_gym.cli import build_parser, main, parse_assignment
-from aees_gym.results import read_result
+from aees_gym.suite.results import read_result
 
 TINY = ["--set", "total_steps=40", "--set", "window_length=10"]
 COMMANDS = ["list", "check", "run", "suite", "report", "train-agent", "data", "data prepare", "data list"]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from aees_gym.results import read_result, result_files
 from aees_gym.suite import execute, load_suite, run_suite
+from aees_gym.suite.results import read_result, result_files
 
 BODY = """
 seeds = [0, 1]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from aees_gym.cli import main
-from aees_gym.results import read_result, result_files
 from aees_gym.suite import load_suite, run_suite
+from aees_gym.suite.results import read_result, result_files
 
 BODY = """
 seeds = [0, 1, 2]

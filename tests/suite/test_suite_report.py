@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from suite_helpers import make_result
 
-from aees_gym.report import ALL_TASKS, build_report, is_fixed_baseline, to_csv, to_markdown, write_report
-from aees_gym.results import write_result
+from aees_gym.reporting.report import ALL_TASKS, build_report, is_fixed_baseline, to_csv, to_markdown, write_report
+from aees_gym.suite.results import write_result
 
 A = [0.5, 0.6, 0.7, 0.8]
 BASE = [0.55, 0.65, 0.75, 0.85]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from aees_gym.report import build_report, to_markdown
-from aees_gym.results import read_result, result_files
+from aees_gym.reporting.report import build_report, to_markdown
 from aees_gym.suite import load_suite, plan_suite, run_suite
+from aees_gym.suite.results import read_result, result_files
 
 FOUR_AGENTS = """
 seeds = [0, 1, 2, 3]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from aees_gym.report import build_report, to_markdown
-from aees_gym.results import FINAL_METRIC_KEYS, WINDOW_KEYS, read_result, write_result
+from aees_gym.core.threads import single_thread
+from aees_gym.reporting.report import build_report, to_markdown
 from aees_gym.suite import RunSpec, run_one
-from aees_gym.suite.executors import single_thread
+from aees_gym.suite.results import FINAL_METRIC_KEYS, WINDOW_KEYS, read_result, write_result
 
 TINY = {"total_steps": 40, "window_length": 10, "eval_every": 2}
 
@@ -85,3 +85,26 @@ def test_unknown_agent_or_bad_override_or_missing_model_become_error_results(fak
     assert missing.status == "error" and "does not exist" in missing.error["message"]
     untrained = run_one(spec("tiny_learner"))
     assert "offline learner" in untrained.error["message"]
+
+
+def test_an_agent_registered_at_run_time_runs_through_run_one(monkeypatch):
+    """One registry: agents.register_agent is visible to the suite (and so to the CLI)."""
+    from aees_gym.suite import agent_registry
+    from agents import register_agent
+    from agents.baselines import FixedAgent
+
+    class LastCellAgent(FixedAgent):
+        name = "last-cell"
+        description = "the grid's last cell every window"
+
+        def __init__(self) -> None:
+            super().__init__(index=8)  # the default 3 × 3 grid's last cell
+
+    monkeypatch.setattr(agent_registry, "_explicit", {})
+    register_agent("last-cell", LastCellAgent)
+    with single_thread():
+        result = run_one(spec("last-cell"))
+    assert result.status == "ok", result.error
+    last = result.config["grid"]
+    assert {w["lr_multiplier"] for w in result.windows} == {last["lr_multipliers"][-1]}
+    assert {w["noise_std"] for w in result.windows} == {last["noise_stds"][-1]}

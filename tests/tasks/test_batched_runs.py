@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import aees_gym  # noqa: F401  (registers the ids)
 from aees_gym import get_task, make_config
-from aees_gym.control import EpisodeControl
+from aees_gym.core.control import EpisodeControl
 from aees_gym.tasks import RunSeeds
 from aees_gym.tasks.base import seeded_torch
 from aees_gym.tasks.batched import BatchedClassificationRuns, batchable_tasks

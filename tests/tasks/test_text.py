@@ -22,6 +22,7 @@ import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import aees_gym
+from aees_gym.envs.registration import env_id
 from aees_gym.tasks.base import estimate_forward_flops
 from aees_gym.tasks.text import AGNewsOptions, load_text_tensors, pretokenize
 from aees_gym.tasks.text_data import SOURCES, build_vocab, load_text_splits, split_indices
@@ -354,9 +355,9 @@ def test_shipped_text_tasks_pass_both_checkers_and_run_two_windows(task, n_class
 
     spec = aees_gym.get_task(task)
     small = {**spec.smoke_overrides, **CHECK, "data_dir": str(shipped_dir)}
-    gym_check_env(gym.make(spec.env_id, **small).unwrapped, skip_render_check=True)
-    sb3_check_env(gym.make(spec.env_id, **small).unwrapped, warn=False)
-    env = gym.make(spec.env_id, data_dir=str(shipped_dir), **spec.smoke_overrides)
+    gym_check_env(gym.make(env_id(spec.name), **small).unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make(env_id(spec.name), **small).unwrapped, warn=False)
+    env = gym.make(env_id(spec.name), data_dir=str(shipped_dir), **spec.smoke_overrides)
     assert len(windows(env, 2)) == 2
     assert env.unwrapped.training_run.description["n_classes"] == n_classes
 

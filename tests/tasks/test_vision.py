@@ -18,9 +18,9 @@ import aees_gym
 from aees_gym import get_task, make_config, registered_tasks
 from aees_gym.tasks import prepare, vision
 from aees_gym.tasks.base import RunSeeds
-from aees_gym.tasks.data import corrupt_labels
-from aees_gym.tasks.gpu import DeviceAugment, FastPath, InputNormalize, random_crop, random_flip, wrap_image_model
-from aees_gym.tasks.models import VGG16_LAYERS, resnet18, resnet8
+from aees_gym.tasks.classification import corrupt_labels
+from aees_gym.tasks.image_pipeline import DeviceAugment, FastPath, InputNormalize, random_crop, random_flip, wrap_image_model
+from aees_gym.tasks.models import VGG16_LAYERS, resnet8, resnet18
 
 VISION_IDS = ["CIFAR100", "CIFAR10", "MNIST"]
 # The env checkers reset and step many times; two-step windows keep that to seconds.

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aees_gym.config import EnvConfig
 from aees_gym.tasks.base import resolve_device
 from aees_gym.tasks.batched.nets import BatchedForward, digits_cnn_forward, mlp_forward, mnist_cnn_forward
-from aees_gym.tasks.data import ClassificationData
-from aees_gym.tasks.gpu import InputNormalize, resolve_fast_path
+from aees_gym.tasks.classification import ClassificationData
+from aees_gym.tasks.config import EnvConfig
+from aees_gym.tasks.image_pipeline import InputNormalize, resolve_fast_path
 from aees_gym.tasks.models import build_model
 
 

@@ -1,6 +1,6 @@
 """BatchedClassificationRuns: N independent training runs of one network as one stacked computation.
 
-Row ``i`` reset with run seed ``s`` is the run that :class:`~aees_gym.env.AEESEnv` trains after
+Row ``i`` reset with run seed ``s`` is the run that :class:`~aees_gym.envs.env.AEESEnv` trains after
 ``reset`` drew ``s``: the same initial weights (the task's module built under the model seed, then
 stacked), data order, label noise, dropout masks and gradient noise. Rows differ in base LR,
 weight decay, momentum, label noise, schedule, budget and seed; they share the task, its options
@@ -28,13 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aees_gym.config import EnvConfig
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
 from aees_gym.tasks.batched.nets import RowDropout
 from aees_gym.tasks.batched.optim import BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
 from aees_gym.tasks.batched.streams import RowBatches, RowGradientNoise
-from aees_gym.tasks.data import corrupt_labels
+from aees_gym.tasks.classification import corrupt_labels
+from aees_gym.tasks.config import EnvConfig
 
 #: Fields every row's config must share with the engine's: they fix the data, the network and the step.
 SHARED_FIELDS = ("task", "options", "batch_size", "optimizer", "device")

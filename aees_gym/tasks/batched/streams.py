@@ -1,12 +1,12 @@
 """Per-run random streams of the batched engine, each identical to the single run's.
 
 * :class:`RowBatches`: each run's minibatch indices, drawn exactly like
-  :class:`~aees_gym.tasks.data.DeviceBatches` (one ``randperm`` per epoch from the run's
+  :class:`~aees_gym.tasks.classification.DeviceBatches` (one ``randperm`` per epoch from the run's
   data-order generator, drop-last), planned for a whole window on the host and sent to the
   device in one transfer.
 * :class:`RowGradientNoise`: each run's gradient-noise generators, one per parameter tensor seeded
   ``seed + 1009·group + index`` with the ``normal_``/``randn`` rule of
-  :class:`~aees_gym.control.EpisodeControl`, so the noise added to run ``i``'s gradients is the
+  :class:`~aees_gym.core.control.EpisodeControl`, so the noise added to run ``i``'s gradients is the
   noise its single env adds.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from aees_gym.control import _FUSED_NORMAL_MIN_NUMEL, _PARAM_SEED_STRIDE
+from aees_gym.core.control import _FUSED_NORMAL_MIN_NUMEL, _PARAM_SEED_STRIDE
 
 _GROUP = 0  # the tasks' optimizers hold every parameter in one param group
 

@@ -14,7 +14,7 @@ take 150 MB). The network is wrapped as ``DeviceAugment → InputNormalize → n
 
 Nothing here reads a value back to the host, so a training step issues no device synchronisation.
 Wrapping the model this way keeps every run builder that calls ``model(x)`` unchanged, including
-the evaluation and label-noise diagnostics of :func:`aees_gym.tasks.data.build_classification_run`.
+the evaluation and label-noise diagnostics of :func:`aees_gym.tasks.classification.build_classification_run`.
 """
 
 from __future__ import annotations

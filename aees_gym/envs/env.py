@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from typing import Any
@@ -10,36 +9,22 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from aees_gym import context as ctx
-from aees_gym.config import EnvConfig
-from aees_gym.control import EpisodeControl
-from aees_gym.instances import Instance, resolve_env
-from aees_gym.stats import steps_to_target
+from aees_gym.core import context as ctx
+from aees_gym.core.control import EpisodeControl
+from aees_gym.core.threads import apply_torch_threads
+from aees_gym.envs.instances import Instance, resolve_env
+from aees_gym.envs.metrics import final_metrics
 from aees_gym.tasks import RunSeeds, TrainingRun, get_task
 from aees_gym.tasks.base import seeded_torch
-from aees_gym.vector import UnsupportedRenderMode, apply_torch_threads
+from aees_gym.tasks.config import EnvConfig
 
 
-def make_config(task: str, config: EnvConfig | None = None, **overrides: Any) -> EnvConfig:
-    """The task's defaults (or ``config``) with ``overrides`` applied to env and task-option fields."""
-    spec = get_task(task)
-    base = config if config is not None else spec.default_config()
-    if base.task != task:
-        raise ValueError(f"config.task={base.task!r} does not match the requested task {task!r}.")
-    env_fields = {f.name for f in dataclasses.fields(EnvConfig)} - {"task"}
-    option_fields = set() if base.options is None else {f.name for f in dataclasses.fields(base.options)}
-    unknown = set(overrides) - env_fields - option_fields
-    if unknown:
-        raise KeyError(
-            f"Unknown setting(s) {sorted(unknown)} for task {task!r}; valid env settings: {sorted(env_fields)}; "
-            f"valid task options: {sorted(option_fields)}."
-        )
-    option_changes = {k: v for k, v in overrides.items() if k in option_fields and k not in env_fields}
-    env_changes = {k: v for k, v in overrides.items() if k in env_fields}
-    options = dataclasses.replace(base.options, **option_changes) if option_changes else base.options
-    config = base.replace(**env_changes, options=options)
-    ctx.validate_features(config.context.features)
-    return config
+class UnsupportedRenderMode(ValueError, TypeError):
+    """An env was asked for a render mode it does not have.
+
+    Also a ``TypeError`` because SB3's ``make_vec_env`` asks string ids for ``render_mode="rgb_array"``
+    and retries without it only on ``TypeError``; the env renders ``ansi`` text only.
+    """
 
 
 class AEESEnv(gym.Env):
@@ -55,7 +40,7 @@ class AEESEnv(gym.Env):
     ## Action Space
     ``Discrete(n_lr * n_noise)``: action ``a`` is the mode id ``lr_idx * n_noise + noise_idx`` of the
     candidate grid (default lr ×{0.5, 1, 2}, noise σ {0, 0.005, 0.01}: 9 actions). The grid is published
-    in ``info["candidate_grid"]`` (a :class:`~aees_gym.grid.CandidateGrid`). With
+    in ``info["candidate_grid"]`` (a :class:`~aees_gym.core.grid.CandidateGrid`). With
     ``action_mode="relative"`` the chosen multiplier instead scales the LR *persistently*
     (cumulative, clamped to ``relative_lr_bounds``).
 
@@ -74,7 +59,7 @@ class AEESEnv(gym.Env):
     | 11  | loss_level       | -10  | 10  | ln(last window-end loss / first loss)                       |
     | 12  | instability      | 0    | 10  | ln(1 + instability of the previous window)                  |
 
-    Optional: ``lr_scale``, ``grad_norm``, ``val_loss``, ``val_accuracy`` (see ``aees_gym.context.FEATURES``).
+    Optional: ``lr_scale``, ``grad_norm``, ``val_loss``, ``val_accuracy`` (see ``aees_gym.core.context.FEATURES``).
 
     ## Reward
     ``aees`` (default): ``clip(ln(EMA_start+ε) - ln(EMA_end+ε) - λ·instability, -1, 1)`` over the
@@ -91,7 +76,7 @@ class AEESEnv(gym.Env):
     carries the final evaluation. There is no truncation.
 
     ## Arguments
-    ``gymnasium.make("aees_gym/Digits-v0", **overrides)`` accepts any :class:`~aees_gym.config.EnvConfig`
+    ``gymnasium.make("aees_gym/Digits-v0", **overrides)`` accepts any :class:`~aees_gym.core.config.EnvConfig`
     field (``total_steps``, ``window_length``, ``base_lr``, ``schedule``, ``grid``, ``reward``, …) and any
     field of the task's options dataclass.
 
@@ -119,14 +104,14 @@ class AEESEnv(gym.Env):
             task: Registered task name (the id's task).
             config: A full config to start from instead of the task's defaults.
             render_mode: ``None`` or ``"ansi"``.
-            instance_set: Name of an instance set (:mod:`aees_gym.instances`): every reset runs one
+            instance_set: Name of an instance set (:mod:`aees_gym.envs.instances`): every reset runs one
                 of its instances, the next of a seeded shuffle of ``split`` or the one chosen with
                 ``reset(options={"instance": index_or_name})``; ``overrides`` apply to every instance.
             split: ``train`` or ``test``.
             instance_descriptors: Append the run descriptors (normalised log base LR, label-noise
                 rate, log budget) to the observation, for contextual agents.
             torch_threads: Torch threads for this process; ``None`` means one inside a worker process
-                (async / subprocess vector envs) and unchanged otherwise (see :mod:`aees_gym.vector`).
+                (async / subprocess vector envs) and unchanged otherwise (see :mod:`aees_gym.core.threads`).
         """
         if render_mode not in (None, "ansi"):
             raise UnsupportedRenderMode(f"render_mode={render_mode!r} is not supported; choose None or 'ansi'.")
@@ -167,10 +152,11 @@ class AEESEnv(gym.Env):
             lr_scheduler=self._run.scheduler,
             scheduler_every=self._run.scheduler_every,
             seed=self.seeds.gradient_noise,
+            evaluate=self._evaluate,
         )
-        self._eval_curve: list[dict[str, float]] = []
         self._start_time = time.perf_counter()
         self._train_time = 0.0
+        self._eval_time = 0.0
         obs, info = self._control.reset()
         info.update(run_seed=self.run_seed, flops_per_step=self._run.flops_per_step, steps_per_epoch=self._run.steps_per_epoch)
         if self.instance is not None:
@@ -183,21 +169,22 @@ class AEESEnv(gym.Env):
         if control.done:
             raise RuntimeError("This training run has ended (terminated=True was returned); call reset() first.")
         control.begin_window(action)
-        window = len(control.history.rewards)
-        started = time.perf_counter()
-        with seeded_torch(self.seeds.dropout + window, run.device):  # dropout etc. stays reproducible
+        started, eval_before = time.perf_counter(), self._eval_time
+        with seeded_torch(self.seeds.dropout + control.window_index, run.device):  # dropout stays reproducible
             outcome = None
             while outcome is None:
                 outcome = control.step_end(run.train_step())
-        self._train_time += time.perf_counter() - started
+        self._train_time += time.perf_counter() - started - (self._eval_time - eval_before)
         info = outcome.info
-        if self.config.eval_every and (window + 1) % self.config.eval_every == 0 and not outcome.terminated:
-            info["eval"] = self._evaluate()
+        info["eval_curve"] = list(control.eval_curve) if outcome.terminated else None
         if outcome.terminated:
-            info["final_metrics"] = self._final_metrics()
-        info["eval_curve"] = list(self._eval_curve) if outcome.terminated else None
+            h = control.history
+            info["final_metrics"] = final_metrics(
+                control.eval_curve, h.mean_losses, h.rewards, steps_done=h.steps_done, diverged=control.diverged,
+                target_accuracy=self.config.target_accuracy, flops_per_step=run.flops_per_step,
+            )
         self._last_info = info
-        return control.observation(), outcome.reward, outcome.terminated, False, info
+        return outcome.observation, outcome.reward, outcome.terminated, False, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or "action" not in self._last_info:
@@ -226,38 +213,24 @@ class AEESEnv(gym.Env):
             raise RuntimeError("Call reset() before step().")
         return self._control, self._run
 
-    def _evaluate(self) -> dict[str, float]:
-        control, run = self._require_run()
-        metrics = run.evaluate()
-        metrics["step"] = control.history.steps_done
-        control.history.val_loss = metrics["val_loss"] if math.isfinite(metrics["val_loss"]) else None
-        control.history.val_accuracy = metrics["val_accuracy"]
-        self._eval_curve.append(metrics)
-        return metrics
-
-    def _final_metrics(self) -> dict[str, Any]:
-        control, run = self._require_run()
-        final = self._evaluate()
-        h = control.history
-        accs = [e["val_accuracy"] for e in self._eval_curve]
-        target = self.config.target_accuracy
-        wall = time.perf_counter() - self._start_time
-        # Missing numbers are NaN, never None: vector envs stack infos into arrays typed by the first
-        # copy's value, so a field must keep one type across copies (the suite writes NaN as null).
-        reached = None if target is None else steps_to_target([e["step"] for e in self._eval_curve], accs, target)
+    def runtime_metrics(self) -> dict[str, Any]:
+        """Timing of the current run (kept out of ``info``: same-seed infos must be identical)."""
+        control, _ = self._require_run()
+        steps = control.history.steps_done
         return {
-            **{k: v for k, v in final.items() if k != "step"},
-            "val_loss": final["val_loss"] if math.isfinite(final["val_loss"]) else math.nan,
-            "best_val_accuracy": max(accs),
-            "final_train_loss": h.mean_losses[-1] if math.isfinite(h.mean_losses[-1]) else math.nan,
-            "steps_done": h.steps_done,
-            "windows": len(h.rewards),
-            "total_reward": float(sum(h.rewards)),
-            "diverged": control.diverged,
-            "steps_to_target": None if target is None else (math.nan if reached is None else float(reached)),
-            "wall_clock_s": wall,
+            "wall_clock_s": time.perf_counter() - self._start_time,
             "train_time_s": self._train_time,
-            "optimizer_steps_per_s": h.steps_done / self._train_time if self._train_time > 0 else math.nan,
-            "flops_per_step": run.flops_per_step,
-            "total_flops": run.flops_per_step * h.steps_done,
+            "eval_time_s": self._eval_time,
+            "optimizer_steps_per_s": steps / self._train_time if self._train_time > 0 else math.nan,
+            "window_wall_times_s": list(control.history.wall_times),
         }
+
+    def _evaluate(self, window_index: int, run_over: bool) -> dict[str, float] | None:
+        """EpisodeControl's evaluation hook: every ``eval_every`` windows and at the end of the run."""
+        every = self.config.eval_every
+        if not run_over and not (every and (window_index + 1) % every == 0):
+            return None
+        started = time.perf_counter()
+        metrics = self._require_run()[1].evaluate()
+        self._eval_time += time.perf_counter() - started
+        return metrics

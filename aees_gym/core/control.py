@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from aees_gym import context as ctx
-from aees_gym.config import EnvConfig
-from aees_gym.grid import CandidateGrid
-from aees_gym.reward import compute_reward
+from aees_gym.core import context as ctx
+from aees_gym.core.config import ControlConfig
+from aees_gym.core.grid import CandidateGrid
+from aees_gym.core.reward import compute_reward
 
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
 # gradient noise, and therefore whole runs, reproducible against it.
@@ -61,28 +61,34 @@ class EpisodeControl:
 
     Args:
         optimizer: Any ``torch.optim.Optimizer`` whose param-group ``lr`` values are floats.
-        config: Window length, budget, grid, reward, context and action mode (an
-            :class:`~aees_gym.config.EnvConfig`; task-related fields are ignored).
+        config: Window length, budget, grid, reward, context and action mode: a
+            :class:`~aees_gym.core.config.ControlConfig`, or any object with those fields (an
+            ``EnvConfig`` hands over its own).
         lr_scheduler: Optional scheduler of the base LR. ``ReduceLROnPlateau`` is stepped once per
             window with the window's mean loss; any other scheduler every ``scheduler_every`` steps.
         scheduler_every: Optimizer steps between scheduler steps (e.g. steps per epoch).
         grad_scaler: Optional ``torch.amp.GradScaler``; gradients are unscaled before noise is added.
         seed: Seed of the gradient-noise generators (``None``: fresh entropy, never a fixed default).
-        **overrides: Any :class:`EnvConfig` field, e.g. ``window_length=50, total_steps=1000``.
+        evaluate: Optional ``evaluate(window_index, run_over) -> metrics or None``, called as each
+            window closes and before its observation is built; returned metrics (``val_loss``,
+            ``val_accuracy``, …) are recorded with :meth:`record_evaluation` and put in ``info["eval"]``.
+        **overrides: Any :class:`ControlConfig` field, e.g. ``window_length=50, total_steps=1000``.
     """
 
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        config: EnvConfig | None = None,
+        config: ControlConfig | Any | None = None,
         *,
         lr_scheduler: Any | None = None,
         scheduler_every: int = 1,
         grad_scaler: Any | None = None,
         seed: int | None = None,
+        evaluate: Callable[[int, bool], Mapping[str, float] | None] | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = replace(config or EnvConfig(), **overrides)
+        self.config = ControlConfig.of(config if config is not None else ControlConfig(), **overrides)
+        self._evaluate = evaluate
         if scheduler_every < 1:
             raise ValueError(f"scheduler_every must be >= 1, got {scheduler_every}.")
         ctx.validate_features(self.config.context.features)
@@ -113,12 +119,18 @@ class EpisodeControl:
         return self._window_steps == 0 and not self.done
 
     @property
+    def window_index(self) -> int:
+        """Index of the window about to run (= windows closed so far in this run)."""
+        return len(self.history.rewards)
+
+    @property
     def done(self) -> bool:
         return self.diverged or self.history.steps_done >= self.config.total_steps
 
     def reset(self) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new run: clear the history; the noise generators keep their streams."""
         self.history = ctx.RunHistory(total_steps=self.config.total_steps)
+        self.eval_curve: list[dict[str, float]] = []
         self.diverged = False
         self._window_steps = 0
         self._filled = 0
@@ -142,7 +154,7 @@ class EpisodeControl:
             "action_mode": self.config.action_mode,
             "steps_done": self.history.steps_done,
             "steps_total": self.config.total_steps,
-            "window_index": len(self.history.rewards),
+            "window_index": self.window_index,
             "lr_scale": self.history.lr_scale,
         }
 
@@ -291,6 +303,9 @@ class EpisodeControl:
             h.grad_norms.append(grad_norm)
         # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
         h.wall_times.append(time.perf_counter() - self._window_start_time)
+        evaluation = self._evaluate(len(h.rewards) - 1, self.done) if self._evaluate is not None else None
+        if evaluation is not None:
+            self.record_evaluation(evaluation)
         info = self.base_info()
         info.update(
             action=self._action,
@@ -312,8 +327,18 @@ class EpisodeControl:
             diverged=self.diverged,
             window_index=len(h.rewards) - 1,
         )
+        if evaluation is not None and not self.done:
+            info["eval"] = self.eval_curve[-1]
         self._window_steps = 0
         return WindowOutcome(self._action, self.observation(), float(reward), self.done, info)
+
+    def record_evaluation(self, metrics: Mapping[str, float]) -> None:
+        """Record a validation result: the observation's ``val_*`` features and the evaluation curve."""
+        entry = {**metrics, "step": self.history.steps_done}
+        val_loss = entry.get("val_loss")
+        self.history.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else None
+        self.history.val_accuracy = entry.get("val_accuracy")
+        self.eval_curve.append(entry)
 
     def _is_divergent(self, losses: Sequence[float]) -> bool:
         if not all(math.isfinite(x) for x in losses):
@@ -329,6 +354,7 @@ class EpisodeControl:
             "seed": self.seed,
             "history": {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self.history).items()},
             "diverged": self.diverged,
+            "eval_curve": [dict(e) for e in self.eval_curve],
             "window": {
                 "steps": self._window_steps,
                 "filled": self._filled,
@@ -346,6 +372,7 @@ class EpisodeControl:
         history["actions"] = [tuple(a) for a in history["actions"]]
         self.history = ctx.RunHistory(**history)
         self.diverged = bool(state["diverged"])
+        self.eval_curve = [dict(e) for e in state.get("eval_curve", [])]
         w = state["window"]
         self._window_steps, self._filled, self._action = int(w["steps"]), int(w["filled"]), int(w["action"])
         self._lr_multiplier, self._noise_std = float(w["lr_multiplier"]), float(w["noise_std"])

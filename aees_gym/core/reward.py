@@ -12,7 +12,7 @@ operations in the same order as the reference so results agree bit for bit:
 noisy minibatch does not decide the sign of the reward.
 
 Users add rewards with :func:`register_reward`; a reward function receives the window's losses
-(Python floats, already checked finite) and the :class:`~aees_gym.config.RewardConfig`.
+(Python floats, already checked finite) and the :class:`~aees_gym.core.config.RewardConfig`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from aees_gym.config import RewardConfig
+from aees_gym.core.config import RewardConfig
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""Frozen configuration dataclasses that round-trip through JSON.
+"""``EnvConfig``: every setting of one environment, frozen, round-tripping through JSON.
 
-``EnvConfig`` holds every setting of one environment; a task supplies its own defaults and
-``gymnasium.make(id, **overrides)`` replaces any field. Task-specific settings (model variant,
-data directory, …) live in the task's own frozen ``options`` dataclass, and their names are accepted
-as overrides too.
+A task supplies its own defaults and ``gymnasium.make(id, **overrides)`` replaces any field.
+Task-specific settings (model variant, data directory, …) live in the task's own frozen
+``options`` dataclass, and their names are accepted as overrides too (:func:`make_config`).
 """
 
 from __future__ import annotations
@@ -15,113 +14,41 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from aees_gym.grid import CandidateGrid
+from aees_gym.core.config import (
+    ContextConfig,
+    ControlConfig,
+    RewardConfig,
+    _choice,
+    _from_mapping,
+    check_control_fields,
+)
+from aees_gym.core.grid import CandidateGrid
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("none", "cosine", "linear", "warmup_linear", "step", "exponential")
 SCHEDULE_INTERVALS = ("step", "epoch")
-ACTION_MODES = ("index", "relative")
 LABEL_NOISE_KINDS = ("symmetric", "asymmetric")
 DEVICES = ("cpu", "cuda", "auto")
 
-DEFAULT_FEATURES = (
-    "progress",
-    "trend",
-    "trend_improving",
-    "trend_stable",
-    "trend_worsening",
-    "phase_early",
-    "phase_middle",
-    "phase_late",
-    "last_reward",
-    "last_lr",
-    "last_noise",
-    "loss_level",
-    "instability",
-)
+# Task name -> its options dataclass, filled by ``register_task`` so that ``from_dict`` can rebuild
+# options without importing the task registry (which itself builds EnvConfigs).
+_OPTION_CLASSES: dict[str, type] = {}
 
 
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {list(valid)}.")
+def register_options_class(task: str, options_cls: type) -> None:
+    _OPTION_CLASSES[task] = options_cls
 
 
-def _from_mapping(cls: type, data: Mapping[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise KeyError(f"Unknown {cls.__name__} keys {sorted(unknown)}; valid keys are {sorted(names)}.")
-    return cls(**data)
-
-
-@dataclass(frozen=True)
-class RewardConfig:
-    """How a window's step losses become a reward (see :mod:`aees_gym.reward`).
-
-    Args:
-        name: Registered reward function (``aees`` = the reference formula, ``smoothed``).
-        ema_alpha: Weight of the newest loss in the window-local EMA.
-        epsilon: Stabiliser inside the logarithms and the instability ratio.
-        instability_lambda: Weight of the instability penalty (the reference default is 0).
-        clip_min: Lower clip of the reward.
-        clip_max: Upper clip of the reward.
-        smoothing_steps: Number of leading losses averaged into the ``smoothed`` EMA start.
-        divergence_reward: Reward of a window that produced a non-finite loss (default ``clip_min``).
-    """
-
-    name: str = "aees"
-    ema_alpha: float = 0.1
-    epsilon: float = 1e-8
-    instability_lambda: float = 0.0
-    clip_min: float = -1.0
-    clip_max: float = 1.0
-    smoothing_steps: int = 5
-    divergence_reward: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.ema_alpha <= 1.0:
-            raise ValueError(f"ema_alpha must be in (0, 1], got {self.ema_alpha}.")
-        if self.epsilon <= 0.0:
-            raise ValueError(f"epsilon must be positive, got {self.epsilon}.")
-        if self.instability_lambda < 0.0:
-            raise ValueError(f"instability_lambda must be non-negative, got {self.instability_lambda}.")
-        if not (math.isfinite(self.clip_min) and math.isfinite(self.clip_max)) or self.clip_min > self.clip_max:
-            raise ValueError(f"Need finite clip_min <= clip_max, got {self.clip_min}, {self.clip_max}.")
-        if self.smoothing_steps < 1:
-            raise ValueError(f"smoothing_steps must be >= 1, got {self.smoothing_steps}.")
-
-    @property
-    def on_divergence(self) -> float:
-        return self.clip_min if self.divergence_reward is None else self.divergence_reward
-
-
-@dataclass(frozen=True)
-class ContextConfig:
-    """What the observation contains and how the trend bucket is decided.
-
-    Args:
-        trend_window: Number of recent windows whose last-step losses decide the trend (W).
-        trend_epsilon: Absolute slope below which the trend counts as stable.
-        features: Observation features, a subset of :data:`aees_gym.context.FEATURES`, in order.
-    """
-
-    trend_window: int = 3
-    trend_epsilon: float = 1e-3
-    features: tuple[str, ...] = DEFAULT_FEATURES
-
-    def __post_init__(self) -> None:
-        if self.trend_window < 1:
-            raise ValueError(f"trend_window must be >= 1, got {self.trend_window}.")
-        if self.trend_epsilon < 0.0:
-            raise ValueError(f"trend_epsilon must be non-negative, got {self.trend_epsilon}.")
-        object.__setattr__(self, "features", tuple(self.features))
-        if not self.features:
-            raise ValueError("features must name at least one observation feature.")
+def options_class(task: str) -> type:
+    try:
+        return _OPTION_CLASSES[task]
+    except KeyError:
+        raise KeyError(f"Unknown task {task!r}; registered tasks: {sorted(_OPTION_CLASSES)}.") from None
 
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Every setting of one :class:`~aees_gym.env.AEESEnv`.
+    """Every setting of one :class:`~aees_gym.envs.env.AEESEnv`.
 
     Args:
         task: Registered task name (see ``aees_gym.tasks.registered_tasks()``).
@@ -180,10 +107,9 @@ class EnvConfig:
     options: Any = None
 
     def __post_init__(self) -> None:
-        for name in ("total_steps", "window_length", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_control_fields(self)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
         if not (math.isfinite(self.base_lr) and self.base_lr > 0):
             raise ValueError(f"base_lr must be positive and finite, got {self.base_lr}.")
         if self.weight_decay < 0:
@@ -191,7 +117,6 @@ class EnvConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("schedule_interval", self.schedule_interval, SCHEDULE_INTERVALS)
-        _choice("action_mode", self.action_mode, ACTION_MODES)
         _choice("label_noise_kind", self.label_noise_kind, LABEL_NOISE_KINDS)
         _choice("device", self.device, DEVICES)
         if not 0.0 <= self.label_noise < 1.0:
@@ -200,17 +125,11 @@ class EnvConfig:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}.")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0 windows, got {self.eval_every}.")
-        low, high = self.relative_lr_bounds
-        if not 0 < low <= 1.0 <= high:
-            raise ValueError(f"relative_lr_bounds must satisfy 0 < low <= 1 <= high, got {self.relative_lr_bounds}.")
-        # Nested configs may arrive as plain mappings (from JSON or make() keyword arguments).
-        for name, cls in (("grid", CandidateGrid), ("reward", RewardConfig), ("context", ContextConfig)):
-            value = getattr(self, name)
-            if isinstance(value, Mapping):
-                object.__setattr__(self, name, cls.from_dict(value) if cls is CandidateGrid else _from_mapping(cls, value))
-            elif not isinstance(value, cls):
-                raise TypeError(f"{name} must be a {cls.__name__} or a mapping, got {type(value).__name__}.")
-        object.__setattr__(self, "relative_lr_bounds", (float(low), float(high)))
+
+    @property
+    def control(self) -> ControlConfig:
+        """The settings :class:`~aees_gym.core.control.EpisodeControl` runs with."""
+        return ControlConfig.of(self)
 
     @property
     def n_windows(self) -> int:
@@ -234,17 +153,16 @@ class EnvConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EnvConfig:
         """Inverse of :meth:`to_dict`; task options are rebuilt with the task's options class."""
-        from aees_gym.tasks import get_task  # tasks import config, so resolve lazily
-
         data = dict(data)
         options = data.pop("options", None)
         if "relative_lr_bounds" in data:
             data["relative_lr_bounds"] = tuple(data["relative_lr_bounds"])
         config = _from_mapping(cls, data)
         if options is not None:
-            options = _from_mapping(get_task(config.task).options_cls, options)
+            options = _from_mapping(options_class(config.task), options)
         return config.replace(options=options)
 
     @classmethod
     def from_json(cls, text: str) -> EnvConfig:
         return cls.from_dict(json.loads(text))
+

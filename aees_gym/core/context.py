@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aees_gym.config import ContextConfig, EnvConfig
+from aees_gym.core.config import ContextConfig, ControlConfig
 
 TREND_BUCKETS = ("improving", "stable", "worsening")
 PHASE_BUCKETS = ("early", "middle", "late")
@@ -87,7 +87,7 @@ def _clip(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
-def _relative_trend(h: RunHistory, c: EnvConfig) -> float:
+def _relative_trend(h: RunHistory, c: ControlConfig) -> float:
     slope = trend_slope(h.last_losses, c.context.trend_window)
     if slope is None:
         return 0.0
@@ -95,16 +95,16 @@ def _relative_trend(h: RunHistory, c: EnvConfig) -> float:
     return _clip(slope / reference, -1.0, 1.0)
 
 
-def _one_hot(kind: str, name: str) -> Callable[[RunHistory, EnvConfig], float]:
-    def feature(h: RunHistory, c: EnvConfig) -> float:
+def _one_hot(kind: str, name: str) -> Callable[[RunHistory, ControlConfig], float]:
+    def feature(h: RunHistory, c: ControlConfig) -> float:
         return float(buckets(h, c.context)[kind] == name)
 
     return feature
 
 
-def _axis_position(axis: int) -> Callable[[RunHistory, EnvConfig], float]:
+def _axis_position(axis: int) -> Callable[[RunHistory, ControlConfig], float]:
     # -1 before the first window; otherwise the chosen index scaled to [0, 1].
-    def feature(h: RunHistory, c: EnvConfig) -> float:
+    def feature(h: RunHistory, c: ControlConfig) -> float:
         if not h.actions:
             return -1.0
         size = (c.grid.n_lr, c.grid.n_noise)[axis]
@@ -113,7 +113,7 @@ def _axis_position(axis: int) -> Callable[[RunHistory, EnvConfig], float]:
     return feature
 
 
-def _loss_level(h: RunHistory, c: EnvConfig) -> float:
+def _loss_level(h: RunHistory, c: ControlConfig) -> float:
     if not h.last_losses or h.initial_loss is None:
         return 0.0
     last, first = h.last_losses[-1], h.initial_loss
@@ -126,14 +126,14 @@ def _loss_level(h: RunHistory, c: EnvConfig) -> float:
     return _clip(math.log(last) - math.log(first), -_LOG_CLIP, _LOG_CLIP)
 
 
-def _lr_scale(h: RunHistory, c: EnvConfig) -> float:
+def _lr_scale(h: RunHistory, c: ControlConfig) -> float:
     low, high = c.relative_lr_bounds
     reach = max(math.log(high), -math.log(low), 1e-12)
     return _clip(math.log(h.lr_scale) / reach, -1.0, 1.0)
 
 
-def _log1p_last(values_of: Callable[[RunHistory], Sequence[float] | float | None]) -> Callable[[RunHistory, EnvConfig], float]:
-    def feature(h: RunHistory, c: EnvConfig) -> float:
+def _log1p_last(values_of: Callable[[RunHistory], Sequence[float] | float | None]) -> Callable[[RunHistory, ControlConfig], float]:
+    def feature(h: RunHistory, c: ControlConfig) -> float:
         value = values_of(h)
         if isinstance(value, Sequence):
             value = value[-1] if value else None
@@ -149,10 +149,10 @@ class Feature:
     low: float
     high: float
     description: str
-    compute: Callable[[RunHistory, EnvConfig], float]
+    compute: Callable[[RunHistory, ControlConfig], float]
 
 
-def _reward_bounds(c: EnvConfig) -> tuple[float, float]:
+def _reward_bounds(c: ControlConfig) -> tuple[float, float]:
     return c.reward.clip_min, c.reward.clip_max
 
 
@@ -192,7 +192,7 @@ def validate_features(names: Sequence[str]) -> None:
         raise ValueError(f"Observation features must not repeat: {list(names)}.")
 
 
-def feature_bounds(config: EnvConfig) -> tuple[np.ndarray, np.ndarray]:
+def feature_bounds(config: ControlConfig) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of the observation vector, as float32 arrays."""
     low, high = [], []
     for name in config.context.features:
@@ -203,7 +203,7 @@ def feature_bounds(config: EnvConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
 
 
-def observation(history: RunHistory, config: EnvConfig) -> np.ndarray:
+def observation(history: RunHistory, config: ControlConfig) -> np.ndarray:
     """The observation vector for the window about to start; always inside :func:`feature_bounds`."""
     low, high = feature_bounds(config)
     raw = np.asarray([FEATURES[n].compute(history, config) for n in config.context.features], dtype=np.float64)
@@ -211,11 +211,11 @@ def observation(history: RunHistory, config: EnvConfig) -> np.ndarray:
     return np.clip(raw, low, high).astype(np.float32)
 
 
-def uses_grad_norm(config: EnvConfig) -> bool:
+def uses_grad_norm(config: ControlConfig) -> bool:
     return "grad_norm" in config.context.features
 
 
-def describe_features(config: EnvConfig) -> list[dict[str, object]]:
+def describe_features(config: ControlConfig) -> list[dict[str, object]]:
     low, high = feature_bounds(config)
     return [
         {"name": n, "low": float(lo), "high": float(hi), "description": FEATURES[n].description}

@@ -7,35 +7,24 @@ process pool, Ray) runs exactly the same code. Everything random comes from ``sp
 from __future__ import annotations
 
 import json
-import math
 import os
-import platform
-import socket
 import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aees_gym import plugins
-from aees_gym.results import RunResult, json_safe
-from aees_gym.suite.runspec import RunSpec
+from aees_gym.core.fileio import json_safe
+from aees_gym.core.hostinfo import host_metadata
+from aees_gym.envs.episode import run_episode
+from aees_gym.suite import agent_registry
+from aees_gym.suite.results import RunResult
+from aees_gym.suite.run_spec import RunSpec
 
 #: Agent-state snapshots are logged at these fractions of the run (plus the last window).
 SNAPSHOT_FRACTIONS = (0.25, 0.5, 0.75)
 #: A snapshot larger than this (JSON characters) is replaced by a note, keeping result files small.
 MAX_STATE_CHARS = 20_000
-def _json_metric(key: str, value: Any) -> Any:
-    """The env marks missing numbers NaN (vector envs need one type per field); result files use null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if key == "steps_to_target" and isinstance(value, float):
-        return int(value)
-    return value
-
-
-# final_metrics fields that measure time; they move to `runtime` so `final_metrics` is reproducible.
-_TIMING_METRICS = ("wall_clock_s", "train_time_s", "optimizer_steps_per_s")
 
 WindowCallback = Callable[[int, int], None]
 
@@ -51,33 +40,6 @@ def error_info(exc: BaseException) -> dict[str, str]:
         "message": str(exc) or type(exc).__name__,
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     }
-
-
-def host_metadata(device: str | None = None) -> dict[str, Any]:
-    """Software versions and the machine a run used."""
-    import gymnasium
-    import numpy
-    import torch
-
-    from aees_gym import __version__
-
-    meta: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "gymnasium": gymnasium.__version__,
-        "numpy": numpy.__version__,
-        "aees_gym": __version__,
-        "device": device,
-    }
-    if device is not None and device.startswith("cuda"):
-        meta["cuda_device"] = torch.cuda.get_device_name(torch.device(device))
-    return meta
 
 
 def _window_log(index: int, reward: float, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +80,9 @@ def _state_snapshot(agent: Any, window: int) -> dict[str, Any]:
 
 
 def _make_agent(spec: RunSpec) -> Any:
-    cls = plugins.load_agent_class(spec.agent)
+    cls = agent_registry.load_agent_class(spec.agent)
     if spec.model_path is None:
-        if plugins.requires_training(cls):
+        if agent_registry.requires_training(cls):
             raise ValueError(f"agent {spec.agent!r} is an offline learner; give the run a trained model_path.")
         return cls(**spec.agent_kwargs)
     if spec.training is not None and spec.seed in spec.training.get("seeds", ()):
@@ -137,54 +99,40 @@ def _episode(spec: RunSpec, on_window: WindowCallback | None) -> dict[str, Any]:
     env = gym.make(spec.env_id, **spec.env_overrides)
     try:
         unwrapped = env.unwrapped
-        agent_time = step_time = 0.0
-        obs, info = env.reset(seed=spec.seed)
-        t0 = time.perf_counter()
-        agent.reset(seed=spec.seed, observation_space=env.observation_space, action_space=env.action_space, info=info)
-        agent_time += time.perf_counter() - t0
         n_windows = unwrapped.config.n_windows
         snapshots_at = _snapshot_windows(n_windows) if callable(getattr(agent, "state", None)) else set()
-        windows: list[dict[str, Any]] = []
         states: list[dict[str, Any]] = []
-        terminated = truncated = False
-        while not (terminated or truncated):
-            t0 = time.perf_counter()
-            action = agent.act(obs, info)
-            t1 = time.perf_counter()
-            next_obs, reward, terminated, truncated, next_info = env.step(action)
-            t2 = time.perf_counter()
-            agent.update(action, reward, next_obs, terminated, truncated, next_info)
-            t3 = time.perf_counter()
-            agent_time += (t1 - t0) + (t3 - t2)
-            step_time += t2 - t1
-            index = len(windows)
-            windows.append(_window_log(index, reward, info, next_info))
-            if index in snapshots_at or (terminated and snapshots_at):
+
+        def after_window(index: int, agent: Any) -> None:
+            if snapshots_at and (index in snapshots_at or unwrapped.control.done):
                 states.append(_state_snapshot(agent, index))
             if on_window is not None:
                 on_window(index + 1, n_windows)
-            obs, info = next_obs, next_info
-        final = {k: _json_metric(k, v) for k, v in (info.get("final_metrics") or {}).items()}
-        timing = {k: final.pop(k, None) for k in _TIMING_METRICS}
-        train_time = timing["train_time_s"] or 0.0
-        env_overhead = max(step_time - train_time, 0.0)
+
+        trace = run_episode(env, agent, seed=spec.seed, on_window=after_window)
+        windows = [_window_log(i, r, trace.info_before(i), after) for i, (r, after) in enumerate(zip(trace.rewards, trace.infos, strict=True))]
+        last = trace.infos[-1]
+        timing = unwrapped.runtime_metrics()
+        train_time = timing["train_time_s"]
+        env_overhead = max(trace.env_step_time_s - train_time, 0.0)
         return {
             "config": unwrapped.config.to_dict(),
             "windows": windows,
             "agent_states": states,
-            "eval_curve": list(info.get("eval_curve") or []),
-            "final_metrics": final,
+            "eval_curve": list(last.get("eval_curve") or []),
+            "final_metrics": json_safe(last.get("final_metrics") or {}),
             "device": str(unwrapped.training_run.device),
             "runtime": {
                 "env_wall_clock_s": timing["wall_clock_s"],
-                "train_time_s": timing["train_time_s"],
+                "train_time_s": train_time,
+                "eval_time_s": timing["eval_time_s"],
                 "optimizer_steps_per_s": timing["optimizer_steps_per_s"],
-                "agent_time_s": agent_time,
-                "env_step_time_s": step_time,
+                "agent_time_s": trace.agent_time_s,
+                "env_step_time_s": trace.env_step_time_s,
                 "env_overhead_s": env_overhead,
-                "controller_overhead_s": agent_time + env_overhead,
-                "controller_overhead_fraction": (agent_time + env_overhead) / train_time if train_time > 0 else None,
-                "window_wall_times_s": list(unwrapped.control.history.wall_times),
+                "controller_overhead_s": trace.agent_time_s + env_overhead,
+                "controller_overhead_fraction": (trace.agent_time_s + env_overhead) / train_time if train_time > 0 else None,
+                "window_wall_times_s": timing["window_wall_times_s"],
             },
         }
     finally:

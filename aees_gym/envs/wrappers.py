@@ -6,7 +6,7 @@ the action is a persistent ×/÷ step of the base LR instead of a one-window mul
 
 Example:
     >>> import gymnasium as gym, aees_gym
-    >>> from aees_gym.wrappers import ContinuousAction, SelectObservation
+    >>> from aees_gym.envs.wrappers import ContinuousAction, SelectObservation
     >>> env = SelectObservation(ContinuousAction(gym.make("aees_gym/Synthetic-v0")), ["progress", "trend"])
     >>> env.action_space, env.observation_space.shape
     (Box(-1.0, 1.0, (2,), float32), (2,))
@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from aees_gym.grid import CandidateGrid
+from aees_gym.core.grid import CandidateGrid
 
 
 def _grid(env: gym.Env) -> CandidateGrid:

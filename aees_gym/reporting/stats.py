@@ -31,9 +31,10 @@ instead of silently propagating NaN into a table.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Union
 
 import numpy as np
+
+from aees_gym.envs.metrics import steps_to_target  # noqa: F401  (part of the statistics API)
 
 
 def _scipy_stats():  # noqa: ANN202 - scipy stays out of `import aees_gym` (the env needs none of it)
@@ -44,8 +45,8 @@ def _scipy_stats():  # noqa: ANN202 - scipy stays out of `import aees_gym` (the 
     return stats
 
 
-ArrayLike = Union[np.ndarray, list, tuple, float, int]
-ScoresByTask = Union[Mapping[str, ArrayLike], ArrayLike]
+ArrayLike = np.ndarray | list | tuple | float | int
+ScoresByTask = Mapping[str, ArrayLike] | ArrayLike
 Statistic = Callable[[np.ndarray], float]
 
 __all__ = [
@@ -252,32 +253,6 @@ def probability_of_improvement_ci(
     boot = np.mean(boots, axis=0)
     low, high = _percentile_ci(boot, confidence)
     return float(np.mean(points)), low, high
-
-
-def steps_to_target(steps: ArrayLike, values: ArrayLike, target: float) -> int | None:
-    """First step at which a curve reaches ``values >= target``.
-
-    Args:
-        steps: Non-decreasing step counts, one per curve point.
-        values: Curve values (e.g. accuracy), same length as ``steps``.
-        target: Threshold to reach.
-
-    Returns:
-        The step (as ``int``) of the first point with ``value >= target``, or
-        ``None`` if the curve never reaches it.
-
-    Raises:
-        ValueError: On empty/NaN input, length mismatch, decreasing steps or NaN target.
-    """
-    s, v = _clean(steps, "steps"), _clean(values, "values")
-    if s.size != v.size:
-        raise ValueError(f"steps and values differ in length ({s.size} vs {v.size})")
-    if np.any(np.diff(s) < 0):
-        raise ValueError("steps must be non-decreasing")
-    if not np.isfinite(target):
-        raise ValueError(f"target must be finite, got {target!r}")
-    hits = np.flatnonzero(v >= target)
-    return int(s[hits[0]]) if hits.size else None
 
 
 def normalized_score(x: ArrayLike, low: float, high: float) -> float | np.ndarray:

@@ -19,23 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aees_gym.results import (
-    RESERVED_PREFIX,
-    ResultFileError,
-    RunResult,
-    atomic_write_text,
-    dumps_json,
-    quarantine,
-    read_result,
-    result_path,
-    write_result,
-)
-from aees_gym.suite.executors import execute, single_thread
+from aees_gym.core.fileio import atomic_write_text, dumps_json
+from aees_gym.core.threads import single_thread
+from aees_gym.suite.executors import execute
+from aees_gym.suite.one_run import error_info, error_result, run_one
 from aees_gym.suite.plan import SuitePlan, TrainJob, plan_suite
 from aees_gym.suite.progress import Progress
-from aees_gym.suite.run import error_info, error_result, run_one
-from aees_gym.suite.runspec import RunSpec
-from aees_gym.suite.spec import SuiteSpec
+from aees_gym.suite.results import RESERVED_PREFIX, ResultFileError, RunResult, quarantine, read_result, result_path, write_result
+from aees_gym.suite.run_spec import RunSpec
+from aees_gym.suite.suite_file import SuiteSpec
 from aees_gym.suite.training import TrainOutcome, train_one
 
 MANIFEST = f"{RESERVED_PREFIX}manifest.json"

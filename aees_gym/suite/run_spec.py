@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from aees_gym.registration import env_id as _env_id
-from aees_gym.results import json_safe
+from aees_gym.core.fileio import json_safe
+from aees_gym.envs.registration import env_id as _env_id
 
 
 def canonical_json(value: Any) -> str:

@@ -10,13 +10,13 @@ non-finite float (a diverged loss) is written as ``null``.
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from aees_gym.core.fileio import atomic_write_text, dumps_json, json_safe
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "error")
@@ -102,24 +102,6 @@ class RunResult:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with tuples as lists, numpy scalars as Python numbers and non-finite floats as None."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    item = getattr(value, "item", None)  # numpy / torch scalars
-    if callable(item):
-        return json_safe(item())
-    raise TypeError(f"{type(value).__name__} value {value!r} cannot be stored in a result file.")
-
-
 # --------------------------------------------------------------------------- validation
 _TYPES: dict[str, tuple[type, ...]] = {
     "schema_version": (int,), "run_id": (str,), "suite": (str,), "task": (str,), "task_label": (str,),
@@ -173,28 +155,6 @@ def _require_keys(source: Path | str, prefix: str, value: Mapping[str, Any], key
 
 
 # --------------------------------------------------------------------------- IO
-def atomic_write_text(path: Path | str, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def dumps_json(data: Any) -> str:
-    """Strict, stable JSON (sorted keys, no NaN)."""
-    return json.dumps(json_safe(data), sort_keys=True, indent=1, allow_nan=False) + "\n"
-
-
 def result_path(directory: Path | str, run_id: str) -> Path:
     return Path(directory) / f"{run_id}.json"
 

@@ -2,7 +2,7 @@
 
 Needs matplotlib (the ``plot`` extra), imported only when a plot is drawn. Figures are built with
 the object API (no pyplot state), so plotting works in any process and backend. Bands are 95%
-bootstrap CIs of the mean over seeds (:func:`aees_gym.stats.stratified_bootstrap_ci`).
+bootstrap CIs of the mean over seeds (:func:`aees_gym.reporting.stats.stratified_bootstrap_ci`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from aees_gym import stats
-from aees_gym.results import RunResult
+from aees_gym.reporting import stats
+from aees_gym.suite.results import RunResult
 
 BAND_BOOT = 500
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
@@ -125,7 +125,7 @@ def arm_fractions(runs: list[RunResult]) -> tuple[list[str], np.ndarray]:
     grid = next((r.config["grid"] for r in runs if r.config), None)
     if grid is None:
         return [], np.zeros((0, 0))
-    from aees_gym.grid import CandidateGrid
+    from aees_gym.core.grid import CandidateGrid
 
     names = list(CandidateGrid.from_dict(grid).names)
     n_windows = max((len(r.windows) for r in runs), default=0)

@@ -1,7 +1,7 @@
 """Aggregate a results folder into tables: per task × agent, and per agent over all tasks.
 
 For each metric: ``n``, mean ± sample std, the interquartile mean (IQM) and its 95% stratified
-bootstrap CI (:mod:`aees_gym.stats`); the probability of improvement (PoI) of each agent's final
+bootstrap CI (:mod:`aees_gym.reporting.stats`); the probability of improvement (PoI) of each agent's final
 validation accuracy over the baseline's, with a 95% CI; run counts by status.
 
 **Baseline.** In each (suite, task variant) the baseline is the plain optimizer: agent ``fixed``
@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from aees_gym import stats
-from aees_gym.results import ResultFileError, RunResult, atomic_write_text, scan_results
+from aees_gym.core.fileio import atomic_write_text
+from aees_gym.reporting import stats
+from aees_gym.suite.results import ResultFileError, RunResult, scan_results
 
 ALL_TASKS = "(all tasks)"
 
@@ -357,7 +358,7 @@ def write_report(report: Report, out_dir: Path | str | None = None, *, plots: bo
     out.mkdir(parents=True, exist_ok=True)
     images: list[Path] = []
     if plots:
-        from aees_gym.plots import write_plots
+        from aees_gym.reporting.plots import write_plots
 
         order = list(dict.fromkeys(row.agent_label for row in report.rows))
         images = write_plots(report.results, out / "plots", agent_order=order)

@@ -10,7 +10,7 @@ the test split is absent from the train split and the seed ranges differ, so a p
 ``train`` and scored on ``test`` is scored on training runs it has never seen.
 
 Example:
-    >>> from aees_gym.instances import get_instance_set
+    >>> from aees_gym.envs.instances import get_instance_set
     >>> s = get_instance_set("synthetic-mix-v0")
     >>> task, overrides, seed = s.test[0]
     >>> task
@@ -28,15 +28,17 @@ from typing import Any
 import numpy as np
 from gymnasium.utils import seeding
 
-from aees_gym import context as ctx
-from aees_gym.config import EnvConfig
+from aees_gym.core import context as ctx
+from aees_gym.envs.registration import env_id
+from aees_gym.tasks import make_config
+from aees_gym.tasks.config import EnvConfig
 
 SPLITS = ("train", "test")
-# Constant-per-run observation features (see aees_gym.context.FEATURES) for contextual agents.
+# Constant-per-run observation features (see aees_gym.core.context.FEATURES) for contextual agents.
 DESCRIPTOR_FEATURES = ("run_log_lr", "run_label_noise", "run_log_budget")
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -64,8 +66,6 @@ class Instance:
 
     @property
     def env_id(self) -> str:
-        from aees_gym.registration import env_id
-
         return env_id(self.task)
 
     @property
@@ -78,8 +78,6 @@ class Instance:
 
     def config(self, **extra: Any) -> EnvConfig:
         """The resolved :class:`EnvConfig` of this instance, with ``extra`` settings (which must not collide)."""
-        from aees_gym.env import make_config  # env imports this module
-
         clash = sorted(set(extra) & set(self.env_overrides))
         if clash:
             raise ValueError(
@@ -95,7 +93,7 @@ class Instance:
 
 def make_instance(task: str, overrides: Mapping[str, Any], seed: int) -> Instance:
     pairs = tuple(sorted(overrides.items()))
-    settings = ",".join(f"{k}={_format_value(v)}" for k, v in pairs)
+    settings = ",".join(f"{k}={format_value(v)}" for k, v in pairs)
     return Instance(f"{task}[{settings}]#{seed}" if settings else f"{task}#{seed}", task, pairs, int(seed))
 
 
@@ -266,7 +264,6 @@ def resolve_env(
     descriptors: bool,
 ) -> tuple[EnvConfig, InstanceCycle | None]:
     """The env's initial config and, with ``instance_set``, its instance cycle (used by ``AEESEnv.__init__``)."""
-    from aees_gym.env import make_config  # env imports this module
 
     finish = with_descriptors if descriptors else (lambda c: c)
     if instance_set is None:

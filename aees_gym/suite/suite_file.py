@@ -34,15 +34,17 @@ The full reference is in ``docs/suites.md``.
 from __future__ import annotations
 
 import inspect
+import itertools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aees_gym import plugins
-from aees_gym.env import make_config
-from aees_gym.tasks import get_task, registered_tasks
+from aees_gym.envs.instances import format_value
+from aees_gym.envs.registration import task_of
+from aees_gym.suite import agent_registry
+from aees_gym.tasks import get_task, make_config, registered_tasks
 
 EXECUTORS = ("serial", "local", "ray")
 _SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps")
@@ -122,6 +124,43 @@ class SuiteSpec:
 
 
 # --------------------------------------------------------------------------- helpers
+@dataclass(frozen=True)
+class TaskVariant:
+    """One concrete task of a suite: the task, its readable label, env overrides and sweep coordinates."""
+
+    task: str
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)
+
+
+def task_variants(spec: SuiteSpec, task: TaskEntry) -> list[TaskVariant]:
+    """The task itself, or one variant per point of the sweep grid (base-LR multipliers × values)."""
+    base = {**spec.env, **task.overrides}
+    sweeps = spec.sweeps
+    applies = sweeps is not None and (sweeps.tasks is None or task.label in sweeps.tasks)
+    if not applies or sweeps is None or not (sweeps.base_lr_multipliers or sweeps.values):
+        return [TaskVariant(task.name, task.label, base, {})]
+    axes: list[list[tuple[str, Any]]] = []
+    if sweeps.base_lr_multipliers:
+        axes.append([("base_lr_multiplier", m) for m in sweeps.base_lr_multipliers])
+    axes.extend([(key, v) for v in values] for key, values in sweeps.values.items())
+    base_lr = float(base.get("base_lr", get_task(task.name).default_config().base_lr))
+    variants = []
+    for combo in itertools.product(*axes):
+        overrides, sweep, parts = dict(base), {}, []
+        for key, value in combo:
+            sweep[key] = value
+            if key == "base_lr_multiplier":
+                overrides["base_lr"] = base_lr * value
+                parts.append(f"lr×{format_value(value)}")
+            else:
+                overrides[key] = value
+                parts.append(f"{key}={format_value(value)}")
+        variants.append(TaskVariant(task.name, f"{task.label} {' '.join(parts)}", overrides, sweep))
+    return variants
+
+
 def _check_keys(where: str, table: Any, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> Mapping[str, Any]:
     if not isinstance(table, Mapping):
         raise SuiteConfigError(f"{where} must be a table, got {type(table).__name__}.")
@@ -162,12 +201,10 @@ def _table(where: str, value: Any) -> dict[str, Any]:
 
 def resolve_task_name(where: str, name: str) -> str:
     """``Digits`` or ``aees_gym/Digits-v0`` (optionally ``aees_gym:aees_gym/Digits-v0``) → ``Digits``."""
-    task = name.split(":", 1)[1] if name.startswith("aees_gym:") else name
-    if task.startswith("aees_gym/") and task.endswith("-v0"):
-        task = task[len("aees_gym/") : -len("-v0")]
     try:
+        task = task_of(name)
         get_task(task)
-    except KeyError:
+    except (KeyError, ValueError):
         raise SuiteConfigError(f"{where}: unknown task {name!r}; registered tasks: {list(registered_tasks())}.") from None
     return task
 
@@ -200,16 +237,16 @@ def _parse_agent(where: str, raw: Any) -> AgentEntry:
     name = _str(f"{where}.name", table["name"])
     kwargs = _table(f"{where}.kwargs", table.get("kwargs", {}))
     try:
-        cls = plugins.load_agent_class(name)
+        cls = agent_registry.load_agent_class(name)
     except KeyError as exc:
         raise SuiteConfigError(f"{where}.name: {exc.args[0]}") from None
     training = None if table.get("training") is None else _parse_training(f"{where}.training", table["training"])
-    if plugins.requires_training(cls) and training is None:
+    if agent_registry.requires_training(cls) and training is None:
         raise SuiteConfigError(
             f"{where}: agent {name!r} is an offline learner; add a 'training' table with keys {list(_TRAINING_KEYS)} "
             "(e.g. training = { total_timesteps = 1000, seed = 1000 })."
         )
-    if training is not None and not plugins.requires_training(cls):
+    if training is not None and not agent_registry.requires_training(cls):
         raise SuiteConfigError(f"{where}.training: agent {name!r} learns online and takes no 'training' table; remove it.")
     try:  # constructing once is the only check of kwargs that works for every agent
         cls(**kwargs)
@@ -293,12 +330,10 @@ def _check_training_seeds(source: str, spec: SuiteSpec) -> None:
 
 
 def _check_env_overrides(source: str, spec: SuiteSpec) -> None:
-    from aees_gym.suite.plan import task_variants  # plan imports this module
-
     for i, task in enumerate(spec.tasks):
         for variant in task_variants(spec, task):
             for agent in spec.agents:
-                agent_overrides = plugins.agent_env_overrides(plugins.load_agent_class(agent.name))
+                agent_overrides = agent_registry.agent_env_overrides(agent_registry.load_agent_class(agent.name))
                 try:
                     make_config(task.name, **{**variant.overrides, **agent_overrides})
                 except (KeyError, ValueError, TypeError) as exc:

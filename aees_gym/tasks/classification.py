@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aees_gym.config import EnvConfig
 from aees_gym.tasks.base import (
     RunSeeds,
     TrainingRun,
@@ -25,6 +24,7 @@ from aees_gym.tasks.base import (
     resolve_device,
     seeded_torch,
 )
+from aees_gym.tasks.config import EnvConfig
 
 
 @dataclass

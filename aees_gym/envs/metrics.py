@@ -1,0 +1,73 @@
+"""Final metrics of a training run: one pure function, one representation (floats, NaN when missing).
+
+Missing numbers are NaN, never ``None``: vector envs stack infos into arrays typed by the first
+copy's value, so a field must keep one type across copies; result files write NaN as ``null``.
+Timing is not here (same-seed infos must be identical): see ``AEESEnv.runtime_metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def steps_to_target(steps: ArrayLike, values: ArrayLike, target: float) -> int | None:
+    """First step at which a curve reaches ``values >= target``, or ``None`` if it never does.
+
+    Raises:
+        ValueError: On empty/NaN input, length mismatch, decreasing steps or a non-finite target.
+    """
+    s, v = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
+    for name, arr in (("steps", s), ("values", v)):
+        if arr.size == 0:
+            raise ValueError(f"{name} is empty")
+        if np.isnan(arr).any():
+            raise ValueError(f"{name} contains NaN")
+    if s.size != v.size:
+        raise ValueError(f"steps and values differ in length ({s.size} vs {v.size})")
+    if np.any(np.diff(s) < 0):
+        raise ValueError("steps must be non-decreasing")
+    if not np.isfinite(target):
+        raise ValueError(f"target must be finite, got {target!r}")
+    hits = np.flatnonzero(v >= target)
+    return int(s[hits[0]]) if hits.size else None
+
+
+def _finite_or_nan(value: float | None) -> float:
+    return float(value) if value is not None and math.isfinite(value) else math.nan
+
+
+def final_metrics(
+    eval_curve: Sequence[Mapping[str, float]],
+    mean_losses: Sequence[float],
+    rewards: Sequence[float],
+    *,
+    steps_done: int,
+    diverged: bool,
+    target_accuracy: float | None,
+    flops_per_step: float,
+) -> dict[str, Any]:
+    """The end-of-run record from the evaluation curve (its last entry is the final evaluation)."""
+    final = dict(eval_curve[-1])
+    final.pop("step", None)
+    accs = [e["val_accuracy"] for e in eval_curve]
+    reached = None
+    if target_accuracy is not None:
+        reached = steps_to_target([e["step"] for e in eval_curve], accs, target_accuracy)
+    return {
+        **final,
+        "val_loss": _finite_or_nan(final.get("val_loss")),
+        "best_val_accuracy": max(accs),
+        "final_train_loss": _finite_or_nan(mean_losses[-1]),
+        "steps_done": steps_done,
+        "windows": len(rewards),
+        "total_reward": float(sum(rewards)),
+        "diverged": diverged,
+        "steps_to_target": None if target_accuracy is None else (math.nan if reached is None else float(reached)),
+        "flops_per_step": flops_per_step,
+        "total_flops": flops_per_step * steps_done,
+    }

@@ -1,0 +1,1 @@
+"""Reporting: statistics (IQM, bootstrap CIs, P(improvement)), report tables and plots."""
