@@ -109,6 +109,17 @@ class MnistCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+class MnistMLP(nn.Module):
+    """A one-hidden-layer MLP on flattened 28×28 images (784-``hidden``-10, ReLU)."""
+
+    def __init__(self, n_classes: int = 10, hidden: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 def _torchvision_init(model: nn.Module) -> None:
     # torchvision's ResNet/VGG scheme, so results are comparable with runs that use its models.
     for m in model.modules():
@@ -140,11 +151,18 @@ def mnist_cnn(n_classes: int) -> MnistCNN:
     return MnistCNN(n_classes)
 
 
+def mnist_mlp(n_classes: int) -> MnistMLP:
+    return MnistMLP(n_classes)
+
+
 #: Model name → constructor ``f(n_classes)``; the vision tasks' ``model`` option picks one.
-MODELS: dict[str, Callable[[int], nn.Module]] = {"resnet18": resnet18, "resnet8": resnet8, "vgg16": vgg16, "mnist_cnn": mnist_cnn}
+MODELS: dict[str, Callable[[int], nn.Module]] = {"resnet18": resnet18, "resnet8": resnet8, "vgg16": vgg16, "mnist_cnn": mnist_cnn, "mnist_mlp": mnist_mlp}
 
 #: Models that take 3×32×32 inputs (the others take 1×28×28).
 CIFAR_MODELS = ("resnet18", "resnet8", "vgg16")
+
+#: Models of the MNIST task.
+MNIST_MODELS = ("mnist_cnn", "mnist_mlp")
 
 
 def build_model(name: str, n_classes: int) -> nn.Module:

@@ -31,7 +31,7 @@ from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task, 
 from aees_gym.tasks.classification import ClassificationData, build_classification_run, stratified_split
 from aees_gym.tasks.config import EnvConfig
 from aees_gym.tasks.image_pipeline import DeviceAugment, resolve_fast_path, wrap_image_model
-from aees_gym.tasks.models import CIFAR_MODELS, build_model
+from aees_gym.tasks.models import CIFAR_MODELS, MNIST_MODELS, build_model
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, MNIST_5K_FILE, missing_data_error, prepare_command, prepare_dataset
 
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
@@ -80,7 +80,7 @@ class ImageOptions:
         data_dir: Folder holding the extracted data (see the module docstring for the layout).
         download: Let torchvision download missing files into ``data_dir`` (needs internet). When
             False the task only reads local files and says how to prepare them if they are missing.
-        model: Network; CIFAR tasks: ``resnet18``, ``resnet8`` (tiny, for CPU), ``vgg16``; MNIST: ``mnist_cnn``.
+        model: Network; CIFAR tasks: ``resnet18``, ``resnet8`` (tiny, for CPU), ``vgg16``; MNIST: ``mnist_cnn``, ``mnist_mlp`` (784-128-10).
         augment: Random crop (zero padding) and, for CIFAR, horizontal flip of training batches.
         n_train: Use only the first ``n_train`` training images (``None``: all).
         n_val: Use only the first ``n_val`` validation images (``None``: all).
@@ -138,8 +138,8 @@ class MnistOptions(ImageOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.model != "mnist_cnn":
-            raise ValueError(f"model={self.model!r} is not an MNIST model; choose 'mnist_cnn'.")
+        if self.model not in MNIST_MODELS:
+            raise ValueError(f"model={self.model!r} is not an MNIST model; choose one of {list(MNIST_MODELS)}.")
         if self.source not in MNIST_SOURCES:
             raise ValueError(f"source={self.source!r} is not valid; choose one of {list(MNIST_SOURCES)}.")
 

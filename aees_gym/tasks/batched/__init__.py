@@ -1,0 +1,23 @@
+"""Batched training engine: N independent runs of one task's network trained as one stacked computation.
+
+* :class:`BatchedClassificationRuns` (:mod:`.run`): reset rows, run one window for all rows, evaluate rows.
+* :class:`BatchedOptimizer` (:mod:`.optim`): AdamW / Adam / SGD with per-run LR, momentum and weight decay.
+* :func:`batched_task` / :func:`register_batched_task` (:mod:`.registry`): which tasks can be batched.
+
+Row ``i`` reset with seed ``s`` reproduces the single env reset with seed ``s``: same initial
+weights, data order, label noise, dropout and gradient-noise streams.
+"""
+
+from aees_gym.tasks.batched.optim import BatchedOptimizer
+from aees_gym.tasks.batched.registry import BatchedTaskSpec, batchable_tasks, batched_task, register_batched_task
+from aees_gym.tasks.batched.run import SHARED_FIELDS, BatchedClassificationRuns
+
+__all__ = [
+    "SHARED_FIELDS",
+    "BatchedClassificationRuns",
+    "BatchedOptimizer",
+    "BatchedTaskSpec",
+    "batchable_tasks",
+    "batched_task",
+    "register_batched_task",
+]

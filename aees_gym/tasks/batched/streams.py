@@ -1,0 +1,107 @@
+"""Per-run random streams of the batched engine, each identical to the single run's.
+
+* :class:`RowBatches`: each run's minibatch indices, drawn exactly like
+  :class:`~aees_gym.tasks.classification.DeviceBatches` (one ``randperm`` per epoch from the run's
+  data-order generator, drop-last), planned for a whole window on the host and sent to the
+  device in one transfer.
+* :class:`RowGradientNoise`: each run's gradient-noise generators, one per parameter tensor seeded
+  ``seed + 1009·group + index`` with the ``normal_``/``randn`` rule of
+  :class:`~aees_gym.core.control.EpisodeControl`, so the noise added to run ``i``'s gradients is the
+  noise its single env adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from aees_gym.core.control import _FUSED_NORMAL_MIN_NUMEL, _PARAM_SEED_STRIDE
+
+_GROUP = 0  # the tasks' optimizers hold every parameter in one param group
+
+
+class RowBatches:
+    """Minibatch index plans of ``n_runs`` runs over one training set of ``n_examples``.
+
+    Args:
+        n_runs: Number of rows.
+        n_examples: Training examples (the same for every run).
+        batch_size: Minibatch size (the same for every run).
+    """
+
+    def __init__(self, n_runs: int, n_examples: int, batch_size: int) -> None:
+        if batch_size > n_examples:
+            raise ValueError(f"batch_size {batch_size} exceeds the {n_examples} training examples.")
+        self.n_examples, self.batch_size = n_examples, batch_size
+        self.steps_per_epoch = n_examples // batch_size
+        self._generators = [torch.Generator() for _ in range(n_runs)]
+        self._perms: list[torch.Tensor | None] = [None] * n_runs
+        self._pos = [self.steps_per_epoch] * n_runs
+
+    def reset(self, row: int, seed: int) -> None:
+        """Start run ``row``'s data order from ``seed`` (the run's ``RunSeeds.data_order``)."""
+        self._generators[row].manual_seed(int(seed))
+        self._perms[row] = None
+        self._pos[row] = self.steps_per_epoch
+
+    def plan(self, steps: Sequence[int], width: int) -> torch.Tensor:
+        """Indices ``[width, N, B]`` of the next ``steps[i]`` batches of every row (zeros past a row's steps)."""
+        b, spe = self.batch_size, self.steps_per_epoch
+        out = torch.zeros(width, len(steps), b, dtype=torch.long)
+        for row, n in enumerate(steps):
+            k = 0
+            while k < n:
+                if self._pos[row] == spe:  # DeviceBatches draws a new permutation lazily, at the next batch
+                    self._perms[row] = torch.randperm(self.n_examples, generator=self._generators[row])
+                    self._pos[row] = 0
+                take = min(n - k, spe - self._pos[row])
+                batches = self._perms[row][: spe * b].view(spe, b)
+                out[k : k + take, row] = batches[self._pos[row] : self._pos[row] + take]
+                self._pos[row] += take
+                k += take
+        return out
+
+
+class RowGradientNoise:
+    """Seeded Gaussian gradient noise of every run, with EpisodeControl's streams.
+
+    Args:
+        params: The stacked parameters ``[N, ...]``, in the single run's ``parameters()`` order
+            (one param group, as the tasks' optimizers have).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        n, device = self.params[0].shape[0], self.params[0].device
+        self._generators = [[torch.Generator(device=device) for _ in self.params] for _ in range(n)]
+        self._buffers = [torch.zeros_like(p, requires_grad=False) for p in self.params]
+        self._stds = [0.0] * n
+
+    def reset(self, row: int, seed: int) -> None:
+        """Seed run ``row``'s generators from its ``RunSeeds.gradient_noise`` (group 0, index j)."""
+        for j, gen in enumerate(self._generators[row]):
+            gen.manual_seed(int(seed) + _GROUP * _PARAM_SEED_STRIDE + j)
+
+    def begin_window(self, stds: Sequence[float]) -> None:
+        """Fix each row's noise std for the window; rows with std 0 get no noise and draw nothing."""
+        self._stds = [float(s) for s in stds]
+        for buf in self._buffers:
+            buf.zero_()
+
+    def add_(self, rows: Sequence[int]) -> None:
+        """Draw the next noise of each noisy row in ``rows`` and add it to the stacked gradients."""
+        noisy = [i for i in rows if self._stds[i] > 0.0]
+        if not noisy:
+            return
+        for i in noisy:
+            std, gens = self._stds[i], self._generators[i]
+            for buf, gen in zip(self._buffers, gens, strict=True):
+                row = buf[i]
+                if row.numel() >= _FUSED_NORMAL_MIN_NUMEL:
+                    row.normal_(0.0, std, generator=gen)
+                else:
+                    torch.randn(row.shape, generator=gen, out=row)
+                    row.mul_(std)
+        # Rows without noise (or not stepping) hold zeros or stale noise whose step is discarded.
+        torch._foreach_add_([p.grad for p in self.params], self._buffers)
