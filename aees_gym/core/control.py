@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ import torch
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
 from aees_gym.core.grid import CandidateGrid
-from aees_gym.core.reward import compute_reward
+from aees_gym.core.window import record_window, start_info, window_info
 
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
 # gradient noise, and therefore whole runs, reproducible against it.
@@ -145,18 +145,7 @@ class EpisodeControl:
 
     def base_info(self) -> dict[str, Any]:
         """Buckets and progress for the window about to start (what ``reset`` publishes)."""
-        return {
-            **ctx.buckets(self.history, self.config.context),
-            "candidate_grid": self.grid,
-            "trend_buckets": ctx.TREND_BUCKETS,
-            "phase_buckets": ctx.PHASE_BUCKETS,
-            "context_buckets": ctx.CONTEXT_BUCKETS,
-            "action_mode": self.config.action_mode,
-            "steps_done": self.history.steps_done,
-            "steps_total": self.config.total_steps,
-            "window_index": self.window_index,
-            "lr_scale": self.history.lr_scale,
-        }
+        return start_info(self.history, self.config)
 
     # ------------------------------------------------------------------ window lifecycle
     def begin_window(self, action: Any) -> tuple[float, float]:
@@ -279,58 +268,26 @@ class EpisodeControl:
         n = self._window_steps
         losses: list[float] = self._losses[:n].tolist()  # the one host transfer of the window
         grad_norm = float(self._grad_norms[:n].mean()) if self._grad_norms is not None else None
-        h = self.history
-        if h.initial_loss is None:
-            h.initial_loss = losses[0]
-        self.diverged = self._is_divergent(losses)
-        rc = self.config.reward
-        if self.diverged:
-            terms = None
-            reward = rc.on_divergence
-        else:
-            terms = compute_reward(losses, rc)
-            reward = terms.reward
-            if self._plateau:
-                self.lr_scheduler.step(sum(losses) / n)
         lr_idx, noise_idx = self.grid.split(self._action)
-        h.first_losses.append(losses[0])
-        h.last_losses.append(losses[-1])
-        h.mean_losses.append(sum(losses) / n)
-        h.rewards.append(reward)
-        h.instabilities.append(terms.instability if terms else 0.0)
-        h.actions.append((lr_idx, noise_idx))
-        if grad_norm is not None:
-            h.grad_norms.append(grad_norm)
-        # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
-        h.wall_times.append(time.perf_counter() - self._window_start_time)
-        evaluation = self._evaluate(len(h.rewards) - 1, self.done) if self._evaluate is not None else None
+        score = record_window(
+            self.history, losses, self.config, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm,
+            wall_time=time.perf_counter() - self._window_start_time,
+        )
+        self.diverged = score.diverged
+        if self._plateau and not score.diverged:
+            self.lr_scheduler.step(sum(losses) / n)
+        evaluation = self._evaluate(len(self.history.rewards) - 1, self.done) if self._evaluate is not None else None
         if evaluation is not None:
             self.record_evaluation(evaluation)
-        info = self.base_info()
-        info.update(
-            action=self._action,
-            lr_index=lr_idx,
-            noise_index=noise_idx,
-            candidate_name=self.grid.name(self._action),
-            lr_multiplier=self._lr_multiplier,
-            noise_std=self._noise_std,
-            effective_lr=[g["lr"] * self._lr_multiplier for g in self.optimizer.param_groups][0],
-            loss_first=losses[0],
-            loss_last=losses[-1],
-            loss_mean=sum(losses) / n,
-            window_steps=n,
-            ema_start=terms.ema_start if terms else math.nan,
-            ema_end=terms.ema_end if terms else math.nan,
-            reward_terms=terms.as_dict() if terms else {"reward": reward},
-            step_losses=losses,
+        info = window_info(
+            self.history, self.config, score, losses, action=self._action, lr_multiplier=self._lr_multiplier,
+            noise_std=self._noise_std, effective_lr=self.optimizer.param_groups[0]["lr"] * self._lr_multiplier,
             grad_norm=grad_norm,
-            diverged=self.diverged,
-            window_index=len(h.rewards) - 1,
         )
         if evaluation is not None and not self.done:
             info["eval"] = self.eval_curve[-1]
         self._window_steps = 0
-        return WindowOutcome(self._action, self.observation(), float(reward), self.done, info)
+        return WindowOutcome(self._action, self.observation(), score.reward, self.done, info)
 
     def record_evaluation(self, metrics: Mapping[str, float]) -> None:
         """Record a validation result: the observation's ``val_*`` features and the evaluation curve."""
@@ -339,13 +296,6 @@ class EpisodeControl:
         self.history.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else None
         self.history.val_accuracy = entry.get("val_accuracy")
         self.eval_curve.append(entry)
-
-    def _is_divergent(self, losses: Sequence[float]) -> bool:
-        if not all(math.isfinite(x) for x in losses):
-            return True
-        ratio = self.config.divergence_loss_ratio
-        first = self.history.initial_loss
-        return ratio is not None and first is not None and first > 0 and max(losses) > ratio * first
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

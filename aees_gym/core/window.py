@@ -1,0 +1,116 @@
+"""Per-run window bookkeeping, shared by EpisodeControl (one run) and batched envs (N runs at once).
+
+Once a window's step losses are on the host, scoring and recording it is the same arithmetic for
+every run: decide divergence, compute the reward, append to the run's history, and describe the
+window in the step ``info``. These pure functions are that arithmetic, written once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aees_gym.core import context as ctx
+from aees_gym.core.config import ControlConfig
+from aees_gym.core.reward import RewardTerms, compute_reward
+
+
+@dataclass(frozen=True)
+class WindowScore:
+    """The reward of a closed window (``terms`` is None when it diverged)."""
+
+    reward: float
+    terms: RewardTerms | None
+    diverged: bool
+
+
+def is_divergent(losses: Sequence[float], initial_loss: float | None, ratio: float | None) -> bool:
+    """A non-finite loss, or one above ``ratio`` × the run's first loss (``ratio=None`` disables that)."""
+    if not all(math.isfinite(x) for x in losses):
+        return True
+    return ratio is not None and initial_loss is not None and initial_loss > 0 and max(losses) > ratio * initial_loss
+
+
+def record_window(
+    history: ctx.RunHistory,
+    losses: Sequence[float],
+    config: ControlConfig,
+    *,
+    lr_index: int,
+    noise_index: int,
+    grad_norm: float | None,
+    wall_time: float,
+) -> WindowScore:
+    """Score a window's step losses and append it to ``history``."""
+    if history.initial_loss is None:
+        history.initial_loss = losses[0]
+    diverged = is_divergent(losses, history.initial_loss, config.divergence_loss_ratio)
+    terms = None if diverged else compute_reward(losses, config.reward)
+    reward = config.reward.on_divergence if terms is None else terms.reward
+    history.first_losses.append(losses[0])
+    history.last_losses.append(losses[-1])
+    history.mean_losses.append(sum(losses) / len(losses))
+    history.rewards.append(reward)
+    history.instabilities.append(terms.instability if terms else 0.0)
+    history.actions.append((lr_index, noise_index))
+    if grad_norm is not None:
+        history.grad_norms.append(grad_norm)
+    # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
+    history.wall_times.append(wall_time)
+    return WindowScore(float(reward), terms, diverged)
+
+
+def start_info(history: ctx.RunHistory, config: ControlConfig) -> dict[str, Any]:
+    """Buckets and progress for the window about to start (what ``reset`` publishes)."""
+    return {
+        **ctx.buckets(history, config.context),
+        "candidate_grid": config.grid,
+        "trend_buckets": ctx.TREND_BUCKETS,
+        "phase_buckets": ctx.PHASE_BUCKETS,
+        "context_buckets": ctx.CONTEXT_BUCKETS,
+        "action_mode": config.action_mode,
+        "steps_done": history.steps_done,
+        "steps_total": config.total_steps,
+        "window_index": len(history.rewards),
+        "lr_scale": history.lr_scale,
+    }
+
+
+def window_info(
+    history: ctx.RunHistory,
+    config: ControlConfig,
+    score: WindowScore,
+    losses: Sequence[float],
+    *,
+    action: int,
+    lr_multiplier: float,
+    noise_std: float,
+    effective_lr: float,
+    grad_norm: float | None,
+) -> dict[str, Any]:
+    """The step ``info`` of a window just recorded in ``history``."""
+    lr_index, noise_index = history.actions[-1]
+    terms, n = score.terms, len(losses)
+    return {
+        **start_info(history, config),
+        "action": action,
+        "lr_index": lr_index,
+        "noise_index": noise_index,
+        "candidate_name": config.grid.name(action),
+        "lr_multiplier": lr_multiplier,
+        "noise_std": noise_std,
+        "effective_lr": effective_lr,
+        "loss_first": losses[0],
+        "loss_last": losses[-1],
+        "loss_mean": sum(losses) / n,
+        "window_steps": n,
+        "ema_start": terms.ema_start if terms else math.nan,
+        "ema_end": terms.ema_end if terms else math.nan,
+        "reward_terms": terms.as_dict() if terms else {"reward": score.reward},
+        "step_losses": list(losses),
+        "grad_norm": grad_norm,
+        "diverged": score.diverged,
+        "window_index": len(history.rewards) - 1,
+    }
