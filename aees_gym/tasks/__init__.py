@@ -11,5 +11,6 @@ from aees_gym.tasks.base import (
 from aees_gym.tasks import tabular as _tabular  # noqa: F401  (registers Digits*, Synthetic)
 from aees_gym.tasks import vision as _vision  # noqa: F401
 from aees_gym.tasks import text as _text  # noqa: F401
+from aees_gym.tasks import language as _language  # noqa: F401  (registers GPT2)
 
 __all__ = ["RunSeeds", "TaskSpec", "TrainingRun", "get_task", "register_task", "registered_tasks"]

@@ -69,6 +69,8 @@ class TaskSpec:
             such tasks are tested on files the tests write in the real on-disk format.
         smoke_overrides: Small settings (tiny model/budget) under which one run takes seconds on a CPU;
             tests and docs measurements use them.
+        metric: The ``evaluate()`` key that ranks runs of this task (reports, leaderboards).
+        higher_is_better: Whether a larger ``metric`` is better (``False`` for losses and perplexities).
     """
 
     name: str
@@ -80,6 +82,8 @@ class TaskSpec:
     model: str = ""
     requires_files: bool = False
     smoke_overrides: dict[str, Any] = field(default_factory=dict)
+    metric: str = "val_accuracy"
+    higher_is_better: bool = True
 
     @property
     def env_id(self) -> str:
