@@ -411,8 +411,7 @@ register_task(TaskSpec(
     options_cls=GPT2Options,
     data="Rotten Tomatoes snippets (aees-gym data prepare rotten_tomatoes; or news_tweets), packed into 64-token blocks, "
          f"90/10 split; dataset='{WIKITEXT}' reads WikiText-2 parquet/save_to_disk files",
-    model="GPT-2 from scratch: 2 layers, width 128, 2 heads, 64 positions, byte-level BPE 4096 (0.93M parameters); "
-          "model_name='gpt2' fine-tunes the pretrained GPT-2 from the local HF cache (base_lr ~5e-4)",
+    model="GPT-2 from scratch (2 layers × 128, 2 heads, BPE 4096, 0.93M params); model_name='gpt2': pretrained, base_lr ~5e-4",
     requires_files=True,
     smoke_overrides={"train_tokens": 16384, "val_tokens": 2048, "total_steps": 40, "window_length": 20},
     metric="val_perplexity",
