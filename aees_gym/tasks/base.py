@@ -74,6 +74,8 @@ class TaskSpec:
         requires: Optional modules a run imports, as ``{module: pyproject extra}``, or a function of
             the run's ``EnvConfig`` returning that (when it depends on options); suites check them
             before any run starts.
+        metric: The ``evaluate()`` key that ranks runs of this task (reports, leaderboards).
+        higher_is_better: Whether a larger ``metric`` is better (``False`` for losses and perplexities).
     """
 
     name: str
@@ -86,6 +88,8 @@ class TaskSpec:
     requires_files: bool = False
     smoke_overrides: dict[str, Any] = field(default_factory=dict)
     requires: Mapping[str, str] | Callable[[EnvConfig], Mapping[str, str]] = field(default_factory=dict)
+    metric: str = "val_accuracy"
+    higher_is_better: bool = True
 
     def requirements(self, config: EnvConfig) -> dict[str, str]:
         """``{module: extra}`` that a run with ``config`` imports (see ``requires``)."""

