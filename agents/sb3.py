@@ -34,8 +34,6 @@ __all__ = ["ALGORITHMS", "SB3Agent", "full_env_id"]
 
 _SB3_EXTRA = "install the 'sb3' extra: pip install 'aees-gym[sb3]'"
 _CONTRIB_HINT = "install sb3-contrib: pip install sb3-contrib"
-_META_NAME = "aees_agent.json"  # extra archive member; SB3's loader ignores names it does not know
-_META_FORMAT = "aees_gym.sb3_agent"
 _ALL_SPACES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
 
 
@@ -237,46 +235,107 @@ class SB3Agent(BaseAgent):
     def save(self, path: str | Path) -> Path:
         """Write the policy to ``path`` as one zip, atomically (a failed save leaves no file).
 
+        Besides SB3's own members the zip holds ``aees_agent.json``: every setting :meth:`load`
+        needs to rebuild the policy without unpickling, as JSON.
+
         Raises:
             RuntimeError: If there is no policy yet (call :meth:`learn` or :meth:`load`).
+            ValueError: If a ``policy_kwargs``/``algo_kwargs`` value cannot be written as JSON
+                (a function, an object, a class from outside torch/SB3); the message names it.
         """
+        from agents.sb3_files import META_NAME
+
         model = self._require_model()
+        meta = json.dumps(self._metadata(), sort_keys=True)  # first: a setting JSON cannot hold fails before writing
         buffer = io.BytesIO()
         model.save(buffer)
-        with zipfile.ZipFile(buffer, mode="a") as archive:
-            archive.writestr(_META_NAME, json.dumps(self._metadata(), sort_keys=True))
+        with zipfile.ZipFile(buffer, mode="a") as archive:  # SB3's own loader ignores members it does not know
+            archive.writestr(META_NAME, meta)
         from aees_gym.tasks.prepare import atomic_write_bytes  # deferred: the registry must not import torch
 
         return atomic_write_bytes(Path(path), buffer.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu", **kwargs: Any) -> SB3Agent:
-        """Read a policy written by :meth:`save` (or by SB3 itself, given ``algo``).
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        device: str = "cpu",
+        observation_space: spaces.Space[Any] | None = None,
+        action_space: spaces.Space[Any] | None = None,
+        **kwargs: Any,
+    ) -> SB3Agent:
+        """Read a policy written by :meth:`save` (or by SB3 itself, given ``algo``), running no code from it.
+
+        Nothing in the file is unpickled: the algorithm is rebuilt from the file's JSON settings and
+        the weights are read with ``torch.load(weights_only=True)`` (see :mod:`agents.sb3_files`).
+        A zip written by plain SB3 loads when its JSON gives what is needed; settings it pickled
+        (schedules, classes) take the algorithm's defaults, which matter only for further training
+        (pass them in ``algo_kwargs`` to choose others).
 
         Args:
             path: The zip file.
             device: Torch device of the loaded policy.
-            **kwargs: Constructor arguments (``algo``, ``deterministic``, …); ``algo`` defaults to
-                the one recorded in the file and must match it when given.
+            observation_space: The policy's observation space, when the file does not describe it
+                readably (a plain SB3 zip of a large Box); overrides the file's.
+            action_space: Likewise for the action space.
+            **kwargs: Constructor arguments (``algo``, ``deterministic``, ``policy``,
+                ``policy_kwargs``, ``algo_kwargs`` …); ``algo`` defaults to the one recorded in the
+                file and must match it when given.
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
             ValueError: If the file records another algo than ``algo``, or records none and no
-                ``algo`` is given.
+                ``algo`` is given; if it is not a policy zip, holds anything but tensors in its
+                weight files, or needs unpickling for a setting not given here (the message
+                names the argument to pass).
         """
+        from agents import sb3_files
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved SB3 policy at {path}; train one with SB3Agent.learn() and save().")
-        meta = _read_metadata(path)
+        file = sb3_files.read_policy_zip(path, device)
+        meta = file.meta
         recorded = meta.get("algo")
         algo = kwargs.pop("algo", None) or recorded
         if algo is None:
             raise ValueError(f"{path} was not written by SB3Agent.save(); pass algo= (one of {sorted(ALGORITHMS)}).")
         if recorded is not None and algo != recorded:
             raise ValueError(f"{path} holds a {recorded!r} policy, not {algo!r}.")
+        algorithm_class = _algorithm_class(_spec(algo))
+        if meta.get("version", 1) >= sb3_files.META_VERSION:
+            settings = {k: meta[k] for k in ("hyperparameters", "n_envs", "counters")}
+            settings["policy_kwargs"] = sb3_files.decode_setting(meta["policy_kwargs"], f"{path} policy_kwargs")
+            for key in ("observation_space", "action_space"):
+                settings[key] = sb3_files.space_from_json(meta[key], f"{path} {key}")
+            settings["hyperparameters"] = sb3_files.decode_setting(settings["hyperparameters"], f"{path} hyperparameters")
+        else:
+            settings = sb3_files.plain_settings(algorithm_class, file.data, path)
+        if "policy_kwargs" not in kwargs and settings["policy_kwargs"] is None:
+            raise ValueError(
+                f"{path} stores its policy_kwargs only pickled, and loading never unpickles; "
+                "pass policy_kwargs= (the ones it was trained with)."
+            )
+        kwargs.setdefault("policy_kwargs", settings["policy_kwargs"])
+        if meta.get("version", 1) >= sb3_files.META_VERSION:
+            kwargs.setdefault("algo_kwargs", sb3_files.decode_setting(meta.get("algo_kwargs", {}), f"{path} algo_kwargs"))
         kwargs.setdefault("deterministic", meta.get("deterministic", True))
         agent = cls(algo=algo, policy=kwargs.pop("policy", meta.get("policy")), **kwargs)
-        agent.model = _algorithm_class(agent._algo_spec).load(path, device=device)
+        given = {"observation_space": observation_space, "action_space": action_space}
+        for key, value in given.items():
+            settings[key] = value if value is not None else settings[key]
+            if settings[key] is None:
+                raise ValueError(
+                    f"{path} describes its {key} only pickled, and loading never unpickles; "
+                    f"pass {key}= (e.g. env.{key} of the env the policy was trained on)."
+                )
+        hyper = {**settings["hyperparameters"], **{k: v for k, v in agent.algo_kwargs.items() if k != "device"}}
+        agent.model = sb3_files.rebuild_model(
+            algorithm_class, agent.policy, file, observation_space=settings["observation_space"],
+            action_space=settings["action_space"], policy_kwargs=agent.policy_kwargs, hyperparameters=hyper,
+            n_envs=settings["n_envs"], counters=settings["counters"], device=device,
+        )
         return agent
 
     # ------------------------------------------------------------------ Agent API
@@ -358,7 +417,14 @@ class SB3Agent(BaseAgent):
         return self.model
 
     def _metadata(self) -> dict[str, Any]:
-        return {"format": _META_FORMAT, "algo": self.algo, "policy": self.policy, "deterministic": self.deterministic}
+        from agents import sb3_files
+
+        settings = sb3_files.model_settings(self._require_model(), self.algo_kwargs, self.policy_kwargs)
+        algo_kwargs = {k: sb3_files.encode_setting(v, f"algo_kwargs[{k!r}]") for k, v in self.algo_kwargs.items()}
+        return {
+            "format": sb3_files.META_FORMAT, "version": sb3_files.META_VERSION, "algo": self.algo, "policy": self.policy,
+            "deterministic": self.deterministic, "algo_kwargs": algo_kwargs, **settings,
+        }
 
     def _new_model(self, vec_env: Any, seed: int) -> Any:
         algo_kwargs = {"device": "cpu", "verbose": 0, **self.algo_kwargs}
@@ -381,13 +447,3 @@ class SB3Agent(BaseAgent):
             return DummyVecEnv([functools.partial(factory, False)])
         return SubprocVecEnv([functools.partial(factory, True)] * n_envs, start_method="spawn")
 
-
-def _read_metadata(path: Path) -> dict[str, Any]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if _META_NAME not in archive.namelist():
-                return {}
-            meta = json.loads(archive.read(_META_NAME))
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path} is not an SB3 policy zip ({exc}).") from exc
-    return meta if isinstance(meta, dict) and meta.get("format") == _META_FORMAT else {}
