@@ -24,6 +24,7 @@ import inspect
 import io
 import json
 import math
+import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ def decode_setting(obj: Any, where: str = "setting") -> Any:
         return _resolve_class(obj["__class__"], where)
     if set(obj) == {"__tuple__"} and isinstance(obj["__tuple__"], list):
         return tuple(decode_setting(v, where) for v in obj["__tuple__"])
-    if any(k.startswith("__") or k.startswith(":") for k in obj):
+    if any(k.startswith(("__", ":")) for k in obj):
         raise UnsafePolicyFile(f"{where} holds an entry of unknown form {sorted(obj)}; refusing it.")
     return {k: decode_setting(v, f"{where}[{k!r}]") for k, v in obj.items()}
 
@@ -208,8 +209,6 @@ class PolicyFile:
 
 
 def _load_weights(archive: zipfile.ZipFile, name: str, path: Path, device: str) -> Any:
-    import pickle
-
     import torch
 
     try:
