@@ -14,13 +14,10 @@ each worker runs one torch thread so that the workers do not oversubscribe the c
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import io
 import json
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,62 +26,12 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.base import BaseAgent
+from agents.sb3_algorithms import ALGORITHMS
+from agents.sb3_algorithms import algorithm_class as _algorithm_class
+from agents.sb3_algorithms import algorithm_spec as _spec
+from agents.sb3_algorithms import require_installed as _require_installed
 
 __all__ = ["ALGORITHMS", "SB3Agent", "full_env_id"]
-
-_SB3_EXTRA = "install the 'sb3' extra: pip install 'aees-gym[sb3]'"
-_CONTRIB_HINT = "install sb3-contrib: pip install sb3-contrib"
-_ALL_SPACES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
-
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    """Where an algorithm lives and what it can drive.
-
-    Attributes:
-        module: Python module that defines the class.
-        cls: Class name.
-        action_spaces: Names of the ``gymnasium.spaces`` classes the algorithm supports.
-        default_policy: Policy used when the agent is given none.
-        recurrent: Whether ``predict`` carries an LSTM state between windows.
-        masked: Whether ``predict`` and training need action masks.
-    """
-
-    module: str
-    cls: str
-    action_spaces: tuple[str, ...]
-    default_policy: str = "MlpPolicy"
-    recurrent: bool = False
-    masked: bool = False
-
-
-ALGORITHMS: Mapping[str, AlgorithmSpec] = {
-    "ppo": AlgorithmSpec("stable_baselines3", "PPO", _ALL_SPACES),
-    "a2c": AlgorithmSpec("stable_baselines3", "A2C", _ALL_SPACES),
-    "dqn": AlgorithmSpec("stable_baselines3", "DQN", ("Discrete",)),
-    "qrdqn": AlgorithmSpec("sb3_contrib", "QRDQN", ("Discrete",)),
-    "recurrentppo": AlgorithmSpec("sb3_contrib", "RecurrentPPO", _ALL_SPACES, "MlpLstmPolicy", recurrent=True),
-    "maskableppo": AlgorithmSpec("sb3_contrib", "MaskablePPO", ("Discrete", "MultiDiscrete", "MultiBinary"), masked=True),
-}
-
-
-def _spec(algo: str) -> AlgorithmSpec:
-    try:
-        return ALGORITHMS[algo]
-    except KeyError:
-        raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(ALGORITHMS)}.") from None
-
-
-def _require_installed(spec: AlgorithmSpec) -> None:
-    if importlib.util.find_spec("stable_baselines3") is None:
-        raise ImportError(f"SB3Agent needs stable-baselines3; {_SB3_EXTRA}.")
-    if spec.module == "sb3_contrib" and importlib.util.find_spec("sb3_contrib") is None:
-        raise ImportError(f"algo {spec.cls} comes from sb3-contrib; {_CONTRIB_HINT}.")
-
-
-def _algorithm_class(spec: AlgorithmSpec) -> Any:
-    _require_installed(spec)
-    return getattr(importlib.import_module(spec.module), spec.cls)
 
 
 def full_env_id(env_id: str) -> str:
@@ -202,6 +149,9 @@ class SB3Agent(BaseAgent):
     ) -> SB3Agent:
         """Train (or continue training) the policy for ``total_timesteps`` windows.
 
+        Exactly ``total_timesteps`` are trained where SB3 allows; otherwise a ``TimestepsRounded``
+        warning says how many and why (:mod:`agents.sb3_budget`).
+
         Args:
             env_id: An env id (``"Digits-v0"``, ``"aees_gym/Digits-v0"`` or a full
                 ``"module:id"``), or an env instance (only with ``n_envs=1``).
@@ -210,24 +160,31 @@ class SB3Agent(BaseAgent):
             n_envs: Parallel envs; above 1 they run in ``SubprocVecEnv`` workers (spawn).
             env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field).
             callback: SB3 callback(s).
-            **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``).
+            **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``,
+                ``progress_bar``, which defaults to on when stderr is a terminal).
 
         Raises:
             TypeError: If the env's action space does not suit the algorithm (nothing is created).
             ValueError: If ``n_envs`` < 1, or an env instance is given with ``n_envs`` > 1.
         """
+        from agents import sb3_budget
+
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
         vec_env = self._vec_env(env_id, n_envs, dict(env_kwargs or {}))
         try:
             _check_action_space(self.algo, vec_env.action_space)
             vec_env.seed(seed)
+            budget = sb3_budget.plan_budget(_algorithm_class(self._algo_spec), total_timesteps, n_envs, self.algo_kwargs, self.model)
             if self.model is None:
-                self.model = self._new_model(vec_env, seed)
+                self.model = self._new_model(vec_env, seed, budget.algo_kwargs)
             else:
                 self.model.set_env(vec_env)
             kw.setdefault("tb_log_name", self.algo)
-            self.model.learn(total_timesteps, callback=callback, **kw)
+            kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
+            sb3_budget.warn_if_rounded(budget)
+            callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
+            self.model.learn(budget.total, callback=callback, **kw)
         finally:
             vec_env.close()
         return self
@@ -267,11 +224,9 @@ class SB3Agent(BaseAgent):
     ) -> SB3Agent:
         """Read a policy written by :meth:`save` (or by SB3 itself, given ``algo``), running no code from it.
 
-        Nothing in the file is unpickled: the algorithm is rebuilt from the file's JSON settings and
-        the weights are read with ``torch.load(weights_only=True)`` (see :mod:`agents.sb3_files`).
-        A zip written by plain SB3 loads when its JSON gives what is needed; settings it pickled
-        (schedules, classes) take the algorithm's defaults, which matter only for further training
-        (pass them in ``algo_kwargs`` to choose others).
+        The algorithm is rebuilt from the file's JSON settings, the weights read with
+        ``weights_only=True`` (:mod:`agents.sb3_files`). Settings a plain SB3 zip holds only pickled
+        (schedules) take the defaults, which matter only for further training (see ``algo_kwargs``).
 
         Args:
             path: The zip file.
@@ -304,38 +259,10 @@ class SB3Agent(BaseAgent):
         if recorded is not None and algo != recorded:
             raise ValueError(f"{path} holds a {recorded!r} policy, not {algo!r}.")
         algorithm_class = _algorithm_class(_spec(algo))
-        if meta.get("version", 1) >= sb3_files.META_VERSION:
-            settings = {k: meta[k] for k in ("hyperparameters", "n_envs", "counters")}
-            settings["policy_kwargs"] = sb3_files.decode_setting(meta["policy_kwargs"], f"{path} policy_kwargs")
-            for key in ("observation_space", "action_space"):
-                settings[key] = sb3_files.space_from_json(meta[key], f"{path} {key}")
-            settings["hyperparameters"] = sb3_files.decode_setting(settings["hyperparameters"], f"{path} hyperparameters")
-        else:
-            settings = sb3_files.plain_settings(algorithm_class, file.data, path)
-        if "policy_kwargs" not in kwargs and settings["policy_kwargs"] is None:
-            raise ValueError(
-                f"{path} stores its policy_kwargs only pickled, and loading never unpickles; "
-                "pass policy_kwargs= (the ones it was trained with)."
-            )
-        kwargs.setdefault("policy_kwargs", settings["policy_kwargs"])
-        if meta.get("version", 1) >= sb3_files.META_VERSION:
-            kwargs.setdefault("algo_kwargs", sb3_files.decode_setting(meta.get("algo_kwargs", {}), f"{path} algo_kwargs"))
-        kwargs.setdefault("deterministic", meta.get("deterministic", True))
-        agent = cls(algo=algo, policy=kwargs.pop("policy", meta.get("policy")), **kwargs)
-        given = {"observation_space": observation_space, "action_space": action_space}
-        for key, value in given.items():
-            settings[key] = value if value is not None else settings[key]
-            if settings[key] is None:
-                raise ValueError(
-                    f"{path} describes its {key} only pickled, and loading never unpickles; "
-                    f"pass {key}= (e.g. env.{key} of the env the policy was trained on)."
-                )
-        hyper = {**settings["hyperparameters"], **{k: v for k, v in agent.algo_kwargs.items() if k != "device"}}
-        agent.model = sb3_files.rebuild_model(
-            algorithm_class, agent.policy, file, observation_space=settings["observation_space"],
-            action_space=settings["action_space"], policy_kwargs=agent.policy_kwargs, hyperparameters=hyper,
-            n_envs=settings["n_envs"], counters=settings["counters"], device=device,
-        )
+        spaces_given = {"observation_space": observation_space, "action_space": action_space}
+        settings = sb3_files.load_settings(algorithm_class, file, kwargs, spaces_given)
+        agent = cls(algo=algo, **kwargs)
+        agent.model = sb3_files.rebuild_model(algorithm_class, agent.policy, file, settings, agent.policy_kwargs, agent.algo_kwargs, device)
         return agent
 
     # ------------------------------------------------------------------ Agent API
@@ -419,15 +346,10 @@ class SB3Agent(BaseAgent):
     def _metadata(self) -> dict[str, Any]:
         from agents import sb3_files
 
-        settings = sb3_files.model_settings(self._require_model(), self.algo_kwargs, self.policy_kwargs)
-        algo_kwargs = {k: sb3_files.encode_setting(v, f"algo_kwargs[{k!r}]") for k, v in self.algo_kwargs.items()}
-        return {
-            "format": sb3_files.META_FORMAT, "version": sb3_files.META_VERSION, "algo": self.algo, "policy": self.policy,
-            "deterministic": self.deterministic, "algo_kwargs": algo_kwargs, **settings,
-        }
+        return sb3_files.agent_metadata(self._require_model(), self.algo, self.policy, self.deterministic, self.algo_kwargs, self.policy_kwargs)
 
-    def _new_model(self, vec_env: Any, seed: int) -> Any:
-        algo_kwargs = {"device": "cpu", "verbose": 0, **self.algo_kwargs}
+    def _new_model(self, vec_env: Any, seed: int, chosen: dict[str, Any]) -> Any:
+        algo_kwargs = {"device": "cpu", "verbose": 0, **chosen, **self.algo_kwargs}
         return _algorithm_class(self._algo_spec)(
             self.policy, vec_env, seed=seed, policy_kwargs=self.policy_kwargs or None,
             tensorboard_log=self.tensorboard_log, **algo_kwargs,

@@ -5,8 +5,8 @@ class, spaces, schedules, buffers) before checking anything, so opening a file r
 it carries. Here a policy is rebuilt instead from JSON settings only:
 
 * our saves carry ``aees_agent.json`` (format version 2): algorithm, policy name, ``policy_kwargs``
-  and the constructor hyperparameters in a JSON form (:func:`encode_setting`), and both spaces
-  (:func:`space_to_json`);
+  and the constructor hyperparameters in a JSON form (:func:`agents.sb3_json.encode_setting`), and
+  both spaces (:func:`agents.sb3_json.space_to_json`);
 * a zip written by plain SB3 gives what its ``data`` JSON holds in readable form: plain-valued
   hyperparameters, ``policy_kwargs`` when JSON, and the spaces from the attribute strings SB3
   writes beside each pickled space. ``:serialized:`` payloads are never decoded.
@@ -19,181 +19,41 @@ in a file (an activation function, an optimizer) are resolved only inside ``torc
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import io
 import json
-import math
 import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from gymnasium import spaces
 
+from agents.sb3_json import (
+    UnsafePolicyFile,
+    decode_setting,
+    encode_setting,
+    resolve_class_repr,
+    space_from_json,
+    space_from_sb3,
+    space_to_json,
+)
+
 __all__ = [
-    "PolicyFile", "decode_setting", "encode_setting", "model_settings", "plain_settings", "read_policy_zip",
-    "rebuild_model", "space_from_json", "space_to_json",
+    "PolicyFile", "UnsafePolicyFile", "agent_metadata", "file_settings", "load_settings", "model_settings", "plain_settings",
+    "read_policy_zip", "rebuild_model",
 ]
 
 META_NAME = "aees_agent.json"
 META_FORMAT = "aees_gym.sb3_agent"
 META_VERSION = 2
-_SAFE_CLASS_ROOTS = ("torch.nn", "torch.optim", "stable_baselines3", "sb3_contrib")
-_CLASS_REPR = re.compile(r"^<class '([A-Za-z_][\w.]*)'>$")
 _CONSTANT_SCHEDULE = re.compile(r"^ConstantSchedule\(val=([-+0-9.eE]+|inf|-inf)\)$")
 # Constructor arguments never taken from a file: the caller decides them, or they are objects.
 _NOT_FROM_FILE = {"self", "policy", "env", "device", "policy_kwargs", "tensorboard_log", "_init_setup_model"}
 # Training counters restored so that further training and its logs continue where the file left off.
 _COUNTERS = ("num_timesteps", "_n_updates", "_episode_num")
-
-
-class UnsafePolicyFile(ValueError):
-    """A policy file that cannot be read without running code from it (or is not a policy file)."""
-
-
-# ------------------------------------------------------------------ settings as JSON
-def _resolve_class(name: str, where: str) -> type:
-    module_name, _, attr = name.rpartition(".")
-    if not module_name or not any(module_name == root or module_name.startswith(root + ".") for root in _SAFE_CLASS_ROOTS):
-        raise UnsafePolicyFile(
-            f"{where} names class {name!r}; policy files may name classes from {list(_SAFE_CLASS_ROOTS)} only, "
-            "so that loading imports no other code. Pass the setting to load() yourself instead."
-        )
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise UnsafePolicyFile(f"{where} names class {name!r}, which does not exist here ({exc}).") from None
-    if not isinstance(obj, type):
-        raise UnsafePolicyFile(f"{where} names {name!r}, which is not a class.")
-    return obj
-
-
-def encode_setting(value: Any, where: str = "setting") -> Any:
-    """``value`` as JSON: plain values, lists, string-keyed dicts, tuples, enums and allowed classes.
-
-    Raises:
-        ValueError: If ``value`` holds anything else (a function, an object, a class from
-            elsewhere); the message names the setting.
-    """
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return encode_setting(value.item(), where)
-    if isinstance(value, Enum):
-        return encode_setting(value.value, where)
-    if isinstance(value, type):
-        name = f"{value.__module__}.{value.__qualname__}"
-        _resolve_class(name, where)  # only classes that load() will accept again
-        return {"__class__": name}
-    if isinstance(value, tuple):
-        return {"__tuple__": [encode_setting(v, f"{where}[{i}]") for i, v in enumerate(value)]}
-    if isinstance(value, list):
-        return [encode_setting(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict) and all(isinstance(k, str) and not k.startswith("__") for k in value):
-        return {k: encode_setting(v, f"{where}[{k!r}]") for k, v in value.items()}
-    raise ValueError(
-        f"{where} = {value!r} cannot be saved as JSON; SB3Agent files hold settings as JSON (numbers, strings, "
-        f"lists, dicts, classes from {list(_SAFE_CLASS_ROOTS)}) so that loading them runs no code. Use such a value."
-    )
-
-
-def decode_setting(obj: Any, where: str = "setting") -> Any:
-    """The inverse of :func:`encode_setting`; refuses classes outside the allowed packages."""
-    if isinstance(obj, list):
-        return [decode_setting(v, where) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if set(obj) == {"__float__"} and obj["__float__"] in ("inf", "-inf", "nan"):
-        return float(obj["__float__"])
-    if set(obj) == {"__class__"} and isinstance(obj["__class__"], str):
-        return _resolve_class(obj["__class__"], where)
-    if set(obj) == {"__tuple__"} and isinstance(obj["__tuple__"], list):
-        return tuple(decode_setting(v, where) for v in obj["__tuple__"])
-    if any(k.startswith(("__", ":")) for k in obj):
-        raise UnsafePolicyFile(f"{where} holds an entry of unknown form {sorted(obj)}; refusing it.")
-    return {k: decode_setting(v, f"{where}[{k!r}]") for k, v in obj.items()}
-
-
-# ------------------------------------------------------------------ spaces as JSON
-def _floats(array: np.ndarray) -> list[Any]:
-    return [encode_setting(float(v)) for v in np.asarray(array, dtype=np.float64).ravel()]
-
-
-def space_to_json(space: spaces.Space[Any]) -> dict[str, Any]:
-    """A JSON description of a Box, Discrete, MultiDiscrete or MultiBinary space (exact bounds)."""
-    if isinstance(space, spaces.Box):
-        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype), "low": _floats(space.low), "high": _floats(space.high)}
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist(), "start": space.start.tolist(), "dtype": str(space.dtype)}
-    if isinstance(space, spaces.MultiBinary):
-        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
-    raise ValueError(f"SB3Agent files describe Box, Discrete, MultiDiscrete and MultiBinary spaces, not {space}.")
-
-
-def space_from_json(obj: Any, where: str = "space") -> spaces.Space[Any]:
-    """The space that :func:`space_to_json` described."""
-    try:
-        kind = obj["type"]
-        if kind == "Box":
-            shape = tuple(int(s) for s in obj["shape"])
-            low = np.array([decode_setting(v) for v in obj["low"]], dtype=np.float64).reshape(shape)
-            high = np.array([decode_setting(v) for v in obj["high"]], dtype=np.float64).reshape(shape)
-            return spaces.Box(low.astype(obj["dtype"]), high.astype(obj["dtype"]), shape=shape, dtype=np.dtype(obj["dtype"]))
-        if kind == "Discrete":
-            return spaces.Discrete(int(obj["n"]), start=int(obj.get("start", 0)))
-        if kind == "MultiDiscrete":
-            return spaces.MultiDiscrete(np.array(obj["nvec"]), dtype=np.dtype(obj.get("dtype", "int64")), start=np.array(obj.get("start", 0)))
-        if kind == "MultiBinary":
-            return spaces.MultiBinary(obj["n"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UnsafePolicyFile(f"{where} is not a valid space description ({exc}).") from None
-    raise UnsafePolicyFile(f"{where} has unknown space type {obj.get('type')!r}; expected Box, Discrete, MultiDiscrete, MultiBinary.")
-
-
-def _numbers(text: Any) -> np.ndarray | None:
-    # SB3 writes str(array) beside a pickled space: "[0. 1. inf]"; "..." means numpy summarised it.
-    if not isinstance(text, str) or "..." in text:
-        return None
-    try:
-        return np.array([float(t) for t in text.replace("[", " ").replace("]", " ").split()], dtype=np.float64)
-    except ValueError:
-        return None
-
-
-def _space_from_sb3(entry: Any) -> spaces.Space[Any] | None:
-    """A space from the readable attributes SB3 writes beside a pickled one, or ``None``."""
-    if not isinstance(entry, dict):
-        return None
-    kind = str(entry.get(":type:", "")).rstrip("'>").rpartition(".")[2]
-    try:
-        if kind == "Box":
-            shape = tuple(int(s) for s in entry["_shape"])
-            low, high = _numbers(entry.get("low")), _numbers(entry.get("high"))
-            size = int(np.prod(shape))
-            if low is None or high is None or low.size != size or high.size != size:
-                return None
-            dtype = np.dtype(entry["dtype"])
-            return spaces.Box(low.reshape(shape).astype(dtype), high.reshape(shape).astype(dtype), shape=shape, dtype=dtype)
-        if kind == "Discrete":
-            return spaces.Discrete(int(entry["n"]), start=int(entry.get("start", 0)))
-        if kind == "MultiDiscrete":
-            nvec = _numbers(entry.get("nvec"))
-            return None if nvec is None else spaces.MultiDiscrete(nvec.astype(np.int64), dtype=np.dtype(entry.get("dtype", "int64")))
-        if kind == "MultiBinary":
-            n = entry.get("n")
-            return spaces.MultiBinary(int(n)) if isinstance(n, (int, str)) and str(n).isdigit() else None
-    except (KeyError, TypeError, ValueError):
-        return None
-    return None
 
 
 # ------------------------------------------------------------------ the zip
@@ -283,6 +143,17 @@ def model_settings(model: Any, algo_kwargs: dict[str, Any], policy_kwargs: dict[
     }
 
 
+def agent_metadata(
+    model: Any, algo: str, policy: str, deterministic: bool, algo_kwargs: dict[str, Any], policy_kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``aees_agent.json`` of an SB3Agent: its constructor arguments and :func:`model_settings`."""
+    return {
+        "format": META_FORMAT, "version": META_VERSION, "algo": algo, "policy": policy, "deterministic": deterministic,
+        "algo_kwargs": {k: encode_setting(v, f"algo_kwargs[{k!r}]") for k, v in algo_kwargs.items()},
+        **model_settings(model, algo_kwargs, policy_kwargs),
+    }
+
+
 def _plain_policy_kwargs(entry: Any, path: Path) -> dict[str, Any] | None:
     if entry is None:
         return {}
@@ -296,9 +167,9 @@ def _plain_policy_kwargs(entry: Any, path: Path) -> dict[str, Any] | None:
     for key, value in entry.items():
         if key.startswith(":"):
             continue
-        match = _CLASS_REPR.match(value) if isinstance(value, str) else None
-        if match:
-            out[key] = _resolve_class(match.group(1), f"{path} policy_kwargs[{key!r}]")
+        cls = resolve_class_repr(value, f"{path} policy_kwargs[{key!r}]") if isinstance(value, str) else None
+        if cls is not None:
+            out[key] = cls
         elif isinstance(value, str):
             return None
         else:
@@ -324,31 +195,79 @@ def plain_settings(algorithm_class: type, data: dict[str, Any], path: Path) -> d
     return {
         "hyperparameters": hyper,
         "policy_kwargs": _plain_policy_kwargs(data.get("policy_kwargs"), path),
-        "observation_space": _space_from_sb3(data.get("observation_space")),
-        "action_space": _space_from_sb3(data.get("action_space")),
+        "observation_space": space_from_sb3(data.get("observation_space")),
+        "action_space": space_from_sb3(data.get("action_space")),
         "n_envs": data.get("n_envs", 1) if isinstance(data.get("n_envs", 1), int) else 1,
         "counters": {name: data[name] for name in _COUNTERS if isinstance(data.get(name), int)},
     }
+
+
+def file_settings(algorithm_class: type, file: PolicyFile) -> dict[str, Any]:
+    """The settings :func:`rebuild_model` needs, from our ``aees_agent.json`` or a plain SB3 ``data`` JSON."""
+    meta, where = file.meta, str(file.path)
+    if meta.get("version", 1) < META_VERSION:  # plain SB3, or our first format that recorded only the algo
+        return {**plain_settings(algorithm_class, file.data, file.path), "algo_kwargs": {}}
+    try:
+        return {
+            "hyperparameters": decode_setting(meta["hyperparameters"], f"{where} hyperparameters"),
+            "policy_kwargs": decode_setting(meta["policy_kwargs"], f"{where} policy_kwargs"),
+            "algo_kwargs": decode_setting(meta.get("algo_kwargs", {}), f"{where} algo_kwargs"),
+            "observation_space": space_from_json(meta["observation_space"], f"{where} observation_space"),
+            "action_space": space_from_json(meta["action_space"], f"{where} action_space"),
+            "n_envs": int(meta["n_envs"]),
+            "counters": dict(meta.get("counters", {})),
+        }
+    except (KeyError, TypeError) as exc:
+        raise UnsafePolicyFile(f"{where}: {META_NAME} lacks or garbles {exc}; save the policy again with SB3Agent.save().") from None
+
+
+def load_settings(
+    algorithm_class: type, file: PolicyFile, kwargs: dict[str, Any], given_spaces: dict[str, spaces.Space[Any] | None]
+) -> dict[str, Any]:
+    """The file's settings with the caller's: fills ``kwargs`` (constructor arguments) in place.
+
+    Raises:
+        ValueError: If a setting the file holds only pickled is not given (names the argument).
+    """
+    settings = file_settings(algorithm_class, file)
+    if "policy_kwargs" not in kwargs and settings["policy_kwargs"] is None:
+        raise ValueError(
+            f"{file.path} stores its policy_kwargs only pickled, and loading never unpickles; "
+            "pass policy_kwargs= (the ones it was trained with)."
+        )
+    kwargs.setdefault("policy_kwargs", settings["policy_kwargs"])
+    kwargs.setdefault("algo_kwargs", settings["algo_kwargs"])
+    kwargs.setdefault("deterministic", file.meta.get("deterministic", True))
+    kwargs.setdefault("policy", file.meta.get("policy"))
+    for key, value in given_spaces.items():
+        settings[key] = value if value is not None else settings[key]
+        if settings[key] is None:
+            raise ValueError(
+                f"{file.path} describes its {key} only pickled, and loading never unpickles; "
+                f"pass {key}= (e.g. env.{key} of the env the policy was trained on)."
+            )
+    return settings
 
 
 def rebuild_model(
     algorithm_class: type,
     policy: str,
     file: PolicyFile,
-    *,
-    observation_space: spaces.Space[Any],
-    action_space: spaces.Space[Any],
+    settings: dict[str, Any],
     policy_kwargs: dict[str, Any],
-    hyperparameters: dict[str, Any],
-    n_envs: int,
-    counters: dict[str, int],
+    algo_kwargs: dict[str, Any],
     device: str,
 ) -> Any:
-    """A fresh algorithm built from these settings, with the file's weights loaded strictly.
+    """A fresh algorithm built from ``settings`` (:func:`load_settings`), with the file's weights loaded strictly.
+
+    ``algo_kwargs`` override the file's hyperparameters.
 
     Raises:
         UnsafePolicyFile: If the weights do not fit the rebuilt policy, or name other modules.
     """
+    hyperparameters = {**settings["hyperparameters"], **{k: v for k, v in algo_kwargs.items() if k != "device"}}
+    observation_space, action_space = settings["observation_space"], settings["action_space"]
+    n_envs, counters = settings["n_envs"], settings["counters"]
     allowed = constructor_parameters(algorithm_class)
     hyper = {k: v for k, v in hyperparameters.items() if k in allowed}
     model = algorithm_class(policy, env=None, device=device, policy_kwargs=policy_kwargs or None, _init_setup_model=False, **hyper)
