@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -13,6 +13,7 @@ import numpy as np
 from aees_gym import context as ctx
 from aees_gym.config import EnvConfig
 from aees_gym.control import EpisodeControl
+from aees_gym.errors import UnknownSettingError
 from aees_gym.instances import Instance, resolve_env
 from aees_gym.stats import steps_to_target
 from aees_gym.tasks import RunSeeds, TrainingRun, get_task
@@ -30,9 +31,10 @@ def make_config(task: str, config: EnvConfig | None = None, **overrides: Any) ->
     option_fields = set() if base.options is None else {f.name for f in dataclasses.fields(base.options)}
     unknown = set(overrides) - env_fields - option_fields
     if unknown:
-        raise KeyError(
+        raise UnknownSettingError(
             f"Unknown setting(s) {sorted(unknown)} for task {task!r}; valid env settings: {sorted(env_fields)}; "
-            f"valid task options: {sorted(option_fields)}."
+            f"valid task options: {sorted(option_fields)}.",
+            sorted(unknown),
         )
     option_changes = {k: v for k, v in overrides.items() if k in option_fields and k not in env_fields}
     env_changes = {k: v for k, v in overrides.items() if k in env_fields}
@@ -99,7 +101,8 @@ class AEESEnv(gym.Env):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    # render_fps only paces a viewer (Gymnasium's checkers and recorders expect it): a few windows a second.
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,
@@ -200,9 +203,12 @@ class AEESEnv(gym.Env):
         return control.observation(), outcome.reward, outcome.terminated, False, info
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi" or "action" not in self._last_info:
+        """In ``ansi`` mode, one line on the last window (or, right after ``reset``, the run about to start)."""
+        if self.render_mode != "ansi" or not self._last_info:
             return None
         i = self._last_info
+        if "action" not in i:
+            return f"window {i['window_index']:>3} (none run yet)   steps {i['steps_done']}/{i['steps_total']} next {i['context_bucket']}"
         return (
             f"window {i['window_index']:>3} {i['candidate_name']:<14} steps {i['steps_done']}/{i['steps_total']} "
             f"loss {i['loss_first']:.4f}->{i['loss_last']:.4f} reward {i['reward_terms']['reward']:+.4f} "
