@@ -3,8 +3,10 @@
 ``SB3Agent`` wraps PPO, A2C and DQN from stable-baselines3 and, when sb3-contrib is installed,
 QRDQN, RecurrentPPO and MaskablePPO. It is an *offline* learner (``requires_training = True``):
 :meth:`SB3Agent.learn` trains on ``aees_gym`` envs, :meth:`SB3Agent.save` writes one zip,
-:meth:`SB3Agent.load` reads it back, and during evaluation the policy only acts (``update`` does
-not learn). stable-baselines3 is imported lazily, so importing this module needs only gymnasium.
+:meth:`SB3Agent.load` reads it back without unpickling anything from the file
+(:mod:`agents.sb3_files`), and during evaluation the policy only acts (``update`` does not learn).
+``learn`` trains the ``total_timesteps`` asked or warns why it rounds (:mod:`agents.sb3_budget`).
+stable-baselines3 is imported lazily, so importing this module needs only gymnasium.
 
 With ``n_envs > 1`` training uses ``SubprocVecEnv`` (spawn start method) over the
 ``"aees_gym:aees_gym/<Task>-v0"`` id, so every worker imports ``aees_gym`` and builds its own env;
