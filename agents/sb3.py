@@ -3,8 +3,10 @@
 ``SB3Agent`` wraps PPO, A2C and DQN from stable-baselines3 and, when sb3-contrib is installed,
 QRDQN, RecurrentPPO and MaskablePPO. It is an *offline* learner (``requires_training = True``):
 :meth:`SB3Agent.learn` trains on ``aees_gym`` envs, :meth:`SB3Agent.save` writes one zip,
-:meth:`SB3Agent.load` reads it back, and during evaluation the policy only acts (``update`` does
-not learn). stable-baselines3 is imported lazily, so importing this module needs only gymnasium.
+:meth:`SB3Agent.load` reads it back without unpickling anything from the file
+(:mod:`agents.sb3_files`), and during evaluation the policy only acts (``update`` does not learn).
+``learn`` trains the ``total_timesteps`` asked or warns why it rounds (:mod:`agents.sb3_budget`).
+stable-baselines3 is imported lazily, so importing this module needs only gymnasium.
 
 With ``n_envs > 1`` training uses ``SubprocVecEnv`` (spawn start method) over the
 ``"aees_gym:aees_gym/<Task>-v0"`` id, so every worker imports ``aees_gym`` and builds its own env;
@@ -14,13 +16,10 @@ each worker runs one torch thread so that the workers do not oversubscribe the c
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import io
 import json
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,64 +28,12 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.base import BaseAgent
+from agents.sb3_algorithms import ALGORITHMS
+from agents.sb3_algorithms import algorithm_class as _algorithm_class
+from agents.sb3_algorithms import algorithm_spec as _spec
+from agents.sb3_algorithms import require_installed as _require_installed
 
 __all__ = ["ALGORITHMS", "SB3Agent", "full_env_id"]
-
-_SB3_EXTRA = "install the 'sb3' extra: pip install 'aees-gym[sb3]'"
-_CONTRIB_HINT = "install sb3-contrib: pip install sb3-contrib"
-_META_NAME = "aees_agent.json"  # extra archive member; SB3's loader ignores names it does not know
-_META_FORMAT = "aees_gym.sb3_agent"
-_ALL_SPACES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
-
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    """Where an algorithm lives and what it can drive.
-
-    Attributes:
-        module: Python module that defines the class.
-        cls: Class name.
-        action_spaces: Names of the ``gymnasium.spaces`` classes the algorithm supports.
-        default_policy: Policy used when the agent is given none.
-        recurrent: Whether ``predict`` carries an LSTM state between windows.
-        masked: Whether ``predict`` and training need action masks.
-    """
-
-    module: str
-    cls: str
-    action_spaces: tuple[str, ...]
-    default_policy: str = "MlpPolicy"
-    recurrent: bool = False
-    masked: bool = False
-
-
-ALGORITHMS: Mapping[str, AlgorithmSpec] = {
-    "ppo": AlgorithmSpec("stable_baselines3", "PPO", _ALL_SPACES),
-    "a2c": AlgorithmSpec("stable_baselines3", "A2C", _ALL_SPACES),
-    "dqn": AlgorithmSpec("stable_baselines3", "DQN", ("Discrete",)),
-    "qrdqn": AlgorithmSpec("sb3_contrib", "QRDQN", ("Discrete",)),
-    "recurrentppo": AlgorithmSpec("sb3_contrib", "RecurrentPPO", _ALL_SPACES, "MlpLstmPolicy", recurrent=True),
-    "maskableppo": AlgorithmSpec("sb3_contrib", "MaskablePPO", ("Discrete", "MultiDiscrete", "MultiBinary"), masked=True),
-}
-
-
-def _spec(algo: str) -> AlgorithmSpec:
-    try:
-        return ALGORITHMS[algo]
-    except KeyError:
-        raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(ALGORITHMS)}.") from None
-
-
-def _require_installed(spec: AlgorithmSpec) -> None:
-    if importlib.util.find_spec("stable_baselines3") is None:
-        raise ImportError(f"SB3Agent needs stable-baselines3; {_SB3_EXTRA}.")
-    if spec.module == "sb3_contrib" and importlib.util.find_spec("sb3_contrib") is None:
-        raise ImportError(f"algo {spec.cls} comes from sb3-contrib; {_CONTRIB_HINT}.")
-
-
-def _algorithm_class(spec: AlgorithmSpec) -> Any:
-    _require_installed(spec)
-    return getattr(importlib.import_module(spec.module), spec.cls)
 
 
 def full_env_id(env_id: str) -> str:
@@ -204,6 +151,9 @@ class SB3Agent(BaseAgent):
     ) -> SB3Agent:
         """Train (or continue training) the policy for ``total_timesteps`` windows.
 
+        Exactly ``total_timesteps`` are trained where SB3 allows; otherwise a ``TimestepsRounded``
+        warning says how many and why (:mod:`agents.sb3_budget`).
+
         Args:
             env_id: An env id (``"Digits-v0"``, ``"aees_gym/Digits-v0"`` or a full
                 ``"module:id"``), or an env instance (only with ``n_envs=1``).
@@ -212,24 +162,31 @@ class SB3Agent(BaseAgent):
             n_envs: Parallel envs; above 1 they run in ``SubprocVecEnv`` workers (spawn).
             env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field).
             callback: SB3 callback(s).
-            **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``).
+            **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``,
+                ``progress_bar``, which defaults to on when stderr is a terminal).
 
         Raises:
             TypeError: If the env's action space does not suit the algorithm (nothing is created).
             ValueError: If ``n_envs`` < 1, or an env instance is given with ``n_envs`` > 1.
         """
+        from agents import sb3_budget
+
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
         vec_env = self._vec_env(env_id, n_envs, dict(env_kwargs or {}))
         try:
             _check_action_space(self.algo, vec_env.action_space)
             vec_env.seed(seed)
+            budget = sb3_budget.plan_budget(_algorithm_class(self._algo_spec), total_timesteps, n_envs, self.algo_kwargs, self.model)
             if self.model is None:
-                self.model = self._new_model(vec_env, seed)
+                self.model = self._new_model(vec_env, seed, budget.algo_kwargs)
             else:
                 self.model.set_env(vec_env)
             kw.setdefault("tb_log_name", self.algo)
-            self.model.learn(total_timesteps, callback=callback, **kw)
+            kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
+            sb3_budget.warn_if_rounded(budget)
+            callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
+            self.model.learn(budget.total, callback=callback, **kw)
         finally:
             vec_env.close()
         return self
@@ -237,46 +194,77 @@ class SB3Agent(BaseAgent):
     def save(self, path: str | Path) -> Path:
         """Write the policy to ``path`` as one zip, atomically (a failed save leaves no file).
 
+        Besides SB3's own members the zip holds ``aees_agent.json``: every setting :meth:`load`
+        needs to rebuild the policy without unpickling, as JSON.
+
         Raises:
             RuntimeError: If there is no policy yet (call :meth:`learn` or :meth:`load`).
+            ValueError: If a ``policy_kwargs``/``algo_kwargs`` value cannot be written as JSON
+                (a function, an object, a class from outside torch/SB3); the message names it.
         """
+        from agents.sb3_files import META_NAME
+
         model = self._require_model()
+        meta = json.dumps(self._metadata(), sort_keys=True)  # first: a setting JSON cannot hold fails before writing
         buffer = io.BytesIO()
         model.save(buffer)
-        with zipfile.ZipFile(buffer, mode="a") as archive:
-            archive.writestr(_META_NAME, json.dumps(self._metadata(), sort_keys=True))
+        with zipfile.ZipFile(buffer, mode="a") as archive:  # SB3's own loader ignores members it does not know
+            archive.writestr(META_NAME, meta)
         from aees_gym.core.fileio import atomic_write_bytes  # deferred: the registry must not import torch
 
         return atomic_write_bytes(Path(path), buffer.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu", **kwargs: Any) -> SB3Agent:
-        """Read a policy written by :meth:`save` (or by SB3 itself, given ``algo``).
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        device: str = "cpu",
+        observation_space: spaces.Space[Any] | None = None,
+        action_space: spaces.Space[Any] | None = None,
+        **kwargs: Any,
+    ) -> SB3Agent:
+        """Read a policy written by :meth:`save` (or by SB3 itself, given ``algo``), running no code from it.
+
+        The algorithm is rebuilt from the file's JSON settings, the weights read with
+        ``weights_only=True`` (:mod:`agents.sb3_files`). Settings a plain SB3 zip holds only pickled
+        (schedules) take the defaults, which matter only for further training (see ``algo_kwargs``).
 
         Args:
             path: The zip file.
             device: Torch device of the loaded policy.
-            **kwargs: Constructor arguments (``algo``, ``deterministic``, …); ``algo`` defaults to
-                the one recorded in the file and must match it when given.
+            observation_space: The policy's observation space, when the file does not describe it
+                readably (a plain SB3 zip of a large Box); overrides the file's.
+            action_space: Likewise for the action space.
+            **kwargs: Constructor arguments (``algo``, ``deterministic``, ``policy``,
+                ``policy_kwargs``, ``algo_kwargs`` …); ``algo`` defaults to the one recorded in the
+                file and must match it when given.
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
             ValueError: If the file records another algo than ``algo``, or records none and no
-                ``algo`` is given.
+                ``algo`` is given; if it is not a policy zip, holds anything but tensors in its
+                weight files, or needs unpickling for a setting not given here (the message
+                names the argument to pass).
         """
+        from agents import sb3_files
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved SB3 policy at {path}; train one with SB3Agent.learn() and save().")
-        meta = _read_metadata(path)
+        file = sb3_files.read_policy_zip(path, device)
+        meta = file.meta
         recorded = meta.get("algo")
         algo = kwargs.pop("algo", None) or recorded
         if algo is None:
             raise ValueError(f"{path} was not written by SB3Agent.save(); pass algo= (one of {sorted(ALGORITHMS)}).")
         if recorded is not None and algo != recorded:
             raise ValueError(f"{path} holds a {recorded!r} policy, not {algo!r}.")
-        kwargs.setdefault("deterministic", meta.get("deterministic", True))
-        agent = cls(algo=algo, policy=kwargs.pop("policy", meta.get("policy")), **kwargs)
-        agent.model = _algorithm_class(agent._algo_spec).load(path, device=device)
+        algorithm_class = _algorithm_class(_spec(algo))
+        spaces_given = {"observation_space": observation_space, "action_space": action_space}
+        settings = sb3_files.load_settings(algorithm_class, file, kwargs, spaces_given)
+        agent = cls(algo=algo, **kwargs)
+        agent.model = sb3_files.rebuild_model(algorithm_class, agent.policy, file, settings, agent.policy_kwargs, agent.algo_kwargs, device)
         return agent
 
     # ------------------------------------------------------------------ Agent API
@@ -358,10 +346,12 @@ class SB3Agent(BaseAgent):
         return self.model
 
     def _metadata(self) -> dict[str, Any]:
-        return {"format": _META_FORMAT, "algo": self.algo, "policy": self.policy, "deterministic": self.deterministic}
+        from agents import sb3_files
 
-    def _new_model(self, vec_env: Any, seed: int) -> Any:
-        algo_kwargs = {"device": "cpu", "verbose": 0, **self.algo_kwargs}
+        return sb3_files.agent_metadata(self._require_model(), self.algo, self.policy, self.deterministic, self.algo_kwargs, self.policy_kwargs)
+
+    def _new_model(self, vec_env: Any, seed: int, chosen: dict[str, Any]) -> Any:
+        algo_kwargs = {"device": "cpu", "verbose": 0, **chosen, **self.algo_kwargs}
         return _algorithm_class(self._algo_spec)(
             self.policy, vec_env, seed=seed, policy_kwargs=self.policy_kwargs or None,
             tensorboard_log=self.tensorboard_log, **algo_kwargs,
@@ -381,13 +371,3 @@ class SB3Agent(BaseAgent):
             return DummyVecEnv([functools.partial(factory, False)])
         return SubprocVecEnv([functools.partial(factory, True)] * n_envs, start_method="spawn")
 
-
-def _read_metadata(path: Path) -> dict[str, Any]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if _META_NAME not in archive.namelist():
-                return {}
-            meta = json.loads(archive.read(_META_NAME))
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path} is not an SB3 policy zip ({exc}).") from exc
-    return meta if isinstance(meta, dict) and meta.get("format") == _META_FORMAT else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -84,7 +84,8 @@ class AEESEnv(gym.Env):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    # render_fps only paces a viewer (Gymnasium's checkers and recorders expect it): a few windows a second.
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,
@@ -187,9 +188,12 @@ class AEESEnv(gym.Env):
         return outcome.observation, outcome.reward, outcome.terminated, False, info
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi" or "action" not in self._last_info:
+        """In ``ansi`` mode, one line on the last window (or, right after ``reset``, the run about to start)."""
+        if self.render_mode != "ansi" or not self._last_info:
             return None
         i = self._last_info
+        if "action" not in i:
+            return f"window {i['window_index']:>3} (none run yet)   steps {i['steps_done']}/{i['steps_total']} next {i['context_bucket']}"
         return (
             f"window {i['window_index']:>3} {i['candidate_name']:<14} steps {i['steps_done']}/{i['steps_total']} "
             f"loss {i['loss_first']:.4f}->{i['loss_last']:.4f} reward {i['reward_terms']['reward']:+.4f} "

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from aees_gym.core.context import validate_features
+from aees_gym.core.errors import UnknownSettingError
 from aees_gym.tasks.config import EnvConfig, register_options_class
 
 
@@ -146,9 +147,10 @@ def make_config(task: str, config: EnvConfig | None = None, **overrides: Any) ->
     option_fields = set() if base.options is None else {f.name for f in dataclasses.fields(base.options)}
     unknown = set(overrides) - env_fields - option_fields
     if unknown:
-        raise KeyError(
+        raise UnknownSettingError(
             f"Unknown setting(s) {sorted(unknown)} for task {task!r}; valid env settings: {sorted(env_fields)}; "
-            f"valid task options: {sorted(option_fields)}."
+            f"valid task options: {sorted(option_fields)}.",
+            sorted(unknown),
         )
     option_changes = {k: v for k, v in overrides.items() if k in option_fields and k not in env_fields}
     env_changes = {k: v for k, v in overrides.items() if k in env_fields}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from aees_gym.tasks.config import EnvConfig
 from aees_gym.tasks.image_pipeline import DeviceAugment, resolve_fast_path, wrap_image_model
 from aees_gym.tasks.models import CIFAR_MODELS, MNIST_MODELS, build_model
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, MNIST_5K_FILE, missing_data_error, prepare_command, prepare_dataset
+from aees_gym.tasks.safe_pickle import load_array_pickle
 
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -158,9 +158,11 @@ class ImageArrays:
 
 
 def _unpickle(path: Path) -> dict[str, Any]:
-    # latin1 is how torchvision reads the python-2 pickles; keys may still arrive as bytes.
-    with open(path, "rb") as f:
-        raw = pickle.load(f, encoding="latin1")
+    # latin1 is how torchvision reads the python-2 pickles; keys may still arrive as bytes. The
+    # unpickler admits only numpy array reconstruction, so a planted batch file cannot run code.
+    raw = load_array_pickle(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} is not a CIFAR batch: it holds a {type(raw).__name__}, not a dict.")  # noqa: TRY004 (bad file, like the checks below)
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
 
 
