@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from aees_gym.core.fileio import atomic_write_with
 from aees_gym.reporting import stats
 from aees_gym.suite.results import RunResult
 
@@ -72,9 +73,7 @@ def _null_locator() -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return atomic_write_with(path, lambda tmp: fig.savefig(tmp))
 
 
 Points = Callable[[RunResult], Iterable[tuple[float, Any]]]
