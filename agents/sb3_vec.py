@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.sb3 import all_valid_mask
-
 
 class BatchedVecEnv(VecEnv):
     """``n_envs`` runs of ``task`` trained together, seen by SB3 as a ``VecEnv``.
@@ -85,8 +83,8 @@ class BatchedVecEnv(VecEnv):
         raise AttributeError(f"the batched env's sub-envs share their attributes; {attr_name!r} cannot be set per env.")
 
     def env_method(self, method_name: str, *method_args: Any, indices: None | int | Sequence[int] = None, **method_kwargs: Any) -> list[Any]:
-        if method_name == "action_masks":  # MaskablePPO: every candidate is always allowed
-            return [all_valid_mask(self.venv.single_action_space) for _ in self._indices(indices)]
+        if method_name == "action_masks":  # MaskablePPO: every candidate of the Discrete space is always allowed
+            return [np.ones(int(self.venv.single_action_space.n), dtype=bool) for _ in self._indices(indices)]
         method = getattr(self.venv, method_name)
         return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
 

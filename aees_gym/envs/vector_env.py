@@ -215,7 +215,7 @@ class AEESVectorEnv(VectorEnv):
         host = losses.tolist()  # the one host transfer of the window, for every run
         wall = time.perf_counter() - started
         scored = {}
-        for row, (a, mult, noise, k) in plans.items():
+        for row, (a, _mult, _noise, k) in plans.items():
             r = self._rows[row]
             row_losses = host[row][:k]
             grad_norm = host[row][-1] if self.runs.grad_norms is not None else None

@@ -200,17 +200,24 @@ def _episode_record(env: Any, row: int, slot: _Slot, n_runs: int) -> dict[str, A
 
 
 def execute_batched(
-    runs: Sequence[RunSpec], *, workers: int = 1, on_windows: WindowsCallback | None = None, max_group: int = MAX_GROUP
+    runs: Sequence[RunSpec],
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    on_windows: WindowsCallback | None = None,
+    max_group: int = MAX_GROUP,
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(run_index, result_or_exception)`` for every run, group by group.
 
     One worker runs the groups in this process (reporting windows to ``on_windows``); more use the
-    ``local`` process pool with one group per task. A group whose worker crashed yields the
-    exception for each of its runs.
+    ``local`` process pool, one group per task; with ``ray_address`` the groups go to Ray workers,
+    ``workers`` groups in flight. A group whose worker crashed yields the exception for each of its runs.
     """
     groups = group_runs(runs, max_group)
     items = [[runs[i] for i in g] for g in groups]
-    if workers == 1:
+    if ray_address is not None:
+        outcomes = execute(run_group, items, executor="ray", workers=workers, ray_address=ray_address)
+    elif workers == 1:
         outcomes = execute(lambda specs: run_group(specs, on_windows), items, executor="serial")
     else:
         outcomes = execute(run_group, items, executor="local", workers=workers)

@@ -214,7 +214,7 @@ def _evaluate(
     if executor == "batched":
         from aees_gym.suite.batched_executor import execute_batched
 
-        outcomes = execute_batched(runs, workers=workers, on_windows=bar.add_windows)
+        outcomes = execute_batched(runs, workers=workers, ray_address=ray_address, on_windows=bar.add_windows)
     elif progress_windows and executor == "serial":
         outcomes = _serial_with_windows(runs, bar)
     else:

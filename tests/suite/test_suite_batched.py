@@ -97,3 +97,38 @@ def test_an_erroring_agent_ends_only_its_own_run(write_suite, tmp_path, fake_age
     assert "fails on purpose" in by_agent["crash"][0].error["message"]
     assert all(r.status == "ok" and len(r.windows) == 4 for r in by_agent["fixed"])
     assert outcome.exit_code == 1
+
+
+def test_training_table_vec_env_batched_trains_sb3_in_one_process(write_suite, tmp_path):
+    body = """
+    seeds = [0, 1]
+    [[tasks]]
+    name = "Synthetic"
+    [[agents]]
+    name = "sb3"
+    kwargs = { algo = "ppo", algo_kwargs = { n_steps = 8, batch_size = 16 } }
+    training = { total_timesteps = 32, seed = 1000, n_envs = 4, vec_env = "batched" }
+    [[agents]]
+    name = "fixed"
+    """
+    spec = load_suite(write_suite(body))
+    assert spec.agents[0].training.vec_env == "batched"
+    outcome = run_suite(spec, results_dir=tmp_path, executor="batched", progress=False)
+    assert outcome.statuses == {"ok": 4} and outcome.trained == 1
+    sb3 = [read_result(p) for p in result_files(outcome.suite_dir) if read_result(p).agent == "sb3"]
+    assert [r.training["vec_env"] for r in sb3] == ["batched", "batched"]
+
+
+def test_an_unknown_vec_env_is_a_clear_error(write_suite):
+    from aees_gym.suite import SuiteConfigError
+
+    body = """
+    seeds = [0]
+    [[tasks]]
+    name = "Synthetic"
+    [[agents]]
+    name = "sb3"
+    training = { total_timesteps = 32, vec_env = "threads" }
+    """
+    with pytest.raises(SuiteConfigError, match="batched"):
+        load_suite(write_suite(body))
