@@ -228,6 +228,7 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
         path = train_agent(
             args.agent, task, args.out, total_timesteps=args.total_timesteps, seed=args.seed, n_envs=args.n_envs,
             agent_kwargs=_assignments(args.agent_kw), env_overrides=overrides, learn_kwargs=_assignments(args.learn_kw),
+            vec_env=args.vec_env,
         )
     except Exception as exc:
         print(f"training failed: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -283,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("suite", help="run a suite config (only missing or failed runs)")
     p.add_argument("config", type=Path, help="suite TOML, e.g. experiments/smoke.toml")
-    p.add_argument("--executor", choices=("serial", "local", "ray"), help="override the config's executor")
+    p.add_argument("--executor", choices=("serial", "local", "batched", "ray"), help="override the config's executor")
     p.add_argument("--workers", type=int, help="override the config's workers")
     p.add_argument("--results-dir", type=Path, help="parent folder of the suite folder (default: config's results_dir)")
     p.add_argument("--ray-address", help="Ray cluster address ('auto' for a `ray start` cluster; default ray.init())")
@@ -306,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-timesteps", type=int, required=True, help="env steps (windows) of training")
     p.add_argument("--seed", type=int, default=1000, help="first training seed (evaluate on other seeds)")
     p.add_argument("--n-envs", type=int, default=1)
+    p.add_argument(
+        "--vec-env", choices=("batched", "subproc", "dummy"),
+        help="how the n envs run: batched (one process, one stacked computation; batchable tasks), subproc or dummy",
+    )
     p.add_argument("--set", help="env override", **kv)
     p.add_argument("--agent-kw", help="agent keyword argument, e.g. algo=ppo", **kv)
     p.add_argument("--learn-kw", help="extra keyword argument of learn()", **kv)

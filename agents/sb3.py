@@ -11,6 +11,8 @@ stable-baselines3 is imported lazily, so importing this module needs only gymnas
 With ``n_envs > 1`` training uses ``SubprocVecEnv`` (spawn start method) over the
 ``"aees_gym:aees_gym/<Task>-v0"`` id, so every worker imports ``aees_gym`` and builds its own env;
 each worker runs one torch thread so that the workers do not oversubscribe the cores.
+``learn(..., vec_env="batched")`` instead trains the ``n_envs`` runs as one batched computation in
+this process (:mod:`agents.sb3_vec`), for the tasks the batched engine can train.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from agents.sb3_algorithms import algorithm_class as _algorithm_class
 from agents.sb3_algorithms import algorithm_spec as _spec
 from agents.sb3_algorithms import require_installed as _require_installed
 
-__all__ = ["ALGORITHMS", "SB3Agent", "full_env_id"]
+__all__ = ["ALGORITHMS", "VEC_ENVS", "SB3Agent", "full_env_id"]
+
+#: How ``SB3Agent.learn`` runs its ``n_envs`` training envs (``None``: dummy for one env, else subproc).
+VEC_ENVS = (None, "batched", "subproc", "dummy")
 
 
 def full_env_id(env_id: str) -> str:
@@ -147,6 +152,7 @@ class SB3Agent(BaseAgent):
         n_envs: int = 1,
         env_kwargs: dict[str, Any] | None = None,
         callback: Any = None,
+        vec_env: str | None = None,
         **kw: Any,
     ) -> SB3Agent:
         """Train (or continue training) the policy for ``total_timesteps`` windows.
@@ -159,36 +165,40 @@ class SB3Agent(BaseAgent):
                 ``"module:id"``), or an env instance (only with ``n_envs=1``).
             total_timesteps: Env steps (windows) to train for.
             seed: Seeds the algorithm, the policy and the envs (env ``i`` gets ``seed + i``).
-            n_envs: Parallel envs; above 1 they run in ``SubprocVecEnv`` workers (spawn).
+            n_envs: Parallel envs; above 1 they run in ``SubprocVecEnv`` workers (spawn) unless ``vec_env`` says otherwise.
             env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field).
             callback: SB3 callback(s).
+            vec_env: ``"batched"`` trains the ``n_envs`` runs together in this process
+                (:mod:`agents.sb3_vec`; batchable tasks only), ``"subproc"`` in ``SubprocVecEnv``
+                workers, ``"dummy"`` one after another; ``None``: ``dummy`` for one env, else ``subproc``.
             **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``,
                 ``progress_bar``, which defaults to on when stderr is a terminal).
 
         Raises:
             TypeError: If the env's action space does not suit the algorithm (nothing is created).
-            ValueError: If ``n_envs`` < 1, or an env instance is given with ``n_envs`` > 1.
+            ValueError: If ``n_envs`` < 1, an env instance is given with ``n_envs`` > 1, ``vec_env`` is
+                unknown, or ``vec_env="batched"`` is asked for a task the batched engine cannot train.
         """
         from agents import sb3_budget
 
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
-        vec_env = self._vec_env(env_id, n_envs, dict(env_kwargs or {}))
+        venv = self._vec_env(env_id, n_envs, dict(env_kwargs or {}), vec_env)
         try:
-            _check_action_space(self.algo, vec_env.action_space)
-            vec_env.seed(seed)
+            _check_action_space(self.algo, venv.action_space)
+            venv.seed(seed)
             budget = sb3_budget.plan_budget(_algorithm_class(self._algo_spec), total_timesteps, n_envs, self.algo_kwargs, self.model)
             if self.model is None:
-                self.model = self._new_model(vec_env, seed, budget.algo_kwargs)
+                self.model = self._new_model(venv, seed, budget.algo_kwargs)
             else:
-                self.model.set_env(vec_env)
+                self.model.set_env(venv)
             kw.setdefault("tb_log_name", self.algo)
             kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
             sb3_budget.warn_if_rounded(budget)
             callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
             self.model.learn(budget.total, callback=callback, **kw)
         finally:
-            vec_env.close()
+            venv.close()
         return self
 
     def save(self, path: str | Path) -> Path:
@@ -357,17 +367,23 @@ class SB3Agent(BaseAgent):
             tensorboard_log=self.tensorboard_log, **algo_kwargs,
         )
 
-    def _vec_env(self, env: str | gym.Env[Any, Any], n_envs: int, env_kwargs: dict[str, Any]) -> Any:
-        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    def _vec_env(self, env: str | gym.Env[Any, Any], n_envs: int, env_kwargs: dict[str, Any], kind: str | None = None) -> Any:
+        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
+        if kind not in VEC_ENVS:
+            raise ValueError(f"vec_env={kind!r} is not valid; choose one of {list(VEC_ENVS)}.")
         masked = self._algo_spec.masked
         if isinstance(env, gym.Env):
-            if n_envs != 1 or env_kwargs:
-                raise ValueError("an env instance trains with n_envs=1 and no env_kwargs; pass an env id instead.")
+            if n_envs != 1 or env_kwargs or kind == "batched":
+                raise ValueError("an env instance trains with n_envs=1, no env_kwargs and no batched vec_env; pass an env id instead.")
             wrapped = _wrap(env, masked)
             return DummyVecEnv([lambda: wrapped])
+        if kind == "batched":
+            from agents.sb3_vec import BatchedVecEnv
+
+            return VecMonitor(BatchedVecEnv(env, n_envs, env_kwargs))  # episode returns for SB3's logs
         factory = functools.partial(make_training_env, full_env_id(env), env_kwargs, masked)
-        if n_envs == 1:
-            return DummyVecEnv([functools.partial(factory, False)])
+        if kind == "dummy" or (kind is None and n_envs == 1):
+            return DummyVecEnv([functools.partial(factory, False)] * n_envs)
         return SubprocVecEnv([functools.partial(factory, True)] * n_envs, start_method="spawn")
 

@@ -155,6 +155,9 @@ switches); SB3 resets in the same step and keeps `info["terminal_observation"]`.
 (default) uses one torch thread per copy in worker processes; pass `torch_threads=N` to choose.
 Gymnasium stacks infos into arrays typed by the first copy, so every info field keeps one type: a missing
 number in `final_metrics` (e.g. `steps_to_target` of a run that never reached the target) is NaN, not `None`.
+`vectorization_mode="vector_entry_point"` (the default of `make_vec` for these ids) trains the copies as one
+batched computation in one process (`aees_gym.envs.vector_env.AEESVectorEnv`; `autoreset_mode=` as a keyword);
+tasks it cannot batch raise an error naming `vectorization_mode="async"` (see the README's "Batched envs").
 
 **Views** (`aees_gym.envs.wrappers`): `MultiDiscreteAction` (`MultiDiscrete([n_lr, n_noise])`),
 `ContinuousAction` (`Box(-1, 1, (2,))` → log2 LR multiplier and noise σ in ranges, run as the nearest

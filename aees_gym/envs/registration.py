@@ -9,6 +9,9 @@ from aees_gym.tasks import on_register
 NAMESPACE = "aees_gym"
 VERSION = 0
 ENTRY_POINT = "aees_gym.envs.env:AEESEnv"
+#: ``gymnasium.make_vec(id, num_envs)`` builds the batched env; tasks the batched engine cannot train
+#: raise there an error naming ``vectorization_mode="async"`` (or ``"sync"``), which always work.
+VECTOR_ENTRY_POINT = "aees_gym.envs.vector_env:make_vector_env"
 
 
 def env_id(task: str) -> str:
@@ -50,7 +53,7 @@ def register_env(task: str) -> str:
     env = env_id(task)
     if env not in gym.registry:
         # A string entry point keeps the id usable from spawned workers that only import aees_gym.
-        gym.register(id=env, entry_point=ENTRY_POINT, kwargs={"task": task})
+        gym.register(id=env, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT, kwargs={"task": task})
     return env
 
 

@@ -169,6 +169,11 @@ def run_one(spec: RunSpec, *, on_window: WindowCallback | None = None) -> RunRes
     except Exception as exc:  # a failing run is data, not a crash of the suite
         runtime = {"wall_clock_s": time.perf_counter() - started, "started_at": started_at, "finished_at": _now()}
         return error_result(spec, exc, runtime)
+    return finished_result(spec, episode, started_at, started)
+
+
+def finished_result(spec: RunSpec, episode: dict[str, Any], started_at: str, started: float) -> RunResult:
+    """The result of a run that reached its end: ``episode`` is ``_episode``'s record (config, windows, …)."""
     runtime = {"wall_clock_s": time.perf_counter() - started, **episode.pop("runtime"), "started_at": started_at, "finished_at": _now()}
     device = episode.pop("device")
     status = "diverged" if episode["final_metrics"].get("diverged") else "ok"

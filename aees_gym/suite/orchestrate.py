@@ -131,7 +131,8 @@ def run_suite(
     Args:
         spec: The suite.
         results_dir: Parent folder of the suite folder (default ``spec.results_dir``).
-        executor: ``serial``, ``local`` or ``ray`` (default ``spec.executor``).
+        executor: ``serial``, ``local``, ``batched`` (runs sharing a task variant trained together in one
+            batched env; :mod:`aees_gym.suite.batched_executor`) or ``ray`` (default ``spec.executor``).
         workers: Parallel workers (default ``spec.workers``).
         ray_address: Ray cluster address (``None``: ``ray.init()``; ``"auto"``: the ``ray start`` cluster).
         progress: Show progress over runs.
@@ -156,7 +157,8 @@ def run_suite(
 
     needed = {s.model_path for s in state.pending if s.model_path is not None}
     jobs = [job for job in plan.trainings if job.model_path in needed and not Path(job.model_path).exists()]
-    trained = _train(jobs, executor, workers, ray_address, progress) if jobs else {}
+    train_executor = executor if executor != "batched" else ("serial" if workers == 1 else "local")
+    trained = _train(jobs, train_executor, workers, ray_address, progress) if jobs else {}
 
     results: dict[str, RunResult] = dict(state.finished)
     to_run: list[RunSpec] = []
@@ -209,7 +211,11 @@ def _evaluate(
 ) -> dict[str, RunResult]:
     """Run ``runs`` and write each result as soon as it arrives (a crash loses only runs in flight)."""
     bar = Progress(len(runs), "runs", enabled=progress)
-    if progress_windows and executor == "serial":
+    if executor == "batched":
+        from aees_gym.suite.batched_executor import execute_batched
+
+        outcomes = execute_batched(runs, workers=workers, ray_address=ray_address, on_windows=bar.add_windows)
+    elif progress_windows and executor == "serial":
         outcomes = _serial_with_windows(runs, bar)
     else:
         outcomes = execute(run_one, runs, executor=executor, workers=workers, ray_address=ray_address)

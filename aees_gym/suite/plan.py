@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ class TrainJob:
 
     def describe(self) -> dict[str, Any]:
         """The training settings recorded in every evaluation run (``RunResult.training``)."""
-        return {**asdict(self.training), "seeds": list(self.training.seeds), "model": Path(self.model_path).name}
+        return {**self.training.settings(), "seeds": list(self.training.seeds), "model": Path(self.model_path).name}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def model_key(task: str, agent: AgentEntry, env_overrides: dict[str, Any]) -> st
     """Hash of everything that decides a trained model (the agent's label is not part of it)."""
     assert agent.training is not None
     return stable_hash(
-        {"task": task, "env_overrides": env_overrides, "agent": agent.name, "agent_kwargs": agent.kwargs, "training": asdict(agent.training)}
+        {"task": task, "env_overrides": env_overrides, "agent": agent.name, "agent_kwargs": agent.kwargs, "training": agent.training.settings()}
     )
 
 

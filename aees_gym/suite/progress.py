@@ -29,6 +29,8 @@ class Progress:
         self.total, self.desc, self.enabled = total, desc, enabled
         self.stream = stream or sys.stderr
         self.done = 0
+        #: Windows run so far (batched executor): shown beside the count of finished runs.
+        self.windows = 0
         tqdm = _tqdm() if enabled and total else None
         self._bar = None if tqdm is None else tqdm(total=total, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True)
 
@@ -42,6 +44,12 @@ class Progress:
             self._bar.update(1)
         else:
             print(f"[{self.done}/{self.total}] {self.desc}: {message}", file=self.stream, flush=True)
+
+    def add_windows(self, count: int) -> None:
+        """``count`` more windows ran (one batched step of ``count`` runs); shown in the bar's postfix."""
+        self.windows += count
+        if self.enabled and self._bar is not None:
+            self._bar.set_postfix_str(f"{self.windows} windows", refresh=True)
 
     def write(self, message: str) -> None:
         """A line that must stay visible (failures, corrupt files), printed above the bar."""

@@ -4,7 +4,7 @@ A suite is tasks × agents × seeds (× optional sweeps). Minimal example::
 
     name = "smoke"
     seeds = [0, 1]
-    executor = "serial"          # serial | local | ray
+    executor = "serial"          # serial | local | batched | ray
     workers = 1
     env = { total_steps = 40 }   # overrides applied to every task
 
@@ -47,11 +47,12 @@ from aees_gym.envs.registration import task_of
 from aees_gym.suite import agent_registry
 from aees_gym.tasks import get_task, make_config, registered_tasks
 
-EXECUTORS = ("serial", "local", "ray")
+EXECUTORS = ("serial", "local", "batched", "ray")
 _SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps")
 _TASK_KEYS = ("name", "label", "overrides")
 _AGENT_KEYS = ("name", "label", "kwargs", "training")
-_TRAINING_KEYS = ("total_timesteps", "seed", "n_envs", "kwargs")
+_TRAINING_KEYS = ("total_timesteps", "seed", "n_envs", "kwargs", "vec_env")
+VEC_ENVS = ("batched", "subproc", "dummy")
 _SWEEP_SPECIAL = ("base_lr_multipliers", "tasks")
 
 
@@ -77,12 +78,21 @@ class TrainingSpec:
         seed: First training seed; the ``n_envs`` training envs use ``seed … seed + n_envs - 1``.
         n_envs: Parallel training envs.
         kwargs: Extra keyword arguments of the agent's ``learn``.
+        vec_env: How the ``n_envs`` envs run (``batched``, ``subproc``, ``dummy``); ``None``: the agent's default.
     """
 
     total_timesteps: int
     seed: int
     n_envs: int = 1
     kwargs: dict[str, Any] = field(default_factory=dict)
+    vec_env: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The fields that decide the model; an unset ``vec_env`` is left out, so older models keep their hash."""
+        data = {"total_timesteps": self.total_timesteps, "seed": self.seed, "n_envs": self.n_envs, "kwargs": dict(self.kwargs)}
+        if self.vec_env is not None:
+            data["vec_env"] = self.vec_env
+        return data
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -249,7 +259,14 @@ def _parse_training(where: str, raw: Any) -> TrainingSpec:
         seed=_int(f"{where}.seed", table.get("seed", 1000), 0),
         n_envs=_int(f"{where}.n_envs", table.get("n_envs", 1), 1),
         kwargs=_table(f"{where}.kwargs", table.get("kwargs", {})),
+        vec_env=_vec_env(f"{where}.vec_env", table.get("vec_env")),
     )
+
+
+def _vec_env(where: str, value: Any) -> str | None:
+    if value is not None and value not in VEC_ENVS:
+        raise SuiteConfigError(f"{where}={value!r} is not valid; choose one of {list(VEC_ENVS)} or leave it out.")
+    return value
 
 
 def _parse_agent(where: str, raw: Any) -> AgentEntry:

@@ -44,8 +44,11 @@ def train_agent(
     agent_kwargs: dict[str, Any] | None = None,
     env_overrides: dict[str, Any] | None = None,
     learn_kwargs: dict[str, Any] | None = None,
+    vec_env: str | None = None,
 ) -> Path:
     """Construct ``agent``, ``learn`` on ``aees_gym/<task>-v0`` and save it atomically to ``path``.
+
+    ``vec_env`` (``batched``, ``subproc``, ``dummy``) is passed to ``learn`` when given.
 
     Raises:
         TypeError: If the agent is not an offline learner (no ``learn``/``save``).
@@ -54,9 +57,10 @@ def train_agent(
     if not agent_registry.requires_training(cls) or not callable(getattr(cls, "learn", None)):
         raise TypeError(f"agent {agent!r} is not an offline learner (requires_training = True with learn/save); nothing to train.")
     instance = cls(**(agent_kwargs or {}))
-    instance.learn(
-        env_id(task), total_timesteps, seed=seed, n_envs=n_envs, env_kwargs=dict(env_overrides or {}), **(learn_kwargs or {})
-    )
+    extra = dict(learn_kwargs or {})
+    if vec_env is not None:
+        extra["vec_env"] = vec_env
+    instance.learn(env_id(task), total_timesteps, seed=seed, n_envs=n_envs, env_kwargs=dict(env_overrides or {}), **extra)
     return atomic_write_with(path, lambda tmp: instance.save(str(tmp)))
 
 
@@ -70,7 +74,7 @@ def train_one(job: TrainJob) -> TrainOutcome:
         train_agent(
             job.agent, job.task, path, total_timesteps=job.training.total_timesteps, seed=job.training.seed,
             n_envs=job.training.n_envs, agent_kwargs=job.agent_kwargs, env_overrides=job.env_overrides,
-            learn_kwargs=job.training.kwargs,
+            learn_kwargs=job.training.kwargs, vec_env=job.training.vec_env,
         )
     except Exception as exc:  # reported on the dependent runs, which the next suite run retries
         return TrainOutcome(job.model_path, False, time.perf_counter() - started, error_info(exc))

@@ -1,0 +1,358 @@
+"""AEESVectorEnv: N training runs of one architecture stepped as one batched computation.
+
+``gymnasium.make_vec("aees_gym/Digits-v0", num_envs=64, vectorization_mode="vector_entry_point")``
+builds it for every task the batched engine can train (:mod:`aees_gym.tasks.batched`); other tasks
+fail with an error naming ``vectorization_mode="async"``. Sub-env ``i`` follows exactly the
+semantics of :class:`~aees_gym.envs.env.AEESEnv`:
+
+* ``reset(seed=s)`` resets sub-env ``i`` with seed ``s + i`` (a list gives one seed per sub-env)
+  and replays the run a single env reset with that seed trains (same weights, data order, label
+  noise, dropout and gradient noise); unseeded resets continue the sub-env's own generator.
+* One ``step`` runs one window of every live run at once; the window's step losses of all runs
+  reach the host in one transfer. Scoring, divergence and infos are
+  :mod:`aees_gym.core.window`'s, so a sub-env's info has the single env's fields.
+* Runs end and restart independently: next-step autoreset by default (Gymnasium's), or
+  ``autoreset_mode=AutoresetMode.SAME_STEP`` / ``DISABLED`` as a keyword of ``make_vec``. A run
+  that diverges ends alone; no operation of the engine mixes runs.
+* With ``instance_set=NAME`` each sub-env cycles through the set's instances like a single env
+  would; the set's runs must share one architecture (task, options, batch size, optimizer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from aees_gym.core import context as ctx
+from aees_gym.core.config import ControlConfig
+from aees_gym.core.threads import apply_torch_threads
+from aees_gym.core.window import record_window, start_info, window_info
+from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
+from aees_gym.envs.metrics import final_metrics
+from aees_gym.tasks import RunSeeds
+from aees_gym.tasks.batched import SHARED_FIELDS, BatchedClassificationRuns, batched_task
+from aees_gym.tasks.config import EnvConfig
+
+#: ``(observation, reward, terminated, info)`` of one sub-env after one window.
+RowStep = tuple[np.ndarray, float, bool, dict[str, Any]]
+
+
+@dataclass
+class _Row:
+    """One sub-env's run: its config, history, evaluation curve and own seed generator."""
+
+    np_random: np.random.Generator | None = None
+    cycle: InstanceCycle | None = None
+    instance: Instance | None = None
+    config: EnvConfig | None = None
+    control: ControlConfig | None = None
+    history: ctx.RunHistory | None = None
+    eval_curve: list[dict[str, float]] = field(default_factory=list)
+    diverged: bool = False
+    run_seed: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.history is not None and (self.diverged or self.history.steps_done >= self.config.total_steps)
+
+
+def _check_batchable(task: str, configs: Sequence[EnvConfig], where: str) -> None:
+    batched_task(task)  # names vectorization_mode="async" for tasks without a batched recipe
+    first = configs[0]
+    for c in configs[1:]:
+        batched_task(c.task)
+        for name in SHARED_FIELDS:
+            if getattr(c, name) != getattr(first, name):
+                raise ValueError(
+                    f"{where} mixes runs that differ in {name} ({getattr(first, name)!r} vs {getattr(c, name)!r}); one batched env "
+                    f"trains one architecture (shared {', '.join(SHARED_FIELDS)}). Use an instance set of one architecture, or "
+                    'gymnasium.make_vec(..., vectorization_mode="async") for mixed runs.'
+                )
+
+
+class AEESVectorEnv(VectorEnv):
+    """``num_envs`` AEES training runs of one task trained together (see the module docstring).
+
+    Args:
+        task: Registered, batchable task name.
+        num_envs: Number of sub-envs (runs trained at once), at least 1.
+        config: A full config to start from instead of the task's defaults.
+        instance_set: Name of an instance set of one architecture; each sub-env cycles through it.
+        split: ``train`` or ``test`` split of the instance set.
+        instance_descriptors: Append the run descriptors to the observation.
+        torch_threads: Torch threads for this process (``None``: unchanged in the main process).
+        autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED``.
+        **overrides: EnvConfig fields and task options, as for ``gymnasium.make`` (``device`` included).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        task: str = "Digits",
+        num_envs: int = 1,
+        config: EnvConfig | None = None,
+        *,
+        instance_set: str | None = None,
+        split: str = "train",
+        instance_descriptors: bool = False,
+        torch_threads: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer (one sub-env per training run), got {num_envs!r}.")
+        if render_mode is not None:
+            raise ValueError(f"render_mode={render_mode!r} is not supported by the batched env; use None.")
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            raise ValueError(f"autoreset_mode={autoreset_mode!r} is not valid; choose one of {[m.value for m in AutoresetMode]}.") from None
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
+        self.torch_threads = apply_torch_threads(torch_threads)
+        self.config, cycle = resolve_env(task, config, overrides, instance_set=instance_set, split=split, descriptors=instance_descriptors)
+        configs = list(cycle.configs) if cycle is not None else [self.config]
+        _check_batchable(task, configs, f"instance set {instance_set!r}" if instance_set else f"task {task!r}")
+        self.num_envs = int(num_envs)
+        self.runs = BatchedClassificationRuns(self.config, self.num_envs, track_grad_norms=ctx.uses_grad_norm(self.config))
+        self.grid = self.config.grid
+        self.feature_names = tuple(self.config.context.features)
+        low, high = ctx.feature_bounds(self.config)
+        self.single_observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.single_action_space = gym.spaces.Discrete(self.grid.size)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._rows = [_Row(cycle=None if cycle is None else InstanceCycle(cycle.instance_set, split, cycle.configs)) for _ in range(self.num_envs)]
+        self._controls: dict[int, ControlConfig] = {}
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        #: Seconds spent in windows (training and evaluation) and in evaluations, over all runs together.
+        self.train_time_s = 0.0
+        self.eval_time_s = 0.0
+
+    # ------------------------------------------------------------------ per-row API
+    def row_done(self, row: int) -> bool:
+        """Whether sub-env ``row``'s run has ended (budget used or diverged)."""
+        return self._rows[row].done
+
+    def row_config(self, row: int) -> EnvConfig:
+        config = self._rows[row].config
+        if config is None:
+            raise RuntimeError(f"Sub-env {row} has not been reset yet; call reset() first.")
+        return config
+
+    def reset_rows(self, rows: Sequence[int], seeds: Sequence[int | None], options: Mapping[str, Any] | None = None) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        """Start a new run in each of ``rows`` (like ``AEESEnv.reset(seed=...)`` on each), returning (obs, info) per row."""
+        picked = []
+        for row, seed in zip(rows, seeds, strict=True):
+            r = self._rows[row]
+            if seed is not None or r.np_random is None:
+                r.np_random = seeding.np_random(None if seed is None else int(seed))[0]
+            rng = r.np_random
+            if r.cycle is not None:
+                r.instance, r.config = r.cycle.select(options, r.np_random, restart=seed is not None)
+                rng = r.instance.rng()
+            elif options:
+                raise ValueError(f"Unknown reset options {sorted(options)}; only 'reset_mask' (and 'instance' with instance_set=NAME).")
+            else:
+                r.config = self.config
+            r.run_seed = int(rng.integers(2**31 - 1))
+            picked.append((row, r.config, RunSeeds.derive(r.run_seed)))
+        if picked:
+            self.runs.reset_runs([p[0] for p in picked], [p[1] for p in picked], [p[2] for p in picked])
+        out = []
+        for row, config, _ in picked:
+            r = self._rows[row]
+            r.control = self._control(config)
+            r.history, r.eval_curve, r.diverged = ctx.RunHistory(total_steps=config.total_steps), [], False
+            info = start_info(r.history, r.control)
+            info.update(run_seed=r.run_seed, flops_per_step=self.runs.flops_per_step, steps_per_epoch=self.runs.steps_per_epoch)
+            if r.instance is not None:
+                info["instance"] = r.instance.name
+            out.append((ctx.observation(r.history, r.control), info))
+        return out
+
+    def step_rows(self, actions: Mapping[int, Any]) -> dict[int, RowStep]:
+        """Run one window of each run in ``actions`` (row → action) together; other rows stay untouched."""
+        plans = {}
+        for row, action in actions.items():
+            r = self._rows[row]
+            if r.history is None:
+                raise RuntimeError(f"Sub-env {row} has not been reset yet; call reset() first.")
+            if r.done:
+                raise RuntimeError(f"Sub-env {row}'s run has ended; reset it before stepping it again.")
+            try:
+                a = r.control.grid.validate_action(action)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"sub-env {row}: {exc}") from None
+            lr_value, noise = r.control.grid.values(a)
+            if r.control.action_mode == "relative":  # the persistent scale of EpisodeControl.begin_window
+                low, high = r.control.relative_lr_bounds
+                r.history.lr_scale = min(max(r.history.lr_scale * lr_value, low), high)
+                lr_value = r.history.lr_scale
+            steps = min(r.control.window_length, r.control.total_steps - r.history.steps_done)
+            plans[row] = (a, lr_value, noise, steps)
+        if not plans:
+            return {}
+        n = self.num_envs
+        started = time.perf_counter()
+        losses = self.runs.run_window(
+            [plans[i][1] if i in plans else 1.0 for i in range(n)],
+            [plans[i][2] if i in plans else 0.0 for i in range(n)],
+            [plans[i][3] if i in plans else 0 for i in range(n)],
+        )
+        if self.runs.grad_norms is not None:
+            losses = _with_grad_norm_column(losses, self.runs.grad_norms)
+        host = losses.tolist()  # the one host transfer of the window, for every run
+        wall = time.perf_counter() - started
+        scored = {}
+        for row, (a, _mult, _noise, k) in plans.items():
+            r = self._rows[row]
+            row_losses = host[row][:k]
+            grad_norm = host[row][-1] if self.runs.grad_norms is not None else None
+            lr_idx, noise_idx = r.control.grid.split(a)
+            r.history.steps_done += k  # EpisodeControl counts the steps before it closes the window
+            score = record_window(r.history, row_losses, r.control, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm, wall_time=wall)
+            r.diverged = score.diverged
+            scored[row] = (score, row_losses, grad_norm)
+        evaluations = self._evaluate([row for row in plans if self._wants_eval(row)])
+        out = {}
+        for row, (score, row_losses, grad_norm) in scored.items():
+            r, (a, mult, noise, k) = self._rows[row], plans[row]
+            evaluation = evaluations.get(row)
+            if evaluation is not None:
+                _record_evaluation(r, evaluation)
+            effective = self.runs.base_lr(row, r.history.steps_done) * mult
+            info = window_info(r.history, r.control, score, row_losses, action=a, lr_multiplier=mult, noise_std=noise, effective_lr=effective, grad_norm=grad_norm)
+            done = r.done
+            if evaluation is not None and not done:
+                info["eval"] = r.eval_curve[-1]
+            info["eval_curve"] = list(r.eval_curve) if done else None
+            if done:
+                h = r.history
+                info["final_metrics"] = final_metrics(
+                    r.eval_curve, h.mean_losses, h.rewards, steps_done=h.steps_done, diverged=r.diverged,
+                    target_accuracy=r.config.target_accuracy, flops_per_step=self.runs.flops_per_step,
+                )
+            out[row] = (ctx.observation(r.history, r.control), score.reward, done, info)
+        self.train_time_s += time.perf_counter() - started
+        return out
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every sub-env (or those of ``options["reset_mask"]``); sub-env ``i`` gets seed ``seed + i``."""
+        seeds = _seed_list(seed, self.num_envs)
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            mask = np.ones(self.num_envs, dtype=bool)
+        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,) and mask.any()):
+            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},) with a True value, got {mask!r}.")
+        rows = [i for i in range(self.num_envs) if mask[i]]
+        infos: dict[str, Any] = {}
+        for row, (obs, info) in zip(rows, self.reset_rows(rows, [seeds[i] for i in rows], options or None), strict=True):
+            self._obs[row] = obs
+            infos = self._add_info(infos, info, row)
+        self._autoreset[rows] = False
+        return self._obs.copy(), infos
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = self._check_actions(actions)
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        infos: dict[str, Any] = {}
+        restart = [i for i in range(self.num_envs) if self._autoreset[i]]
+        if restart and self.autoreset_mode == AutoresetMode.DISABLED:
+            raise RuntimeError(f"Sub-envs {restart} have ended; with autoreset_mode=DISABLED reset them with options={{'reset_mask': ...}}.")
+        reset_infos = dict(zip(restart, self.reset_rows(restart, [None] * len(restart)), strict=True))
+        results = self.step_rows({i: actions[i] for i in range(self.num_envs) if i not in reset_infos})
+        ended = [i for i, res in results.items() if res[2]]
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            for i in ended:
+                infos = self._add_info(infos, {"final_obs": results[i][0], "final_info": results[i][3]}, i)
+            reset_infos.update(zip(ended, self.reset_rows(ended, [None] * len(ended)), strict=True))
+        for i in range(self.num_envs):
+            if i in results:
+                obs, rewards[i], terminated[i], info = results[i]
+                self._obs[i] = obs
+            if i in reset_infos:
+                self._obs[i], info = reset_infos[i]
+            infos = self._add_info(infos, info, i)
+        self._autoreset = terminated.copy() if self.autoreset_mode != AutoresetMode.SAME_STEP else np.zeros(self.num_envs, dtype=bool)
+        return self._obs.copy(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.runs = None  # type: ignore[assignment]  # frees the stacked parameters and data
+
+    # ------------------------------------------------------------------ helpers
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        array = np.asarray(actions)
+        if array.shape != (self.num_envs,):
+            raise ValueError(f"actions must have shape ({self.num_envs},) (one action per sub-env), got shape {array.shape}.")
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"actions must be integers in [0, {self.grid.size}), got dtype {array.dtype}.")
+        bad = np.flatnonzero((array < 0) | (array >= self.grid.size))
+        if bad.size:
+            raise ValueError(f"actions of sub-envs {bad.tolist()} are {array[bad].tolist()}; each must be in [0, {self.grid.size}).")
+        return array
+
+    def _control(self, config: EnvConfig) -> ControlConfig:
+        key = id(config)
+        if key not in self._controls:
+            self._controls[key] = ControlConfig.of(config)
+        return self._controls[key]
+
+    def _wants_eval(self, row: int) -> bool:
+        """``AEESEnv``'s cadence: every ``eval_every`` windows and at the end of the run."""
+        r = self._rows[row]
+        every = r.config.eval_every
+        return r.done or bool(every and len(r.history.rewards) % every == 0)
+
+    def _evaluate(self, rows: list[int]) -> dict[int, dict[str, float]]:
+        if not rows:
+            return {}
+        started = time.perf_counter()
+        metrics = self.runs.evaluate(rows)
+        self.eval_time_s += time.perf_counter() - started
+        return dict(zip(rows, metrics, strict=True))
+
+
+def _with_grad_norm_column(losses: Any, grad_norms: Any) -> Any:
+    """``[N, W]`` losses with each row's mean gradient norm appended, so both cross in one transfer."""
+    import torch
+
+    return torch.cat([losses, grad_norms.nanmean(dim=1, keepdim=True).to(losses.dtype)], dim=1)
+
+
+def _record_evaluation(row: _Row, metrics: Mapping[str, float]) -> None:
+    # EpisodeControl.record_evaluation's rule, applied to a batched row's history.
+    entry = {**metrics, "step": row.history.steps_done}
+    val_loss = entry.get("val_loss")
+    row.history.val_loss = val_loss if val_loss is not None and np.isfinite(val_loss) else None
+    row.history.val_accuracy = entry.get("val_accuracy")
+    row.eval_curve.append(entry)
+
+
+def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
+        return [int(seed) + i for i in range(n)]
+    seeds = list(seed)
+    if len(seeds) != n:
+        raise ValueError(f"A list of seeds needs one seed per sub-env ({n}), got {len(seeds)}.")
+    return seeds
+
+
+def make_vector_env(num_envs: int = 1, **kwargs: Any) -> AEESVectorEnv:
+    """The ids' ``vector_entry_point``: ``gymnasium.make_vec(id, num_envs, vectorization_mode="vector_entry_point")``."""
+    return AEESVectorEnv(num_envs=num_envs, **kwargs)
