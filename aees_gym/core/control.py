@@ -23,7 +23,6 @@ group's lr to ``base * multiplier`` (restored in ``finally``), adds seeded gradi
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import torch
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
 from aees_gym.core.grid import CandidateGrid
-from aees_gym.core.window import record_window, start_info, window_info
+from aees_gym.core.window import record_evaluation, record_window, start_info, window_info
 
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
 # gradient noise, and therefore whole runs, reproducible against it.
@@ -291,11 +290,7 @@ class EpisodeControl:
 
     def record_evaluation(self, metrics: Mapping[str, float]) -> None:
         """Record a validation result: the observation's ``val_*`` features and the evaluation curve."""
-        entry = {**metrics, "step": self.history.steps_done}
-        val_loss = entry.get("val_loss")
-        self.history.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else None
-        self.history.val_accuracy = entry.get("val_accuracy")
-        self.eval_curve.append(entry)
+        record_evaluation(self.history, self.eval_curve, metrics)
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

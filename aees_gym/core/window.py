@@ -8,7 +8,7 @@ window in the step ``info``. These pure functions are that arithmetic, written o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,15 @@ def record_window(
     # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
     history.wall_times.append(wall_time)
     return WindowScore(float(reward), terms, diverged)
+
+
+def record_evaluation(history: ctx.RunHistory, eval_curve: list[dict[str, float]], metrics: Mapping[str, float]) -> None:
+    """Record a validation result: the observation's ``val_*`` features and the run's evaluation curve."""
+    entry = {**metrics, "step": history.steps_done}
+    val_loss = entry.get("val_loss")
+    history.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else None
+    history.val_accuracy = entry.get("val_accuracy")
+    eval_curve.append(entry)
 
 
 def start_info(history: ctx.RunHistory, config: ControlConfig) -> dict[str, Any]:

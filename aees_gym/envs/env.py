@@ -179,9 +179,8 @@ class AEESEnv(gym.Env):
         info = outcome.info
         info["eval_curve"] = list(control.eval_curve) if outcome.terminated else None
         if outcome.terminated:
-            h = control.history
             info["final_metrics"] = final_metrics(
-                control.eval_curve, h.mean_losses, h.rewards, steps_done=h.steps_done, diverged=control.diverged,
+                control.eval_curve, control.history, diverged=control.diverged,
                 target_accuracy=self.config.target_accuracy, flops_per_step=run.flops_per_step,
             )
         self._last_info = info

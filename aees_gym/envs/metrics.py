@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from aees_gym.core.context import RunHistory
+
 
 def steps_to_target(steps: ArrayLike, values: ArrayLike, target: float) -> int | None:
     """First step at which a curve reaches ``values >= target``, or ``None`` if it never does.
@@ -43,10 +45,8 @@ def _finite_or_nan(value: float | None) -> float:
 
 def final_metrics(
     eval_curve: Sequence[Mapping[str, float]],
-    mean_losses: Sequence[float],
-    rewards: Sequence[float],
+    history: RunHistory,
     *,
-    steps_done: int,
     diverged: bool,
     target_accuracy: float | None,
     flops_per_step: float,
@@ -62,12 +62,12 @@ def final_metrics(
         **final,
         "val_loss": _finite_or_nan(final.get("val_loss")),
         "best_val_accuracy": max(accs),
-        "final_train_loss": _finite_or_nan(mean_losses[-1]),
-        "steps_done": steps_done,
-        "windows": len(rewards),
-        "total_reward": float(sum(rewards)),
+        "final_train_loss": _finite_or_nan(history.mean_losses[-1]),
+        "steps_done": history.steps_done,
+        "windows": len(history.rewards),
+        "total_reward": float(sum(history.rewards)),
         "diverged": diverged,
         "steps_to_target": None if target_accuracy is None else (math.nan if reached is None else float(reached)),
         "flops_per_step": flops_per_step,
-        "total_flops": flops_per_step * steps_done,
+        "total_flops": flops_per_step * history.steps_done,
     }

@@ -34,7 +34,7 @@ from gymnasium.vector.utils import batch_space
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
 from aees_gym.core.threads import apply_torch_threads
-from aees_gym.core.window import record_window, start_info, window_info
+from aees_gym.core.window import record_evaluation, record_window, start_info, window_info
 from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
 from aees_gym.envs.metrics import final_metrics
 from aees_gym.tasks import RunSeeds
@@ -230,7 +230,7 @@ class AEESVectorEnv(VectorEnv):
             r, (a, mult, noise, k) = self._rows[row], plans[row]
             evaluation = evaluations.get(row)
             if evaluation is not None:
-                _record_evaluation(r, evaluation)
+                record_evaluation(r.history, r.eval_curve, evaluation)
             effective = self.runs.base_lr(row, r.history.steps_done) * mult
             info = window_info(r.history, r.control, score, row_losses, action=a, lr_multiplier=mult, noise_std=noise, effective_lr=effective, grad_norm=grad_norm)
             done = r.done
@@ -238,10 +238,9 @@ class AEESVectorEnv(VectorEnv):
                 info["eval"] = r.eval_curve[-1]
             info["eval_curve"] = list(r.eval_curve) if done else None
             if done:
-                h = r.history
                 info["final_metrics"] = final_metrics(
-                    r.eval_curve, h.mean_losses, h.rewards, steps_done=h.steps_done, diverged=r.diverged,
-                    target_accuracy=r.config.target_accuracy, flops_per_step=self.runs.flops_per_step,
+                    r.eval_curve, r.history, diverged=r.diverged, target_accuracy=r.config.target_accuracy,
+                    flops_per_step=self.runs.flops_per_step,
                 )
             out[row] = (ctx.observation(r.history, r.control), score.reward, done, info)
         self.train_time_s += time.perf_counter() - started
@@ -331,15 +330,6 @@ def _with_grad_norm_column(losses: Any, grad_norms: Any) -> Any:
     import torch
 
     return torch.cat([losses, grad_norms.nanmean(dim=1, keepdim=True).to(losses.dtype)], dim=1)
-
-
-def _record_evaluation(row: _Row, metrics: Mapping[str, float]) -> None:
-    # EpisodeControl.record_evaluation's rule, applied to a batched row's history.
-    entry = {**metrics, "step": row.history.steps_done}
-    val_loss = entry.get("val_loss")
-    row.history.val_loss = val_loss if val_loss is not None and np.isfinite(val_loss) else None
-    row.history.val_accuracy = entry.get("val_accuracy")
-    row.eval_curve.append(entry)
 
 
 def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:
