@@ -162,8 +162,10 @@ def _table(rows: list[ReportRow], per_task: bool) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         m = row.metrics
-        cells = [_label(row), str(row.n_runs), f"{row.n_ok} / {row.n_diverged} / {row.n_error}", _cell_mean(m["final_val_accuracy"]),
-                 _cell_iqm(m["final_val_accuracy"]), _cell_iqm(m["best_val_accuracy"])]
+        # The flag sits on the first interval, the number it warns about.
+        flag = f" {FLAG}" if row.few_runs else ""
+        cells = [row.agent_label, str(row.n_runs), f"{row.n_ok} / {row.n_diverged} / {row.n_error}", _cell_mean(m["final_val_accuracy"]),
+                 _cell_iqm(m["final_val_accuracy"]) + flag, _cell_iqm(m["best_val_accuracy"])]
         if extra_metric:
             cells.append(_cell_iqm(m[TASK_METRIC.key]))
         if per_task:
@@ -237,8 +239,8 @@ def _intro(report: Report) -> list[str]:
         "seeds, stratified by task in the all-tasks tables). Each task ranks runs by its own metric (↑ higher is better, ↓ lower). "
         "P(better than baseline): probability that a run of the agent ends better on the task metric than a run of the baseline "
         "(`fixed` at lr ×1.0, σ 0 unless chosen otherwise; ties count half), with its 95% CI. Steps to target in the per-task "
-        f"tables count the full budget for runs that never reach the target. {FLAG}: fewer than {FEW_RUNS} runs (ok + diverged); "
-        "its intervals are unreliable.", "",
+        f"tables count the full budget for runs that never reach the target. {FLAG} (after an agent's first interval, or its label "
+        f"in the overview): fewer than {FEW_RUNS} runs (ok + diverged); its intervals are unreliable.", "",
     ]
 
 
