@@ -1,4 +1,4 @@
-"""Tests for aees_gym.reporting.stats (hand-computed cases + properties)."""
+"""Tests for aees_gym.reporting.stats, effect_size and profiles (hand-computed cases + properties)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from aees_gym.reporting.effect_size import hedges_correction, spread_permutation_p, standardized_spread, standardized_spread_ci
+from aees_gym.reporting.profiles import performance_profile, performance_ratios, profile_taus
 from aees_gym.reporting.stats import (
     iqm,
     mean_std,
@@ -239,3 +241,114 @@ def test_normalized_score_errors() -> None:
         normalized_score([1.0, np.nan], 0.0, 1.0)
     with pytest.raises(ValueError, match="empty"):
         normalized_score([], 0.0, 1.0)
+
+
+# ------------------------------------------------------------- effect size of a spread
+
+
+def test_hedges_correction_exact_and_close_to_the_usual_approximation() -> None:
+    assert hedges_correction(2) == pytest.approx(1.0 / math.sqrt(math.pi))  # Γ(1) / (1 · Γ(1/2))
+    for df in (8, 18, 100):
+        assert hedges_correction(df) == pytest.approx(1 - 3 / (4 * df - 1), abs=1e-3)
+    with pytest.raises(ValueError, match="df >= 2"):
+        hedges_correction(1)
+
+
+def test_standardized_spread_hand_computed() -> None:
+    # means 2, 4, 3; each cell's squared deviations sum to 2 → pooled SD sqrt(6 / (9 - 3)) = 1.
+    s = standardized_spread({"a": [1, 2, 3], "b": [3, 4, 5], "c": [2, 3, 4]})
+    assert (s.high, s.low, s.df) == ("b", "a", 6)
+    assert s.difference == 2.0 and s.pooled_sd == pytest.approx(1.0)
+    j6 = math.gamma(3) / (math.sqrt(3) * math.gamma(2.5))
+    assert s.g == pytest.approx(j6 * 2.0)
+
+
+def test_standardized_spread_of_two_cells_is_hedges_g() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(1, 1, 7), rng.normal(0, 1, 9)
+    sp = math.sqrt(((7 - 1) * np.var(x, ddof=1) + (9 - 1) * np.var(y, ddof=1)) / (7 + 9 - 2))
+    g = (np.mean(x) - np.mean(y)) / sp * hedges_correction(14)
+    s = standardized_spread({"x": x, "y": y})
+    assert s.g == pytest.approx(abs(g))
+
+
+def test_standardized_spread_without_noise() -> None:
+    assert standardized_spread({"a": [1.0, 1.0], "b": [1.0, 1.0]}).g == 0.0
+    cells = {"a": [1.0, 1.0], "b": [2.0, 2.0], "c": [3.0, 3.0]}
+    assert standardized_spread(cells).g == math.inf
+    g, low, high = standardized_spread_ci(cells, n_boot=200)
+    assert g == low == high == math.inf  # no NaN from interpolating between infinities
+
+
+def test_standardized_spread_errors() -> None:
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        standardized_spread({"a": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match="df = runs - cells >= 2"):
+        standardized_spread({"a": [1.0, 2.0], "b": [3.0]})
+    with pytest.raises(ValueError, match="NaN"):
+        standardized_spread({"a": [1.0, np.nan], "b": [3.0, 4.0]})
+
+
+@pytest.mark.parametrize("means", [[0.0, 1.0], [0.0, 0.5, 1.5]])
+def test_standardized_spread_ci_covers_the_true_value(means) -> None:
+    # Normal cells with SD 1: the true standardized spread is max(means) - min(means).
+    rng = np.random.default_rng(11)
+    true, trials = max(means) - min(means), 200
+    covered = 0
+    for t in range(trials):
+        cells = {f"c{i}": rng.normal(m, 1.0, 10) for i, m in enumerate(means)}
+        g, low, high = standardized_spread_ci(cells, n_boot=500, seed=t)
+        assert low <= g <= high
+        covered += low <= true <= high
+    assert 0.85 <= covered / trials <= 0.99  # nominal 0.95; the percentile bootstrap is a little liberal at 10 runs
+
+
+def test_spread_permutation_p_exact_and_null() -> None:
+    # {1,2,3} vs {4,5,6}: of the 20 splits of six runs into 3 + 3, only this one and its mirror are as extreme.
+    assert spread_permutation_p({"a": [1, 2, 3], "b": [4, 5, 6]}, n_perm=4000) == pytest.approx(2 / 20, abs=0.015)
+    rng = np.random.default_rng(5)
+    ps = [spread_permutation_p({c: rng.normal(0, 1, 5) for c in "abc"}, n_perm=200, seed=i) for i in range(150)]
+    assert 0.01 <= np.mean(np.array(ps) < 0.05) <= 0.11  # the pick of the extreme pair does not inflate the null
+
+
+# ------------------------------------------------------------- performance profiles
+
+
+def test_performance_ratios_and_profile_hand_computed() -> None:
+    inf = math.inf
+    times = [[100, 200, inf, 50], [200, 200, 300, inf], [inf, inf, inf, inf]]
+    ratios = performance_ratios(times)
+    np.testing.assert_array_equal(ratios, [[1, 1, inf, 1], [2, 1, 1, inf], [inf, inf, inf, inf]])
+    rho = performance_profile(times, [1.0, 1.5, 2.0, inf])
+    np.testing.assert_allclose(rho, [[0.75, 0.75, 0.75, 0.75], [0.5, 0.5, 0.75, 0.75], [0, 0, 0, 0]])
+    # A task nobody reaches has no fastest method: it counts as unreached for all.
+    np.testing.assert_array_equal(performance_ratios([[inf], [inf]]), [[inf], [inf]])
+    np.testing.assert_array_equal(performance_ratios([[0.0], [5.0]]), [[1.0], [inf]])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.integers(1, 1000).map(float), st.just(math.inf)), min_size=4, max_size=4), min_size=1, max_size=5))
+def test_performance_profile_properties(times: list[list[float]]) -> None:
+    t = np.array(times)
+    taus = profile_taus(performance_ratios(t))
+    rho = performance_profile(t, np.append(taus, math.inf))
+    assert np.all(np.diff(rho, axis=1) >= 0)  # monotone in tau
+    np.testing.assert_allclose(rho[:, -1], np.isfinite(t).mean(axis=1))  # rho(inf) = share of tasks reached
+    assert taus[0] == 1.0 and taus[-1] >= 2.0
+
+
+def test_method_fastest_everywhere_has_rho_one_at_tau_one() -> None:
+    rng = np.random.default_rng(2)
+    times = rng.uniform(100, 1000, size=(4, 6))
+    times[2] = times.min(axis=0) * 0.5
+    assert performance_profile(times, [1.0])[2, 0] == 1.0
+    assert all(performance_profile(times, [1.0])[i, 0] == 0.0 for i in (0, 1, 3))
+
+
+def test_performance_profile_errors() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        performance_ratios([[1.0, np.nan]])
+    with pytest.raises(ValueError, match="n_methods, n_tasks"):
+        performance_ratios([1.0, 2.0])
+    with pytest.raises(ValueError, match=">= 1"):
+        performance_profile([[1.0]], [0.5])

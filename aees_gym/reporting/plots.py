@@ -1,4 +1,4 @@
-"""PNG plots of a result set: learning curves, reward per window, arm choices, LR sensitivity.
+"""PNG plots of a result set: learning curves, reward per window, arm choices, LR sensitivity, performance profiles.
 
 Needs matplotlib (the ``plot`` extra), imported only when a plot is drawn. Figures are built with
 the object API (no pyplot state), so plotting works in any process and backend. Bands are 95%
@@ -186,6 +186,33 @@ def plot_lr_sensitivity(runs: list[RunResult], title: str, path: Path) -> Path |
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
+
+
+def plot_performance_profile(agents: Sequence[str], taus: np.ndarray, rho: np.ndarray, rho_inf: np.ndarray, suite: str,
+                             n_tasks: int, out_dir: Path | str) -> Path:
+    """Performance profiles ρ(τ) of a suite (:mod:`aees_gym.reporting.profiles`) as step curves on a log τ axis.
+
+    Each agent's ρ(∞) (share of tasks it reaches at all) is marked at the right edge.
+    """
+    fig = _figure(8.5, 4.5)
+    ax = fig.add_subplot()
+    for i, label in enumerate(agents):
+        color = _COLORS[i % len(_COLORS)]
+        # A small vertical offset keeps agents with identical profiles visible.
+        offset = (i - (len(agents) - 1) / 2) * 0.004
+        ax.step(taus, rho[i] + offset, where="post", color=color, label=label, linewidth=1.6)
+        ax.plot([taus[-1]], [rho_inf[i] + offset], marker="o", color=color, markersize=4, clip_on=False)
+    ax.set_xscale("log")
+    ax.set_xlim(1.0, float(taus[-1]))
+    ticks = [t for t in (1, 1.25, 1.5, 2, 3, 4, 5, 10, 20, 50, 100, 1000) if t <= taus[-1]]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(_null_locator())
+    ax.set_ylim(-0.02, 1.04)
+    ax.set(title=f"{suite}: performance profile over {n_tasks} tasks (steps to target)",
+           xlabel="τ (steps ÷ fastest agent's steps on the task)", ylabel="ρ(τ): share of tasks within τ× of the fastest")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(fig, Path(out_dir) / f"{_slug(suite, 'performance_profile')}.png")
 
 
 def write_plots(results: Iterable[RunResult], out_dir: Path | str, agent_order: Sequence[str] = ()) -> list[Path]:

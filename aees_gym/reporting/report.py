@@ -1,102 +1,44 @@
-"""Aggregate a results folder into tables: per task × agent, and per agent over all tasks.
+"""Aggregate a results folder into a report: per-suite overview, per task × agent tables, CSV, plots.
 
-For each metric: ``n``, mean ± sample std, the interquartile mean (IQM) and its 95% stratified
-bootstrap CI (:mod:`aees_gym.reporting.stats`); the probability of improvement (PoI) of each agent's final
-validation accuracy over the baseline's, with a 95% CI; run counts by status.
-
-**Baseline.** In each (suite, task variant) the baseline is the plain optimizer: agent ``fixed``
-with ``lr_multiplier`` 1.0 and ``noise_std`` 0.0 (given or left at those defaults, no ``index``).
-Schedule baselines such as ``fixed+cosine`` are other agent names and never the baseline. When
-several labels qualify, the alphabetically first is used; ``build_report(baseline=LABEL)`` (CLI
-``--baseline``) picks a label explicitly.
-
-**Runs counted.** ``ok`` and ``diverged`` runs enter the statistics (a diverged run keeps its final
-accuracy, so divergence lowers the numbers instead of vanishing); ``error`` runs are only counted.
-A metric a run does not have (a diverged run's train loss) is left out of that metric's ``n``.
-Steps-to-target of a run that never reaches the task's target accuracy counts as the full budget
-(``total_steps``; the table also shows how many runs reached it).
+Per suite, an overview: the reward each agent was scored with, the discriminative power of each
+task and the time to target with performance profiles (:mod:`aees_gym.reporting.sections`). Per
+suite × task variant × agent, and per suite × agent over all tasks: for each metric ``n``, mean ±
+sample std, the interquartile mean (IQM) and its 95% stratified bootstrap CI
+(:mod:`aees_gym.reporting.stats`); the task metric's rank; the probability that a run beats a run of
+the baseline on the task metric (:mod:`aees_gym.reporting.rows` defines rows, baseline and metric),
+with a 95% CI; run counts by status. Cells with fewer than 5 counted runs are flagged.
+``build_report(baseline=LABEL)`` (CLI ``--baseline``) picks the baseline explicitly.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from aees_gym.core.fileio import atomic_write_text
-from aees_gym.reporting import stats
+from aees_gym.reporting.rows import (
+    ALL_TASKS,
+    FEW_RUNS,
+    METRICS,
+    TASK_METRIC,
+    ReportRow,
+    Summary,
+    baseline_label,
+    is_fixed_baseline,
+    make_row,
+    ranks,
+    summarize,
+)
+from aees_gym.reporting.sections import Discrimination, Profile, TimeToTarget, discriminative_power, suite_profile, time_to_target
 from aees_gym.suite.results import ResultFileError, RunResult, read_json_file, scan_results
 
-ALL_TASKS = "(all tasks)"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One reported quantity of a run (``None`` when the run does not have it)."""
-
-    key: str
-    title: str
-    higher_is_better: bool
-    extract: Callable[[RunResult], float | None]
-
-
-def _final(key: str) -> Callable[[RunResult], float | None]:
-    return lambda r: None if r.final_metrics is None else r.final_metrics.get(key)
-
-
-def _steps_to_target(r: RunResult) -> float | None:
-    if r.final_metrics is None or r.config is None or r.config.get("target_accuracy") is None:
-        return None
-    steps = r.final_metrics.get("steps_to_target")
-    return float(r.config["total_steps"]) if steps is None else float(steps)
-
-
-METRICS: tuple[Metric, ...] = (
-    Metric("final_val_accuracy", "final val acc", True, _final("val_accuracy")),
-    Metric("best_val_accuracy", "best val acc", True, _final("best_val_accuracy")),
-    Metric("final_train_loss", "final train loss", False, _final("final_train_loss")),
-    Metric("total_reward", "total reward", True, _final("total_reward")),
-    Metric("steps_to_target", "steps to target", False, _steps_to_target),
-    Metric("wall_clock_s", "wall clock s", False, lambda r: r.runtime.get("wall_clock_s")),
-)
-POI_METRIC = "final_val_accuracy"
-
-
-@dataclass(frozen=True)
-class Summary:
-    """mean ± std, IQM and its CI of one metric over ``n`` runs (stratified by task when aggregated)."""
-
-    n: int
-    mean: float
-    std: float
-    iqm: float
-    ci_low: float
-    ci_high: float
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    """One agent on one task variant (or on all tasks of a suite, ``task_label == ALL_TASKS``)."""
-
-    suite: str
-    task_label: str
-    agent_label: str
-    agent: str
-    n_runs: int
-    n_ok: int
-    n_diverged: int
-    n_error: int
-    metrics: dict[str, Summary | None]
-    reached_target: int | None
-    poi: tuple[float, float, float] | None
-    baseline: str | None
-    is_baseline: bool
+__all__ = ["ALL_TASKS", "METRICS", "Report", "ReportRow", "Summary", "build_report", "is_fixed_baseline", "summarize",
+           "to_csv", "to_markdown", "tasks_csv", "write_report"]
+FLAG = "⚑"
 
 
 @dataclass(frozen=True)
@@ -110,76 +52,9 @@ class Report:
     invalid: tuple[ResultFileError, ...] = ()
     set_aside: tuple[Path, ...] = ()
     n_boot: int = 2000
-
-
-# --------------------------------------------------------------------------- statistics
-def _values(results: Iterable[RunResult], metric: Metric) -> list[float]:
-    out = []
-    for r in results:
-        if r.status == "error":
-            continue
-        value = metric.extract(r)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            out.append(float(value))
-    return out
-
-
-def summarize(by_task: dict[str, list[float]], n_boot: int = 2000, seed: int = 0) -> Summary | None:
-    """Summary of values grouped by task (one group for a single task); ``None`` without values."""
-    strata = {task: values for task, values in by_task.items() if values}
-    if not strata:
-        return None
-    flat = np.concatenate([np.asarray(v, dtype=float) for v in strata.values()])
-    mean, std = stats.mean_std(flat)
-    iqm, low, high = stats.stratified_bootstrap_ci(strata, stats.iqm, n_boot=n_boot, seed=seed)
-    return Summary(int(flat.size), mean, std, iqm, low, high)
-
-
-def is_fixed_baseline(result: RunResult) -> bool:
-    """True for the plain optimizer: agent ``fixed`` at lr ×1.0, σ 0 (see the module docstring)."""
-    kwargs = result.agent_kwargs
-    if result.agent != "fixed" or "index" in kwargs:
-        return False
-    try:
-        return float(kwargs.get("lr_multiplier", 1.0)) == 1.0 and float(kwargs.get("noise_std", 0.0)) == 0.0
-    except (TypeError, ValueError):
-        return False
-
-
-def _baseline_label(results: list[RunResult], explicit: str | None) -> str | None:
-    labels = {r.agent_label for r in results}
-    if explicit is not None:
-        return explicit if explicit in labels else None
-    return min((r.agent_label for r in results if is_fixed_baseline(r)), default=None)
-
-
-def _poi(agent: dict[str, list[float]], base: dict[str, list[float]], n_boot: int, seed: int) -> tuple[float, float, float] | None:
-    tasks = sorted(t for t in agent if agent[t] and base.get(t))
-    if not tasks:
-        return None
-    return stats.probability_of_improvement_ci({t: agent[t] for t in tasks}, {t: base[t] for t in tasks}, n_boot=n_boot, seed=seed)
-
-
-def _row(suite: str, task: str, label: str, runs: list[RunResult], base_runs: list[RunResult], baseline: str | None, n_boot: int, seed: int) -> ReportRow:
-    metrics = {m.key: summarize(_group_values(runs, m), n_boot, seed) for m in METRICS}
-    poi_metric = next(m for m in METRICS if m.key == POI_METRIC)
-    is_base = baseline == label
-    poi = None if is_base else _poi(_group_values(runs, poi_metric), _group_values(base_runs, poi_metric), n_boot, seed)
-    has_target = [r for r in runs if r.status != "error" and _steps_to_target(r) is not None]
-    reached = sum(1 for r in has_target if (r.final_metrics or {}).get("steps_to_target") is not None)
-    return ReportRow(
-        suite=suite, task_label=task, agent_label=label, agent=runs[0].agent, n_runs=len(runs),
-        n_ok=sum(r.status == "ok" for r in runs), n_diverged=sum(r.status == "diverged" for r in runs),
-        n_error=sum(r.status == "error" for r in runs), metrics=metrics,
-        reached_target=reached if has_target else None, poi=poi, baseline=baseline, is_baseline=is_base,
-    )
-
-
-def _group_values(runs: list[RunResult], metric: Metric) -> dict[str, list[float]]:
-    groups: dict[str, list[RunResult]] = {}
-    for r in runs:
-        groups.setdefault(r.task_label, []).append(r)
-    return {task: _values(rs, metric) for task, rs in groups.items()}
+    discrimination: tuple[Discrimination, ...] = ()
+    times: tuple[TimeToTarget, ...] = ()
+    profiles: tuple[Profile, ...] = ()
 
 
 def _agent_order(results_dir: Path, suite: str, labels: set[str]) -> list[str]:
@@ -217,30 +92,37 @@ def build_report(results_dir: Path | str, *, baseline: str | None = None, n_boot
     results = sorted(scan.results.values(), key=lambda r: (r.suite, r.task_label, r.agent_label, r.seed))
     rows: list[ReportRow] = []
     overall: list[ReportRow] = []
+    spreads: list[Discrimination] = []
+    times: list[TimeToTarget] = []
+    profiles: list[Profile] = []
     for suite in sorted({r.suite for r in results}):
         in_suite = [r for r in results if r.suite == suite]
         labels = _agent_order(root, suite, {r.agent_label for r in in_suite})
         base_by_task: dict[str, str | None] = {}
         for task in sorted({r.task_label for r in in_suite}):
             in_task = [r for r in in_suite if r.task_label == task]
-            base = base_by_task[task] = _baseline_label(in_task, baseline)
+            base = base_by_task[task] = baseline_label(in_task, baseline)
             base_runs = [r for r in in_task if r.agent_label == base]
-            for label in labels:
-                runs = [r for r in in_task if r.agent_label == label]
-                if runs:
-                    rows.append(_row(suite, task, label, runs, base_runs, base, n_boot, seed))
+            task_rows = [make_row(suite, task, label, runs, base_runs, base, n_boot, seed)
+                         for label in labels if (runs := [r for r in in_task if r.agent_label == label])]
+            rows += [replace(row, rank=rank) for row, rank in zip(task_rows, ranks(task_rows), strict=True)]
+            spreads.append(discriminative_power(suite, task, in_task, n_boot, seed))
+            times.append(time_to_target(suite, task, in_task, labels))
         # Over all tasks, each task's runs are compared with that task's own baseline runs.
         bases = {b for b in base_by_task.values() if b is not None}
         suite_base = next(iter(bases)) if len(bases) == 1 else None
         base_runs = [r for r in in_suite if base_by_task.get(r.task_label) == r.agent_label]
         for label in labels:
             runs = [r for r in in_suite if r.agent_label == label]
-            overall.append(_row(suite, ALL_TASKS, label, runs, base_runs, suite_base, n_boot, seed))
+            overall.append(make_row(suite, ALL_TASKS, label, runs, base_runs, suite_base, n_boot, seed))
+        profile = suite_profile(suite, times, labels)
+        profiles += [profile] if profile else []
     set_aside = sorted([*root.glob("*.corrupt"), *root.glob("*/*.corrupt")])
-    return Report(root, tuple(rows), tuple(overall), tuple(results), tuple(scan.invalid), tuple(set_aside), n_boot)
+    return Report(root, tuple(rows), tuple(overall), tuple(results), tuple(scan.invalid), tuple(set_aside), n_boot,
+                  tuple(spreads), tuple(times), tuple(profiles))
 
 
-# --------------------------------------------------------------------------- writers
+# --------------------------------------------------------------------------- Markdown
 def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
@@ -262,49 +144,136 @@ def _cell_poi(row: ReportRow) -> str:
     return f"{p:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def _status_cell(row: ReportRow) -> str:
-    return f"{row.n_ok} / {row.n_diverged} / {row.n_error}"
+def _label(row: ReportRow) -> str:
+    return f"{row.agent_label} {FLAG}" if row.few_runs else row.agent_label
 
 
 def _table(rows: list[ReportRow], per_task: bool) -> list[str]:
     base = rows[0].baseline or "fixed ×1.0"
+    metric = rows[0].metric if all(r.metric == rows[0].metric for r in rows) else None
+    extra_metric = metric is not None and metric.name != "val_accuracy"
     head = ["agent", "runs", "ok / div / err", "final val acc", "final val acc IQM [95% CI]", "best val acc IQM [95% CI]"]
+    if extra_metric:
+        head.append(f"{metric.name} {metric.arrow} IQM [95% CI]")
     if per_task:
-        head += ["final train loss IQM [95% CI]", "total reward IQM [95% CI]", "steps to target IQM [95% CI] (reached)"]
-    head += [f"P(> {base}) [95% CI]", "wall s"]
+        head += ["final train loss IQM [95% CI]", "total reward IQM [95% CI]", "steps to target IQM [95% CI] (reached)",
+                 f"rank ({metric.name} {metric.arrow})" if metric else "rank"]
+    head += [f"P(better than {base}) [95% CI]", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         m = row.metrics
-        cells = [row.agent_label, str(row.n_runs), _status_cell(row), _cell_mean(m["final_val_accuracy"]),
-                 _cell_iqm(m["final_val_accuracy"]), _cell_iqm(m["best_val_accuracy"])]
+        # The flag sits on the first interval, the number it warns about.
+        flag = f" {FLAG}" if row.few_runs else ""
+        cells = [row.agent_label, str(row.n_runs), f"{row.n_ok} / {row.n_diverged} / {row.n_error}", _cell_mean(m["final_val_accuracy"]),
+                 _cell_iqm(m["final_val_accuracy"]) + flag, _cell_iqm(m["best_val_accuracy"])]
+        if extra_metric:
+            cells.append(_cell_iqm(m[TASK_METRIC.key]))
         if per_task:
-            reached = "" if row.reached_target is None else f" ({row.reached_target}/{row.n_runs - row.n_error})"
+            reached = "" if row.reached_target is None else f" ({row.reached_target}/{row.n_counted})"
             steps = m["steps_to_target"]
             cells += [_cell_iqm(m["final_train_loss"], 4), _cell_iqm(m["total_reward"]),
-                      ("—" if steps is None else _cell_iqm(steps, 0)) + reached]
+                      ("—" if steps is None else _cell_iqm(steps, 0)) + reached, "—" if row.rank is None else str(row.rank)]
         wall = m["wall_clock_s"]
         cells += [_cell_poi(row), "—" if wall is None else f"{wall.mean:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def to_markdown(report: Report, plots: Iterable[Path] = ()) -> str:
-    """The report as Markdown: one table per suite × task variant, one per suite over all tasks.
+def _agents_table(rows: list[ReportRow]) -> list[str]:
+    lines = ["| agent | agent name | reward (`config.reward.name`) | runs (ok + diverged) |", "|---|---|---|---|"]
+    return lines + [f"| {_label(r)} | {r.agent} | {r.reward} | {r.n_counted} |" for r in rows]
 
-    ``plots`` are image paths relative to the Markdown file; each is embedded.
-    """
-    n_files = len(report.results)
-    lines = [
+
+def _discrimination_table(items: list[Discrimination]) -> list[str]:
+    lines = ["| task | metric | fixed cells (runs) | best | worst | best − worst | seed SD | g [95% CI] | p | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in items:
+        cells = ", ".join(f"{label} ({len(v)})" for label, v in d.cells.items()) or "—"
+        metric = f"{d.metric.name} {d.metric.arrow}"
+        if d.spread is None or d.ci is None:
+            lines.append(f"| {d.task_label} | {metric} | {cells} | — | — | — | — | — | — | {d.reason} |")
+            continue
+        s = d.spread
+        lines.append(f"| {d.task_label} | {metric} | {cells} | {d.best} | {d.worst} | {s.difference:.4g} | {s.pooled_sd:.4g} | "
+                     f"{s.g:.2f} [{d.ci[0]:.2f}, {d.ci[1]:.2f}] | {d.p_value:.3f} | {d.verdict} |")
+    return lines
+
+
+def _steps(x: float) -> str:
+    return "never" if x == float("inf") else f"{x:.0f}"
+
+
+def _times_table(items: list[TimeToTarget], profile: Profile | None) -> list[str]:
+    applies = [t for t in items if t.applies]
+    lines: list[str] = []
+    if applies:
+        head = ["agent", *(f"{t.task_label} (val acc ≥ {', '.join(f'{x:g}' for x in t.targets)})" for t in applies)]
+        labels = list(dict.fromkeys(a.agent_label for t in applies for a in t.agents))
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for label in labels:
+            cells = [label]
+            for t in applies:
+                a = next((a for a in t.agents if a.agent_label == label), None)
+                flag = f" {FLAG}" if a is not None and a.n < FEW_RUNS else ""
+                cells.append("—" if a is None else f"{_steps(a.median_steps)} ({a.reached}/{a.n}{flag}), ×{a.ratio:.2f}"
+                             if a.ratio != float("inf") else f"{_steps(a.median_steps)} ({a.reached}/{a.n}{flag})")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    for t in items:
+        if not t.applies:
+            lines.append(f"- {t.task_label}: no accuracy target (`config.target_accuracy` unset; metric {t.metric.name} "
+                         f"{'higher' if t.metric.higher_is_better else 'lower'} is better), so time to target does not apply.")
+    if profile is not None:
+        lines += ["", f"Performance profile over {len(profile.tasks)} tasks with a target: ρ(1) = share of tasks where the agent "
+                  "is the fastest, ρ(∞) = share of tasks it reaches.", "", "| agent | ρ(1) | ρ(2) | ρ(∞) |", "|---|---|---|---|"]
+        lines += [f"| {a} | {profile.rho_1[i]:.2f} | {profile.rho_2[i]:.2f} | {profile.rho_inf[i]:.2f} |" for i, a in enumerate(profile.agents)]
+    return lines
+
+
+def _intro(report: Report) -> list[str]:
+    return [
         f"# Results: {report.results_dir}", "",
-        (f"{n_files} runs loaded; {len(report.invalid)} invalid files skipped and {len(report.set_aside)} files set aside as corrupt "
-         "(listed at the end; a suite rerun moves invalid files aside and repeats their runs)."),
-        f"Cells: mean ± sample std, and the interquartile mean (IQM) with a 95% stratified bootstrap CI "
-        f"({report.n_boot} resamples over seeds, stratified by task in the all-tasks tables). "
-        "P(> baseline): probability that a run of the agent ends with a higher final validation accuracy than a run "
-        "of the baseline (`fixed` at lr ×1.0, σ 0 unless chosen otherwise), with its 95% CI. "
-        "Steps to target count the full budget for runs that never reach the target.", "",
+        (f"{len(report.results)} runs loaded; {len(report.invalid)} invalid files skipped and {len(report.set_aside)} files set aside "
+         "as corrupt (listed at the end; a suite rerun moves invalid files aside and repeats their runs)."),
+        f"Cells: mean ± sample std, and the interquartile mean (IQM) with a 95% stratified bootstrap CI ({report.n_boot} resamples over "
+        "seeds, stratified by task in the all-tasks tables). Each task ranks runs by its own metric (↑ higher is better, ↓ lower). "
+        "P(better than baseline): probability that a run of the agent ends better on the task metric than a run of the baseline "
+        "(`fixed` at lr ×1.0, σ 0 unless chosen otherwise; ties count half), with its 95% CI. Steps to target in the per-task "
+        f"tables count the full budget for runs that never reach the target. {FLAG} (after an agent's first interval, or its label "
+        f"in the overview): fewer than {FEW_RUNS} runs (ok + diverged); its intervals are unreliable.", "",
     ]
+
+
+def _overview(report: Report, suite: str, images: dict[str, Path]) -> list[str]:
+    agents = {r.agent_label: r for r in report.overall if r.suite == suite}
+    lines = [f"## {suite} — overview", "", "### Agents and rewards", "", *_agents_table(list(agents.values())), "",
+             "### Discriminative power", "",
+             "Per task, the best and the worst `fixed` cell on the task metric: their mean difference, the seed noise (SD "
+             "within cells, pooled over all fixed cells) and Hedges' g = difference / seed SD (small-sample corrected) with a "
+             "95% stratified bootstrap CI; p: permutation test against \"all fixed cells are the same\" (the pick of the extreme "
+             "pair included). p < 0.05: the setting matters, controllers can be told apart; otherwise every controller must "
+             "tie within seed noise.", "",
+             *_discrimination_table([d for d in report.discrimination if d.suite == suite]), "",
+             "### Time to target", "",
+             "Target per task: validation accuracy ≥ `config.target_accuracy` (stated in the header). Cell: the median over runs "
+             "of the optimizer steps to the first evaluation at or above the target (a run that never reaches it counts as "
+             "never, so the median is finite only when more than half the runs reach it), (runs reaching / runs), and × the "
+             "fastest agent's median on that task.", "",
+             *_times_table([t for t in report.times if t.suite == suite], next((p for p in report.profiles if p.suite == suite), None)), ""]
+    if suite in images:
+        lines += [f"![performance profile {suite}]({images[suite].as_posix()})", ""]
+    return lines
+
+
+def to_markdown(report: Report, plots: Iterable[Path] = (), profile_plots: dict[str, Path] | None = None) -> str:
+    """The report as Markdown: per suite an overview, one table per task variant and one over all tasks.
+
+    ``plots`` are image paths relative to the Markdown file, embedded at the end; ``profile_plots``
+    maps a suite to its performance-profile image, embedded in the suite's overview.
+    """
+    lines = _intro(report)
     for suite in sorted({r.suite for r in report.rows}):
+        lines += _overview(report, suite, profile_plots or {})
         for task in sorted({r.task_label for r in report.rows if r.suite == suite}):
             lines += [f"## {suite} — {task}", "", *_table([r for r in report.rows if r.suite == suite and r.task_label == task], True), ""]
         overall = [r for r in report.overall if r.suite == suite]
@@ -312,9 +281,7 @@ def to_markdown(report: Report, plots: Iterable[Path] = ()) -> str:
             lines += [f"## {suite} — all tasks (stratified by task)", "", *_table(overall, False), ""]
     plots = list(plots)
     if plots:
-        lines += ["## Plots", ""]
-        lines += [f"![{p.stem}]({p.as_posix()})" for p in plots]
-        lines.append("")
+        lines += ["## Plots", "", *(f"![{p.stem}]({p.as_posix()})" for p in plots), ""]
     if report.invalid or report.set_aside:
         lines += ["## Files skipped", ""]
         lines += [f"- `{e.path}`: {(e.field + ': ') if e.field else ''}{e.reason}" for e in report.invalid]
@@ -323,25 +290,16 @@ def to_markdown(report: Report, plots: Iterable[Path] = ()) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- CSV and files
 def _summary_fields(prefix: str, s: Summary | None) -> dict[str, Any]:
     names = ("n", "mean", "std", "iqm", "ci_low", "ci_high")
     return {f"{prefix}_{k}": ("" if s is None else getattr(s, k)) for k in names}
 
 
-def to_csv(report: Report) -> str:
-    """One CSV row per task × agent and per suite × agent over all tasks (``task_label`` = ``(all tasks)``)."""
+def _csv(records: Iterable[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer: csv.DictWriter[str] | None = None
-    for row in (*report.rows, *report.overall):
-        data: dict[str, Any] = {
-            "suite": row.suite, "task_label": row.task_label, "agent_label": row.agent_label, "agent": row.agent,
-            "n_runs": row.n_runs, "n_ok": row.n_ok, "n_diverged": row.n_diverged, "n_error": row.n_error,
-        }
-        for metric in METRICS:
-            data.update(_summary_fields(metric.key, row.metrics[metric.key]))
-        poi = row.poi or ("", "", "")
-        data.update(reached_target="" if row.reached_target is None else row.reached_target, baseline=row.baseline or "",
-                    is_baseline=row.is_baseline, poi=poi[0], poi_ci_low=poi[1], poi_ci_high=poi[2])
+    for data in records:
         if writer is None:
             writer = csv.DictWriter(buffer, fieldnames=list(data), lineterminator="\n")
             writer.writeheader()
@@ -349,8 +307,45 @@ def to_csv(report: Report) -> str:
     return buffer.getvalue()
 
 
+def to_csv(report: Report) -> str:
+    """One CSV row per task × agent and per suite × agent over all tasks (``task_label`` = ``(all tasks)``)."""
+    times = {(t.suite, t.task_label, a.agent_label): (t, a) for t in report.times for a in t.agents}
+
+    def record(row: ReportRow) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "suite": row.suite, "task_label": row.task_label, "agent_label": row.agent_label, "agent": row.agent,
+            "reward": row.reward, "n_runs": row.n_runs, "n_ok": row.n_ok, "n_diverged": row.n_diverged, "n_error": row.n_error,
+            "few_runs": row.few_runs, "metric": row.metric.name if row.metric else "",
+            "higher_is_better": "" if row.metric is None else row.metric.higher_is_better, "rank": "" if row.rank is None else row.rank,
+        }
+        for metric in (*METRICS, TASK_METRIC):
+            data.update(_summary_fields(metric.key, row.metrics[metric.key]))
+        poi = row.poi or ("", "", "")
+        t, a = times.get((row.suite, row.task_label, row.agent_label), (None, None))
+        data.update(reached_target="" if row.reached_target is None else row.reached_target, baseline=row.baseline or "",
+                    is_baseline=row.is_baseline, poi=poi[0], poi_ci_low=poi[1], poi_ci_high=poi[2],
+                    target_accuracy="" if t is None else ";".join(f"{x:g}" for x in t.targets),
+                    median_steps_to_target="" if a is None else a.median_steps, steps_ratio_to_fastest="" if a is None else a.ratio)
+        return data
+
+    return _csv(record(row) for row in (*report.rows, *report.overall))
+
+
+def tasks_csv(report: Report) -> str:
+    """One CSV row per suite × task variant: the task metric and the discriminative power of its fixed cells."""
+    def record(d: Discrimination) -> dict[str, Any]:
+        s = d.spread
+        return {"suite": d.suite, "task_label": d.task_label, "metric": d.metric.name, "higher_is_better": d.metric.higher_is_better,
+                "fixed_cells": ";".join(f"{k}={len(v)}" for k, v in d.cells.items()), "best": d.best or "", "worst": d.worst or "",
+                "difference": "" if s is None else s.difference, "seed_sd": "" if s is None else s.pooled_sd,
+                "hedges_g": "" if s is None else s.g, "g_ci_low": "" if d.ci is None else d.ci[0], "g_ci_high": "" if d.ci is None else d.ci[1],
+                "p_value": "" if d.p_value is None else d.p_value, "verdict": d.verdict if s is not None else d.reason}
+
+    return _csv(record(d) for d in report.discrimination)
+
+
 def write_report(report: Report, out_dir: Path | str | None = None, *, plots: bool = True) -> list[Path]:
-    """Write ``report.md``, ``summary.csv`` and (with ``plots``) PNGs under ``plots/``.
+    """Write ``report.md``, ``summary.csv``, ``tasks.csv`` and (with ``plots``) PNGs under ``plots/``.
 
     Args:
         report: From :func:`build_report`.
@@ -363,10 +358,14 @@ def write_report(report: Report, out_dir: Path | str | None = None, *, plots: bo
     out = Path(out_dir) if out_dir is not None else report.results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     images: list[Path] = []
+    profile_images: dict[str, Path] = {}
     if plots:
-        from aees_gym.reporting.plots import write_plots
+        from aees_gym.reporting.plots import plot_performance_profile, write_plots
 
         order = list(dict.fromkeys(row.agent_label for row in report.rows))
         images = write_plots(report.results, out / "plots", agent_order=order)
-    markdown = to_markdown(report, [p.relative_to(out) for p in images])
-    return [atomic_write_text(out / "report.md", markdown), atomic_write_text(out / "summary.csv", to_csv(report)), *images]
+        for p in report.profiles:
+            profile_images[p.suite] = plot_performance_profile(p.agents, p.taus, p.rho, p.rho_inf, p.suite, len(p.tasks), out / "plots")
+    markdown = to_markdown(report, [p.relative_to(out) for p in images], {s: p.relative_to(out) for s, p in profile_images.items()})
+    return [atomic_write_text(out / "report.md", markdown), atomic_write_text(out / "summary.csv", to_csv(report)),
+            atomic_write_text(out / "tasks.csv", tasks_csv(report)), *images, *profile_images.values()]

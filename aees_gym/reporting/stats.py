@@ -24,6 +24,10 @@ cannot be installed), this module provides:
 * :func:`steps_to_target` -- sample efficiency: first step a curve reaches a target.
 * :func:`normalized_score` -- min/max normalisation so tasks share one scale.
 
+Built on these: :mod:`aees_gym.reporting.effect_size` (how far apart the best and the worst of
+several cells are in units of seed noise) and :mod:`aees_gym.reporting.profiles` (performance
+profiles over tasks).
+
 All functions reject empty and NaN (or infinite) inputs with a ``ValueError``
 instead of silently propagating NaN into a table.
 """
@@ -277,3 +281,4 @@ def normalized_score(x: ArrayLike, low: float, high: float) -> float | np.ndarra
     _clean(arr, "x")
     out = (arr - low) / (high - low)
     return float(out) if out.ndim == 0 else out
+

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from suite_helpers import make_result
 
-from aees_gym.reporting.report import ALL_TASKS, build_report, is_fixed_baseline, to_csv, to_markdown, write_report
+from aees_gym.reporting.effect_size import hedges_correction
+from aees_gym.reporting.report import ALL_TASKS, build_report, is_fixed_baseline, tasks_csv, to_csv, to_markdown, write_report
 from aees_gym.suite.results import write_result
 
 A = [0.5, 0.6, 0.7, 0.8]
@@ -98,7 +101,7 @@ def test_write_report_draws_pngs_including_lr_sensitivity(tmp_path):
     names = sorted(p.name for p in written)
     assert names[:2] == ["report.md", "summary.csv"] or {"report.md", "summary.csv"} <= set(names)
     pngs = [p for p in written if p.suffix == ".png"]
-    assert len(pngs) == 3 * 3 + 1 and any("lr_sensitivity" in p.name for p in pngs)
+    assert len(pngs) == 3 * 3 + 1 + 1 and any("lr_sensitivity" in p.name for p in pngs)  # + the performance profile
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000 for p in pngs)
     assert "![" in (tmp_path / "report" / "report.md").read_text()
 
@@ -106,3 +109,98 @@ def test_write_report_draws_pngs_including_lr_sensitivity(tmp_path):
 def test_report_of_a_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="aees-gym suite"):
         build_report(tmp_path / "nope")
+
+
+def test_discriminative_power_of_the_fixed_cells_matches_hand_computation(hand_made):
+    report = build_report(hand_made, n_boot=1000)
+    t = next(d for d in report.discrimination if d.task_label == "T")
+    # ×1.0 = BASE, ×2.0 = BASE - 0.5: difference 0.5; each cell's squared deviations sum to 0.05 → SD sqrt(0.1 / 6).
+    assert (t.best, t.worst) == ("fixed ×1.0", "fixed ×2.0") and t.spread.difference == pytest.approx(0.5)
+    assert t.spread.pooled_sd == pytest.approx(math.sqrt(0.1 / 6))
+    assert t.spread.g == pytest.approx(hedges_correction(6) * 0.5 / math.sqrt(0.1 / 6))
+    assert t.ci[0] <= t.spread.g <= t.ci[1]
+    # Fully separated 4 + 4 runs: exact permutation p = 2 / C(8, 4) = 2 / 70.
+    assert t.p_value == pytest.approx(2 / 70, abs=0.012) and t.verdict == "control matters"
+    u = next(d for d in report.discrimination if d.task_label == "U")
+    assert u.spread is None and "≥ 2 fixed cells" in u.reason
+    md = to_markdown(report)
+    assert "### Discriminative power" in md and "| T | val_accuracy ↑ | fixed ×1.0 (4), fixed ×2.0 (4) | fixed ×1.0 | fixed ×2.0 | 0.5 |" in md
+    rows = list(csv.DictReader(io.StringIO(tasks_csv(report))))
+    assert [r["task_label"] for r in rows] == ["T", "U"] and float(rows[0]["hedges_g"]) == pytest.approx(t.spread.g)
+
+
+def _with(result, *, final=None, config=None):
+    return replace(result, final_metrics={**result.final_metrics, **(final or {})}, config={**result.config, **(config or {})})
+
+
+@pytest.fixture
+def timed(tmp_path):
+    """Two tasks with targets, known steps to target; one perplexity task (lower is better) without one."""
+    suite = tmp_path / "timed"
+    steps = {  # (task, agent) → steps to target of seeds 0..4 (None = never)
+        ("T1", "fast"): [100, 100, 200, 200, 300], ("T1", "fixed ×1.0"): [200, 300, 400, None, 400],
+        ("T1", "slow"): [None, None, None, 800, 800], ("T2", "fast"): [500, 500, 500, 500, 500],
+        ("T2", "fixed ×1.0"): [250, 250, 250, 250, 250], ("T2", "slow"): [600, 700, 1000, 1000, 900],
+    }
+    for (task, label), values in steps.items():
+        for seed, s in enumerate(values):
+            agent = "fixed" if label.startswith("fixed") else label
+            r = make_result(label, seed, 0.8, agent=agent, suite="timed", task_label=task, steps_to_target=s)
+            write_result(_with(r, config={"reward": {"name": "aees" if label != "slow" else "loss_delta"}}), suite)
+    ppl = {"fixed ×1.0": [30.0, 31.0, 32.0, 33.0, 34.0], "fixed ×2.0": [20.0, 21.0, 22.0], "fast": [25.0, 26.0, 27.0, 28.0, 29.0]}
+    for label, values in ppl.items():
+        for seed, p in enumerate(values):
+            r = make_result(label, seed, 0.3, agent="fixed" if label.startswith("fixed") else label, suite="timed", task="GPT2",
+                            task_label="LM", agent_kwargs={"lr_multiplier": 2.0} if label == "fixed ×2.0" else None)
+            write_result(_with(r, final={"val_perplexity": p}, config={"target_accuracy": None}), suite)
+    return tmp_path
+
+
+def test_time_to_target_and_performance_profiles_match_hand_computation(timed):
+    report = build_report(timed, n_boot=200)
+    t1 = next(t for t in report.times if t.task_label == "T1")
+    assert t1.targets == (0.9,)
+    med = {a.agent_label: (a.median_steps, a.reached, a.ratio) for a in t1.agents}
+    # Medians: fast 200; fixed 400 (the never-run sorts last); slow: 3 of 5 never → never.
+    assert med == {"fast": (200, 5, 1.0), "fixed ×1.0": (400, 4, 2.0), "slow": (math.inf, 2, math.inf)}
+    lm = next(t for t in report.times if t.task_label == "LM")
+    assert not lm.applies
+    profile = next(p for p in report.profiles if p.suite == "timed")
+    assert profile.tasks == ("T1", "T2")  # the task without a target is not in the profile
+    by_agent = dict(zip(profile.agents, zip(profile.rho_1, profile.rho_2, profile.rho_inf, strict=True), strict=True))
+    # T2 medians: fast 500 (×2), fixed 250 (×1), slow 900 (×3.6).
+    assert by_agent["fast"] == (0.5, 1.0, 1.0) and by_agent["fixed ×1.0"] == (0.5, 1.0, 1.0) and by_agent["slow"] == (0.0, 0.0, 0.5)
+    assert np.all(np.diff(profile.rho, axis=1) >= 0)
+    md = to_markdown(report)
+    assert "T1 (val acc ≥ 0.9)" in md and "| fast | 200 (5/5), ×1.00 | 500 (5/5), ×2.00 |" in md and "never (2/5)" in md
+    assert "LM: no accuracy target" in md and "lower is better" in md and "time to target does not apply" in md
+    written = write_report(report, timed / "out", plots=True)
+    assert any(p.name == "timed_performance_profile.png" for p in written)
+    assert "![performance profile timed](plots/timed_performance_profile.png)" in (timed / "out" / "report.md").read_text()
+
+
+def test_lower_is_better_metric_ranks_flags_and_rewards(timed):
+    report = build_report(timed, n_boot=200)
+    lm = {r.agent_label: r for r in report.rows if r.task_label == "LM"}
+    assert lm["fixed ×1.0"].metric.name == "val_perplexity" and not lm["fixed ×1.0"].metric.higher_is_better
+    assert lm["fixed ×2.0"].metrics["task_metric"].iqm == pytest.approx(21.0)
+    assert (lm["fixed ×2.0"].rank, lm["fast"].rank, lm["fixed ×1.0"].rank) == (1, 2, 3)  # lower perplexity ranks first
+    assert lm["fast"].poi[0] == 1.0 and lm["fixed ×2.0"].poi[0] == 1.0  # every run beats every baseline run (lower)
+    d = next(d for d in report.discrimination if d.task_label == "LM")
+    assert (d.best, d.worst) == ("fixed ×2.0", "fixed ×1.0")
+    assert lm["fixed ×2.0"].few_runs and not lm["fast"].few_runs
+    md = to_markdown(report)
+    assert "| fixed ×2.0 | 3 | 3 / 0 / 0 | 0.300 ± 0.000 | 0.300 [0.300, 0.300] ⚑ |" in md and "| fixed ×2.0 ⚑ | fixed |" in md
+    assert "val_perplexity ↓ IQM [95% CI]" in md and "rank (val_perplexity ↓)" in md
+    assert "| slow | slow | loss_delta | 10 |" in md and "| fast | fast | aees | 15 |" in md
+    rows = {(r["task_label"], r["agent_label"]): r for r in csv.DictReader(io.StringIO(to_csv(report)))}
+    assert rows[("LM", "fixed ×2.0")]["few_runs"] == "True" and rows[("LM", "fixed ×2.0")]["rank"] == "1"
+    assert rows[("T1", "slow")]["reward"] == "loss_delta" and rows[("T1", "fixed ×1.0")]["median_steps_to_target"] == "400.0"
+    # Over all tasks the accuracy and the perplexity tasks cannot share one task-metric summary.
+    assert next(r for r in report.overall if r.agent_label == "fast").metrics["task_metric"] is None
+
+
+def test_report_of_a_folder_without_results_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no valid run results"):
+        build_report(tmp_path / "empty")
