@@ -21,6 +21,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 
 def _describe(value: Any) -> str:
     if isinstance(value, str):
@@ -109,7 +111,7 @@ def optional(check: Any, name: str, value: Any, **kwargs: Any) -> Any:
 
 def boolean(name: str, value: Any) -> bool:
     """``True`` or ``False`` (NumPy booleans accepted); ``"false"`` and ``0`` are rejected."""
-    if type(value).__name__ == "bool_":  # numpy.bool_ without importing numpy here
+    if isinstance(value, np.bool_):
         value = bool(value)
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}.")

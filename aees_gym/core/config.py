@@ -14,7 +14,9 @@ from typing import Any
 
 from aees_gym.core import checks
 from aees_gym.core.checks import choice as _choice
+from aees_gym.core.context import validate_features
 from aees_gym.core.grid import CandidateGrid
+from aees_gym.core.reward import registered_rewards
 
 ACTION_MODES = ("index", "relative")
 
@@ -112,8 +114,6 @@ class ContextConfig:
         )
         if not self.features:
             raise ValueError("context.features must name at least one observation feature.")
-        from aees_gym.core.context import validate_features  # context imports this module
-
         try:
             validate_features(self.features)
         except ValueError as exc:
@@ -176,8 +176,6 @@ def _set(config: Any, **values: Any) -> None:
 
 
 def _registered_reward(name: str) -> str:
-    from aees_gym.core.reward import registered_rewards  # reward imports this module
-
     if name not in registered_rewards():  # KeyError, like every unknown registry name (tasks, agents)
         raise KeyError(
             f"reward.name={name!r} is not a registered reward; choose one of {list(registered_rewards())} "

@@ -1,5 +1,7 @@
 """EpisodeControl: one candidate per window around ``optimizer.step()``, with no per-step host sync.
 
+``step_end`` calls ``optimizer.step()`` and the scheduler's ``step()`` itself, so a loop using it
+has neither call of its own (one made outside is detected at the next ``step_end``, which raises).
 The env uses it, and so can a user's own training loop::
 
     control = EpisodeControl(optimizer, window_length=50, total_steps=1000, lr_scheduler=sched, seed=0)
@@ -10,7 +12,7 @@ The env uses it, and so can a user's own training loop::
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
-        outcome = control.step_end(loss)          # None until the window closes
+        outcome = control.step_end(loss)          # steps optimizer and scheduler; None until the window closes
         if outcome is not None:
             agent.update(outcome.action, outcome.reward, outcome.observation,
                          outcome.terminated, False, outcome.info)
@@ -60,6 +62,9 @@ class WindowOutcome:
 
 class EpisodeControl:
     """Apply the chosen (lr multiplier, noise std) to ``optimizer`` for one window at a time.
+
+    :meth:`step_end` is the optimizer step and the scheduler step: do not call
+    ``optimizer.step()`` or ``lr_scheduler.step()`` yourself.
 
     Args:
         optimizer: Any ``torch.optim.Optimizer`` whose param-group ``lr`` values are floats.

@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from aees_gym.core.config import RewardConfig
+if TYPE_CHECKING:  # annotations only: config imports this module to check names when a config is built
+    from aees_gym.core.config import RewardConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class RewardTerms:
         return asdict(self)
 
 
-RewardFn = Callable[[Sequence[float], RewardConfig], RewardTerms]
+RewardFn = Callable[[Sequence[float], "RewardConfig"], RewardTerms]
 _REWARDS: dict[str, RewardFn] = {}
 
 
