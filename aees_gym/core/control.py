@@ -200,12 +200,14 @@ class EpisodeControl:
         self._outside.check(self.lr_scheduler)
         slot = self._filled
         if isinstance(loss, torch.Tensor):
-            if loss.numel() != 1:
-                raise ValueError(
-                    f"step_end(loss) needs the scalar loss, got a tensor of shape {tuple(loss.shape)}; "
-                    "reduce it first (e.g. loss.mean())."
-                )
-            self._loss_slots[slot].copy_(loss.detach().reshape(()))  # a device-side copy: no host sync
+            if loss.dim():
+                if loss.numel() != 1:
+                    raise ValueError(
+                        f"step_end(loss) needs the scalar loss, got a tensor of shape {tuple(loss.shape)}; "
+                        "reduce it first (e.g. loss.mean())."
+                    )
+                loss = loss.reshape(())
+            self._loss_slots[slot].copy_(loss.detach())  # a device-side copy: no host sync
         elif isinstance(loss, numbers.Real) and not isinstance(loss, bool):
             self._loss_slots[slot].fill_(float(loss))
         else:
