@@ -1,5 +1,8 @@
 """Any agent in a user's own training loop: ``before_step`` → forward/backward → ``after_step``.
 
+``after_step`` calls ``optimizer.step()`` and the scheduler's ``step()`` itself: remove those calls
+from your loop (a step of either made outside is detected at the next ``after_step``, which raises).
+
 A bandit or a trained SB3 policy drives :class:`aees_gym.EpisodeControl` around the user's
 optimizer exactly as it drives the env, so a policy trained on cheap tasks deploys on expensive
 ones::
@@ -43,6 +46,10 @@ __all__ = ["ControlledTraining", "load_agent", "save_agent_state"]
 
 class ControlledTraining:
     """An agent choosing the candidate of every window of a user's training loop.
+
+    :meth:`after_step` *is* the optimizer step and the scheduler step: do not call
+    ``optimizer.step()`` or ``scheduler.step()`` yourself (a ``RuntimeError`` at the next
+    :meth:`after_step` names the line to remove).
 
     Args:
         optimizer: The user's optimizer (float learning rates in its param groups).
@@ -138,10 +145,12 @@ class ControlledTraining:
         return values
 
     def after_step(self, loss: torch.Tensor | float) -> WindowOutcome | None:
-        """Record ``loss`` and step the optimizer; when the window closes, the agent learns from it.
+        """Record ``loss`` and step the optimizer (and scheduler); when the window closes, the agent learns.
 
+        Do not call ``optimizer.step()`` or ``scheduler.step()`` yourself: this call does both, and
+        a step of either made outside since the previous call raises ``RuntimeError`` here.
         Call after ``loss.backward()`` (and any clipping). Returns the window's outcome when this
-        step closed it, else ``None``.
+        step closed it, else ``None``. ``loss`` is a scalar tensor or a number.
         """
         outcome = self.control.step_end(loss)
         return None if outcome is None else self._finish(outcome)

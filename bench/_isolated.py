@@ -54,7 +54,8 @@ def controller_costs(model: str, calls: int = 200, rounds: int = 15) -> dict[str
     config = V.bench_config(model, total_steps=10**9)
 
     def control_step(action: int) -> Callable[[], None]:
-        control = EpisodeControl(opt, config, seed=V.SEED)
+        # Its own optimizer: the control rejects steps made outside it, as the interleaved rounds would.
+        control = EpisodeControl(_NoopAdamW(params, lr=1e-3), config, seed=V.SEED)
 
         def step() -> None:
             if control.needs_action:

@@ -41,12 +41,16 @@ def test_nearest_uses_log_distance_for_lr():
         ((1.0, 1.0), (0.0,), "duplicate"),
         ((1.0,), (0.0, 0.0), "duplicate"),
         ((float("nan"),), (0.0,), "finite"),
-        (("a",), (0.0,), "numbers"),
     ],
 )
 def test_invalid_grids_are_rejected_clearly(lrs, noises, message):
     with pytest.raises(ValueError, match=message):
         CandidateGrid(lrs, noises)
+
+
+def test_grid_values_given_as_strings_are_a_type_error():
+    with pytest.raises(TypeError, match=r"grid.lr_multipliers\[0\] must be a number, got the string 'a'"):
+        CandidateGrid(("a",), (0.0,))
 
 
 @pytest.mark.parametrize("bad", [9, -1, 1.5, "3", None, True, np.array([1, 2])])

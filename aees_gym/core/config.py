@@ -8,12 +8,15 @@ same fields flat beside the task's and hands them over through ``EnvConfig.contr
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from aees_gym.core import checks
+from aees_gym.core.checks import choice as _choice
+from aees_gym.core.context import validate_features
 from aees_gym.core.grid import CandidateGrid
+from aees_gym.core.reward import registered_rewards
 
 ACTION_MODES = ("index", "relative")
 
@@ -32,11 +35,6 @@ DEFAULT_FEATURES = (
     "loss_level",
     "instability",
 )
-
-
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {list(valid)}.")
 
 
 def _from_mapping(cls: type, data: Mapping[str, Any]) -> Any:
@@ -72,16 +70,19 @@ class RewardConfig:
     divergence_reward: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.ema_alpha <= 1.0:
-            raise ValueError(f"ema_alpha must be in (0, 1], got {self.ema_alpha}.")
-        if self.epsilon <= 0.0:
-            raise ValueError(f"epsilon must be positive, got {self.epsilon}.")
-        if self.instability_lambda < 0.0:
-            raise ValueError(f"instability_lambda must be non-negative, got {self.instability_lambda}.")
-        if not (math.isfinite(self.clip_min) and math.isfinite(self.clip_max)) or self.clip_min > self.clip_max:
-            raise ValueError(f"Need finite clip_min <= clip_max, got {self.clip_min}, {self.clip_max}.")
-        if self.smoothing_steps < 1:
-            raise ValueError(f"smoothing_steps must be >= 1, got {self.smoothing_steps}.")
+        _set(
+            self,
+            name=_registered_reward(checks.text("reward.name", self.name)),
+            ema_alpha=checks.real("reward.ema_alpha", self.ema_alpha, low=0.0, high=1.0, low_open=True),
+            epsilon=checks.positive("reward.epsilon", self.epsilon),
+            instability_lambda=checks.non_negative("reward.instability_lambda", self.instability_lambda),
+            clip_min=checks.real("reward.clip_min", self.clip_min),
+            clip_max=checks.real("reward.clip_max", self.clip_max),
+            smoothing_steps=checks.positive_int("reward.smoothing_steps", self.smoothing_steps),
+            divergence_reward=checks.optional(checks.real, "reward.divergence_reward", self.divergence_reward),
+        )
+        if self.clip_min > self.clip_max:
+            raise ValueError(f"reward.clip_min must be <= reward.clip_max, got {self.clip_min} > {self.clip_max}.")
 
     @property
     def on_divergence(self) -> float:
@@ -103,13 +104,20 @@ class ContextConfig:
     features: tuple[str, ...] = DEFAULT_FEATURES
 
     def __post_init__(self) -> None:
-        if self.trend_window < 1:
-            raise ValueError(f"trend_window must be >= 1, got {self.trend_window}.")
-        if self.trend_epsilon < 0.0:
-            raise ValueError(f"trend_epsilon must be non-negative, got {self.trend_epsilon}.")
-        object.__setattr__(self, "features", tuple(self.features))
+        if isinstance(self.features, str) or not isinstance(self.features, Iterable):
+            raise TypeError(f"context.features must be a sequence of feature names, got {self.features!r}.")
+        _set(
+            self,
+            trend_window=checks.positive_int("context.trend_window", self.trend_window),
+            trend_epsilon=checks.non_negative("context.trend_epsilon", self.trend_epsilon),
+            features=tuple(checks.text("context.features[]", f) for f in self.features),
+        )
         if not self.features:
-            raise ValueError("features must name at least one observation feature.")
+            raise ValueError("context.features must name at least one observation feature.")
+        try:
+            validate_features(self.features)
+        except ValueError as exc:
+            raise ValueError(f"context.features: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -161,17 +169,40 @@ class ControlConfig:
         return cls(**{**values, **overrides})
 
 
+def _set(config: Any, **values: Any) -> None:
+    """Store checked (and normalised) values on a frozen dataclass."""
+    for name, value in values.items():
+        object.__setattr__(config, name, value)
+
+
+def _registered_reward(name: str) -> str:
+    if name not in registered_rewards():  # KeyError, like every unknown registry name (tasks, agents)
+        raise KeyError(
+            f"reward.name={name!r} is not a registered reward; choose one of {list(registered_rewards())} "
+            "or register yours first with aees_gym.core.reward.register_reward(name, fn)."
+        )
+    return name
+
+
 def check_control_fields(config: Any) -> None:
     """Validate (and normalise in place) the control fields of a ControlConfig or an EnvConfig."""
-    for name in ("total_steps", "window_length"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    _choice("action_mode", config.action_mode, ACTION_MODES)
-    low, high = config.relative_lr_bounds
-    if not 0 < low <= 1.0 <= high:
-        raise ValueError(f"relative_lr_bounds must satisfy 0 < low <= 1 <= high, got {config.relative_lr_bounds}.")
-    object.__setattr__(config, "relative_lr_bounds", (float(low), float(high)))
+    low, high = checks.pair("relative_lr_bounds", config.relative_lr_bounds)
+    _set(
+        config,
+        total_steps=checks.positive_int("total_steps", config.total_steps),
+        window_length=checks.positive_int("window_length", config.window_length),
+        action_mode=_choice("action_mode", config.action_mode, ACTION_MODES),
+        relative_lr_bounds=(
+            float(checks.real("relative_lr_bounds[0] (low)", low, low=0.0, high=1.0, low_open=True)),
+            float(checks.real("relative_lr_bounds[1] (high)", high, low=1.0)),
+        ),
+        # A window whose loss may not exceed the first loss (ratio <= 1) would end nearly every run at once.
+        divergence_loss_ratio=checks.optional(
+            checks.real, "divergence_loss_ratio", config.divergence_loss_ratio, low=1.0, low_open=True
+        ),
+        base_lr=checks.positive("base_lr", config.base_lr),
+        label_noise=checks.fraction("label_noise", config.label_noise),
+    )
     # Nested configs may arrive as plain mappings (from JSON or make() keyword arguments).
     for name, cls in (("grid", CandidateGrid), ("reward", RewardConfig), ("context", ContextConfig)):
         value = getattr(config, name)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aees_gym.core.config import ContextConfig, ControlConfig
+if TYPE_CHECKING:  # annotations only: config imports this module to check names when a config is built
+    from aees_gym.core.config import ContextConfig, ControlConfig
 
 TREND_BUCKETS = ("improving", "stable", "worsening")
 PHASE_BUCKETS = ("early", "middle", "late")

@@ -1,5 +1,7 @@
 """EpisodeControl: one candidate per window around ``optimizer.step()``, with no per-step host sync.
 
+``step_end`` calls ``optimizer.step()`` and the scheduler's ``step()`` itself, so a loop using it
+has neither call of its own (one made outside is detected at the next ``step_end``, which raises).
 The env uses it, and so can a user's own training loop::
 
     control = EpisodeControl(optimizer, window_length=50, total_steps=1000, lr_scheduler=sched, seed=0)
@@ -10,7 +12,7 @@ The env uses it, and so can a user's own training loop::
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
-        outcome = control.step_end(loss)          # None until the window closes
+        outcome = control.step_end(loss)          # steps optimizer and scheduler; None until the window closes
         if outcome is not None:
             agent.update(outcome.action, outcome.reward, outcome.observation,
                          outcome.terminated, False, outcome.info)
@@ -23,6 +25,7 @@ group's lr to ``base * multiplier`` (restored in ``finally``), adds seeded gradi
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ import torch
 
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
+from aees_gym.core.control_checks import OutsideSteps, check_state, layout
 from aees_gym.core.grid import CandidateGrid
 from aees_gym.core.window import record_evaluation, record_window, start_info, window_info
 
@@ -57,6 +61,9 @@ class WindowOutcome:
 
 class EpisodeControl:
     """Apply the chosen (lr multiplier, noise std) to ``optimizer`` for one window at a time.
+
+    :meth:`step_end` is the optimizer step and the scheduler step: do not call
+    ``optimizer.step()`` or ``lr_scheduler.step()`` yourself.
 
     Args:
         optimizer: Any ``torch.optim.Optimizer`` whose param-group ``lr`` values are floats.
@@ -100,12 +107,15 @@ class EpisodeControl:
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
         self._param_keys = [(gi, pi) for gi, g in enumerate(optimizer.param_groups) for pi in range(len(g["params"]))]
         device = self._params[0].device if self._params else torch.device("cpu")
-        self._losses = torch.zeros(self.config.window_length, dtype=torch.float32, device=device)
+        # A window never runs more steps than the budget, so a window_length beyond it allocates nothing more.
+        capacity = min(self.config.window_length, self.config.total_steps)
+        self._losses = torch.zeros(capacity, dtype=torch.float32, device=device)
         self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
         self._loss_slots = self._losses.unbind(0)  # views made once; indexing per step costs more
         # (param, generator, buffer) per parameter, built on the first noisy window and reused.
         self._noise_targets: list[tuple[torch.Tensor, torch.Generator, torch.Tensor]] | None = None
         self._generators: dict[tuple[int, int], torch.Generator] = {}
+        self._outside = OutsideSteps(optimizer)
         self.reset()
 
     @property
@@ -137,6 +147,7 @@ class EpisodeControl:
         self._lr_multiplier = 1.0
         self._noise_std = 0.0
         self._window_start_time = 0.0
+        self._outside.forget()
         return self.observation(), self.base_info()
 
     def observation(self) -> np.ndarray:
@@ -169,26 +180,48 @@ class EpisodeControl:
         return self._lr_multiplier, self._noise_std
 
     def step_end(self, loss: torch.Tensor | float) -> WindowOutcome | None:
-        """Record ``loss``, step the optimizer under the window's candidate; close the window when full.
+        """Record ``loss``, step the optimizer (and scheduler) under the window's candidate.
+
+        **This call is the optimizer step**: do not call ``optimizer.step()`` or the scheduler's
+        ``step()`` yourself. A step of either made outside the control since the previous call is
+        detected here and raises a ``RuntimeError`` naming the line to remove.
 
         Call after ``loss.backward()`` (and after any gradient clipping). Returns the
         :class:`WindowOutcome` when this step closes the window, else ``None``.
+
+        Raises:
+            TypeError: If ``loss`` is neither a tensor nor a real number.
+            ValueError: If ``loss`` is a tensor with more than one element.
+            RuntimeError: If no window is open, or the optimizer/scheduler was stepped outside.
         """
         if not self._window_steps:
             raise RuntimeError("No window is open: call begin_window(action) first (see needs_action).")
+        self._outside.check(self.lr_scheduler)
         slot = self._filled
         if isinstance(loss, torch.Tensor):
+            if loss.dim():
+                if loss.numel() != 1:
+                    raise ValueError(
+                        f"step_end(loss) needs the scalar loss, got a tensor of shape {tuple(loss.shape)}; "
+                        "reduce it first (e.g. loss.mean())."
+                    )
+                loss = loss.reshape(())
             self._loss_slots[slot].copy_(loss.detach())  # a device-side copy: no host sync
-        else:
+        elif isinstance(loss, numbers.Real) and not isinstance(loss, bool):
             self._loss_slots[slot].fill_(float(loss))
-        self._optimizer_step(slot)
-        self._filled += 1
-        self.history.steps_done += 1
-        if not self._plateau and self.lr_scheduler is not None and self.history.steps_done % self.scheduler_every == 0:
-            self.lr_scheduler.step()
-        if self._filled == self._window_steps:
-            return self._close_window()
-        return None
+        else:
+            raise TypeError(
+                f"step_end(loss) needs a scalar tensor or a number, got {type(loss).__name__}: {loss!r:.80}."
+            )
+        try:
+            self._optimizer_step(slot)
+            self._filled += 1
+            self.history.steps_done += 1
+            if not self._plateau and self.lr_scheduler is not None and self.history.steps_done % self.scheduler_every == 0:
+                self.lr_scheduler.step()
+            return self._close_window() if self._filled == self._window_steps else None
+        finally:
+            self._outside.mark(self.lr_scheduler)
 
     def close_window(self) -> WindowOutcome | None:
         """Close the open window now, after the steps it has run (e.g. when a user's loop ends).
@@ -202,7 +235,10 @@ class EpisodeControl:
             self._window_steps = 0
             return None
         self._window_steps = self._filled
-        return self._close_window()
+        try:
+            return self._close_window()
+        finally:
+            self._outside.mark(self.lr_scheduler)
 
     def _optimizer_step(self, slot: int) -> None:
         groups = self.optimizer.param_groups
@@ -309,9 +345,22 @@ class EpisodeControl:
                 "losses": self._losses.detach().cpu().clone(),
             },
             "generators": {f"{g}:{p}": gen.get_state() for (g, p), gen in self._generators.items()},
+            "layout": self._layout(),
         }
 
+    def _layout(self) -> dict[str, Any]:
+        return layout(self.config.window_length, self.config.total_steps, self.grid, self.optimizer.param_groups)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the run saved by :meth:`state_dict` (same settings, grid and optimizer layout).
+
+        Raises:
+            KeyError: If keys are missing.
+            ValueError: If the state was saved under another window length, budget, grid or
+                optimizer parameter layout; the message names each difference.
+        """
+        check_state(state, self._layout(), self._losses.numel(), self.grid.size)
+        self._outside.forget()
         self.seed = int(state["seed"])
         history = dict(state["history"])
         history["actions"] = [tuple(a) for a in history["actions"]]

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from aees_gym.core import checks
+
 
 def _format_token(value: float) -> str:
     # Same token rule as the reference so candidate names match its logs.
@@ -25,16 +27,12 @@ def candidate_name(lr_multiplier: float, noise_std: float) -> str:
 
 
 def _validated_axis(name: str, values: Iterable[Any], *, allow_zero: bool) -> tuple[float, ...]:
-    try:
-        floats = tuple(float(v) for v in values)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}.") from exc
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise TypeError(f"grid.{name} must be a sequence of numbers, got {values!r}.")
+    check = checks.non_negative if allow_zero else checks.positive
+    floats = tuple(float(check(f"grid.{name}[{i}]", v)) for i, v in enumerate(values))
     if not floats:
-        raise ValueError(f"{name} must contain at least one value.")
-    for v in floats:
-        if not math.isfinite(v) or v < 0.0 or (v == 0.0 and not allow_zero):
-            bound = "non-negative" if allow_zero else "positive"
-            raise ValueError(f"{name} values must be finite and {bound}, got {v!r} in {floats}.")
+        raise ValueError(f"grid.{name} must contain at least one value.")
     if len(set(floats)) != len(floats):
         dupes = sorted({v for v in floats if floats.count(v) > 1})
         raise ValueError(f"{name} contains duplicate values {dupes}; each candidate must be unique.")

@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from aees_gym.core.config import RewardConfig
+if TYPE_CHECKING:  # annotations only: config imports this module to check names when a config is built
+    from aees_gym.core.config import RewardConfig
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,24 @@ class RewardTerms:
         return asdict(self)
 
 
-RewardFn = Callable[[Sequence[float], RewardConfig], RewardTerms]
+RewardFn = Callable[[Sequence[float], "RewardConfig"], RewardTerms]
 _REWARDS: dict[str, RewardFn] = {}
 
 
 def register_reward(name: str, fn: RewardFn, *, overwrite: bool = False) -> None:
-    """Make ``fn`` selectable as ``RewardConfig(name=name)``."""
+    """Make ``fn`` selectable as ``RewardConfig(name=name)``.
+
+    ``fn(losses, config)`` must return :class:`RewardTerms` with a finite float ``reward``; a window
+    whose reward breaks that ends the run flagged, with ``info["reward_error"]`` naming ``fn``.
+
+    Raises:
+        TypeError: If ``name`` is not a non-empty string or ``fn`` is not callable.
+        ValueError: If another function is registered under ``name`` and ``overwrite`` is False.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"A reward name must be a non-empty string, got {name!r}.")
+    if not callable(fn):
+        raise TypeError(f"register_reward({name!r}, fn): fn must be callable fn(losses, config) -> RewardTerms, got {fn!r}.")
     if name in _REWARDS and _REWARDS[name] is not fn and not overwrite:
         raise ValueError(f"A reward named {name!r} is already registered; pass overwrite=True to replace it.")
     _REWARDS[name] = fn
@@ -67,6 +81,19 @@ def compute_reward(losses: Sequence[float], config: RewardConfig) -> RewardTerms
     if not losses:
         raise ValueError("A window needs at least one step loss to be rewarded.")
     return get_reward(config.name)(losses, config)
+
+
+def reward_error(terms: object, name: str) -> str | None:
+    """Why a reward function's result cannot be used (``None`` when it can): not :class:`RewardTerms`,
+    or a ``reward`` that is not a finite real number."""
+    fn = _REWARDS.get(name)
+    who = f"reward {name!r} ({getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))})"
+    if not isinstance(terms, RewardTerms):
+        return f"{who} returned {type(terms).__name__} {terms!r}; it must return RewardTerms."
+    value = terms.reward
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return f"{who} returned reward={value!r} of type {type(value).__name__}; it must be a finite float."
+    return None
 
 
 def window_ema(losses: Sequence[float], alpha: float) -> tuple[float, float]:

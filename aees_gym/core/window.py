@@ -14,16 +14,21 @@ from typing import Any
 
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
-from aees_gym.core.reward import RewardTerms, compute_reward
+from aees_gym.core.reward import RewardTerms, compute_reward, reward_error
 
 
 @dataclass(frozen=True)
 class WindowScore:
-    """The reward of a closed window (``terms`` is None when it diverged)."""
+    """The reward of a closed window (``terms`` is None when it diverged).
+
+    ``error`` says why the reward function's result was unusable (non-finite or not a float); such a
+    window counts as diverged, so the run ends flagged instead of feeding a bad reward to the agent.
+    """
 
     reward: float
     terms: RewardTerms | None
     diverged: bool
+    error: str | None = None
 
 
 def is_divergent(losses: Sequence[float], initial_loss: float | None, ratio: float | None) -> bool:
@@ -48,6 +53,9 @@ def record_window(
         history.initial_loss = losses[0]
     diverged = is_divergent(losses, history.initial_loss, config.divergence_loss_ratio)
     terms = None if diverged else compute_reward(losses, config.reward)
+    error = None if terms is None else reward_error(terms, config.reward.name)
+    if error is not None:
+        diverged, terms = True, None
     reward = config.reward.on_divergence if terms is None else terms.reward
     history.first_losses.append(losses[0])
     history.last_losses.append(losses[-1])
@@ -59,7 +67,7 @@ def record_window(
         history.grad_norms.append(grad_norm)
     # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
     history.wall_times.append(wall_time)
-    return WindowScore(float(reward), terms, diverged)
+    return WindowScore(float(reward), terms, diverged, error)
 
 
 def record_evaluation(history: ctx.RunHistory, eval_curve: list[dict[str, float]], metrics: Mapping[str, float]) -> None:
@@ -121,5 +129,6 @@ def window_info(
         "step_losses": list(losses),
         "grad_norm": grad_norm,
         "diverged": score.diverged,
+        "reward_error": score.error,
         "window_index": len(history.rewards) - 1,
     }

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aees_gym.core import checks
 from aees_gym.envs.instances import format_value
 from aees_gym.envs.registration import task_of
 from aees_gym.suite import agent_registry
@@ -185,11 +186,17 @@ def _check_keys(where: str, table: Any, valid: tuple[str, ...], required: tuple[
 
 
 def _int(where: str, value: Any, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SuiteConfigError(f"{where} must be an integer, got {value!r}.")
-    if minimum is not None and value < minimum:
-        raise SuiteConfigError(f"{where} must be >= {minimum}, got {value}.")
-    return value
+    try:
+        return checks.integer(where, value, minimum=minimum)
+    except (TypeError, ValueError) as exc:
+        raise SuiteConfigError(str(exc)) from None
+
+
+def _positive_numbers(where: str, values: list[Any]) -> tuple[float, ...]:
+    try:
+        return tuple(float(checks.positive(f"{where}[{i}]", v)) for i, v in enumerate(values))
+    except (TypeError, ValueError) as exc:
+        raise SuiteConfigError(str(exc)) from None
 
 
 def _str(where: str, value: Any) -> str:
@@ -306,9 +313,7 @@ def _parse_sweeps(where: str, raw: Any, task_names: list[str]) -> SweepSpec:
     multipliers: tuple[float, ...] = ()
     if "base_lr_multipliers" in table:
         values = _list(f"{where}.base_lr_multipliers", table["base_lr_multipliers"])
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values):
-            raise SuiteConfigError(f"{where}.base_lr_multipliers must be positive numbers, got {values}.")
-        multipliers = tuple(float(v) for v in values)
+        multipliers = _positive_numbers(f"{where}.base_lr_multipliers", values)
     others = {k: tuple(_list(f"{where}.{k}", v)) for k, v in table.items() if k not in _SWEEP_SPECIAL}
     return SweepSpec(multipliers, others, tasks)
 

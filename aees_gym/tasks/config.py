@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from aees_gym.core import checks
 from aees_gym.core.config import (
     ContextConfig,
     ControlConfig,
     RewardConfig,
     _choice,
     _from_mapping,
+    _set,
     check_control_fields,
 )
 from aees_gym.core.grid import CandidateGrid
@@ -108,23 +109,24 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         check_control_fields(self)
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
-        if not (math.isfinite(self.base_lr) and self.base_lr > 0):
-            raise ValueError(f"base_lr must be positive and finite, got {self.base_lr}.")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}.")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("schedule_interval", self.schedule_interval, SCHEDULE_INTERVALS)
-        _choice("label_noise_kind", self.label_noise_kind, LABEL_NOISE_KINDS)
-        _choice("device", self.device, DEVICES)
-        if not 0.0 <= self.label_noise < 1.0:
-            raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise}.")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}.")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every must be >= 0 windows, got {self.eval_every}.")
+        _set(
+            self,
+            task=checks.text("task", self.task),
+            batch_size=checks.positive_int("batch_size", self.batch_size),
+            optimizer=_choice("optimizer", self.optimizer, OPTIMIZERS),
+            weight_decay=checks.non_negative("weight_decay", self.weight_decay),
+            momentum=checks.fraction("momentum", self.momentum),
+            schedule=_choice("schedule", self.schedule, SCHEDULES),
+            schedule_interval=_choice("schedule_interval", self.schedule_interval, SCHEDULE_INTERVALS),
+            warmup_fraction=checks.fraction("warmup_fraction", self.warmup_fraction),
+            # the step schedule divides the run's progress by it
+            step_every_fraction=checks.fraction("step_every_fraction", self.step_every_fraction, zero=False, one=True),
+            decay_gamma=checks.fraction("decay_gamma", self.decay_gamma, zero=False, one=True),
+            label_noise_kind=_choice("label_noise_kind", self.label_noise_kind, LABEL_NOISE_KINDS),
+            eval_every=checks.non_negative_int("eval_every", self.eval_every),
+            target_accuracy=checks.optional(checks.fraction, "target_accuracy", self.target_accuracy, one=True),
+            device=_choice("device", self.device, DEVICES),
+        )
 
     @property
     def control(self) -> ControlConfig:

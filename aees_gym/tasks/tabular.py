@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from aees_gym.core import checks
+from aees_gym.core.config import _set
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task
 from aees_gym.tasks.classification import ClassificationData, build_classification_run, stratified_split
 from aees_gym.tasks.config import EnvConfig
@@ -31,6 +33,14 @@ class DigitsOptions:
     hidden: int = 128
     val_fraction: float = 0.2
     split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _set(
+            self,
+            hidden=checks.positive_int("hidden", self.hidden),
+            val_fraction=checks.fraction("val_fraction", self.val_fraction, zero=False),
+            split_seed=checks.non_negative_int("split_seed", self.split_seed),
+        )
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,15 @@ class SyntheticOptions:
     hidden: int = 32
     separation: float = 1.5
     data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _set(
+            self,
+            **{name: checks.positive_int(name, getattr(self, name)) for name in ("n_train", "n_val", "n_features", "hidden")},
+            n_classes=checks.integer("n_classes", self.n_classes, minimum=2),
+            separation=checks.positive("separation", self.separation),
+            data_seed=checks.non_negative_int("data_seed", self.data_seed),
+        )
 
 
 @lru_cache(maxsize=4)

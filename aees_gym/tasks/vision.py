@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from aees_gym.core import checks
+from aees_gym.core.config import _set
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task, resolve_device
 from aees_gym.tasks.classification import ClassificationData, build_classification_run, stratified_split
 from aees_gym.tasks.config import EnvConfig
@@ -100,10 +102,14 @@ class ImageOptions:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_val"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+        _set(
+            self,
+            data_dir=checks.path("data_dir", self.data_dir),
+            model=checks.text("model", self.model),
+            **{name: checks.boolean(name, getattr(self, name)) for name in ("download", "augment", "compile")},
+            **{name: checks.optional(checks.boolean, name, getattr(self, name)) for name in ("autocast", "channels_last")},
+            **{name: checks.optional(checks.positive_int, name, getattr(self, name)) for name in ("n_train", "n_val")},
+        )
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,12 @@ class MnistOptions(ImageOptions):
         super().__post_init__()
         if self.model not in MNIST_MODELS:
             raise ValueError(f"model={self.model!r} is not an MNIST model; choose one of {list(MNIST_MODELS)}.")
-        if self.source not in MNIST_SOURCES:
-            raise ValueError(f"source={self.source!r} is not valid; choose one of {list(MNIST_SOURCES)}.")
+        _set(
+            self,
+            source=checks.choice("source", self.source, MNIST_SOURCES),
+            val_fraction=checks.fraction("val_fraction", self.val_fraction, zero=False),
+            split_seed=checks.non_negative_int("split_seed", self.split_seed),
+        )
 
 
 # ---------------------------------------------------------------------------- CIFAR files
