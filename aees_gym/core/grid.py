@@ -135,10 +135,12 @@ class CandidateGrid:
             self, "noise_stds", _validated_axis("noise_stds", self.noise_stds, allow_zero=True)
         )
         if self.momenta is not None:
-            momenta = _validated_axis("momenta", self.momenta, allow_zero=True)
-            for m in momenta:
+            values = tuple(self.momenta) if isinstance(self.momenta, Iterable) else self.momenta
+            if not isinstance(values, tuple):
+                raise ValueError(f"momenta must be a sequence of numbers in [0, 1), got {self.momenta!r}.")
+            for m in values:
                 check_momentum(m, "momenta values")
-            object.__setattr__(self, "momenta", momenta)
+            object.__setattr__(self, "momenta", _validated_axis("momenta", values, allow_zero=True))
 
     @property
     def n_lr(self) -> int:
