@@ -157,9 +157,11 @@ Gymnasium stacks infos into arrays typed by the first copy, so every info field 
 number in `final_metrics` (e.g. `steps_to_target` of a run that never reached the target) is NaN, not `None`.
 
 **Views** (`aees_gym.envs.wrappers`): `MultiDiscreteAction` (`MultiDiscrete([n_lr, n_noise])`),
-`ContinuousAction` (`Box(-1, 1, (2,))` → log2 LR multiplier and noise σ in ranges, run as the nearest
-grid cell), `SelectObservation(env, names)`. All pass Gymnasium's and SB3's env checkers, also with
-`action_mode="relative"` (persistent ×/÷ LR steps, the classic RL-for-LR-control formulation).
+`ContinuousAction` (`Box(-1, 1, (2,))` → log2 LR multiplier and noise σ in ranges inside the grid's,
+run as that exact `Candidate`; `snap_to_grid=True` runs the nearest grid cell), `SelectObservation(env, names)`.
+With a momentum axis (`grid={..., "momenta": [...]}`) both action views gain a third component. All
+pass Gymnasium's and SB3's env checkers, also with `action_mode="relative"` (persistent ×/÷ LR steps,
+the classic RL-for-LR-control formulation).
 
 **rl-zoo3** (`pip install 'aees-gym[zoo]'`), hyperparameters in `experiments/rl_zoo/{ppo,a2c,dqn}.yml`:
 
