@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from aees_gym import CandidateGrid
-from aees_gym import Candidate
+from aees_gym import Candidate, CandidateGrid
 from aees_gym.suite.run_spec import RunSpec
 from agents.heuristic import CUT, HOLD, PATIENCE_CUT, PLATEAU, RAISE, HeuristicAgent, classify_window
 
