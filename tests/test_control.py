@@ -324,3 +324,24 @@ def test_exact_candidate_and_momentum_survive_a_checkpoint_mid_window():
     (p_plain, info_plain), (p_resumed, info_resumed) = run(False), run(True)
     assert torch.equal(p_plain, p_resumed)
     assert info_resumed["candidate_name"] == info_plain["candidate_name"] == "lr1p3_n0_m0p7"
+
+
+def test_exact_candidates_with_momentum_and_freezing_read_the_host_once_per_window(host_reads):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    control = EpisodeControl(opt, window_length=5, total_steps=15, seed=0, freeze_threshold=1e-4,
+                             grid=CandidateGrid((0.5, 2.0), (0.0, 0.01), momenta=(0.5, 0.95)))
+    calls = host_reads(opt)
+    x = torch.randn(8, 4)
+    for candidate in (Candidate(1.3, 0.004, 0.8), Candidate(0.7, 0.0, 0.6), Candidate(2.0, 0.01, 0.95)):
+        control.begin_window(candidate)
+        for step in range(5):
+            opt.zero_grad()
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            before = len(calls)
+            outcome = control.step_end(loss)
+            if step < 4:
+                assert len(calls) == before, f"host read inside the window: {calls[before:]}"
+        assert (outcome.info["lr_multiplier"], outcome.info["momentum"]) == (candidate.lr_multiplier, candidate.momentum)
+    assert calls == ["tolist"] * 3
