@@ -7,7 +7,7 @@ optional dependency (stable-baselines3, torchvision, transformers, datasets, mat
 from aees_gym.core.config import ContextConfig, ControlConfig, RewardConfig
 from aees_gym.core.context import CONTEXT_BUCKETS, FEATURES, PHASE_BUCKETS, TREND_BUCKETS, RunHistory
 from aees_gym.core.control import EpisodeControl, WindowOutcome
-from aees_gym.core.grid import CandidateGrid, candidate_name
+from aees_gym.core.grid import Candidate, CandidateGrid, candidate_name
 from aees_gym.core.reward import RewardTerms, compute_reward, register_reward, registered_rewards
 from aees_gym.core.version import __version__
 from aees_gym.envs.env import AEESEnv
@@ -22,6 +22,7 @@ register_all()
 __all__ = [
     "AEESEnv",
     "CONTEXT_BUCKETS",
+    "Candidate",
     "CandidateGrid",
     "ContextConfig",
     "ControlConfig",

@@ -5,6 +5,11 @@ exactly when fed the same rewards (and buckets): same warmup, scores, 1e-12 tie 
 breaking by seeded ``random.Random`` and seed offsets (lr axis: ``seed``; noise axis:
 ``seed + 101``, or ``seed + 101 + lr_idx`` per lr arm in conditional mode; contextual buckets:
 ``+ 1000 + bucket index``). An axis with a single candidate has no controller.
+
+With the grid's momentum axis a third controller chooses the momentum arm after the noise arm:
+one shared (``seed + 5003``) when independent, or one per (lr, noise) cell
+(``seed + 5003 + lr_idx * n_noise + noise_idx``) when conditional; it receives the same joint
+reward. Without the axis nothing changes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from gymnasium import spaces
 
-from agents.base import BaseAgent, CandidateGridLike, candidate_grid, check_grid_action_space
+from agents.base import BaseAgent, CandidateGridLike, candidate_grid, check_grid_action_space, momentum_axis
 from agents.ucb import BucketedUCB, DiscountedUCB, finite_reward
 
 __all__ = [
@@ -40,6 +45,8 @@ _BUCKETINGS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _STRUCTURED_MODES = ("independent", "conditional")
 _NOISE_SEED_OFFSET = 101
+# Far from the noise offsets (101 + lr_idx) and their bucket seeds (+ 1000 + bucket).
+_MOMENTUM_SEED_OFFSET = 5003
 
 _C = TypeVar("_C", DiscountedUCB, BucketedUCB)
 
@@ -69,6 +76,8 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
         self._seed: int | None = None
         self._lr: _C | None = None
         self._noise: list[_C] = []  # empty: fixed axis; one: shared; n_lr: one per lr arm
+        self._momentum: list[_C] = []  # empty: no/fixed axis; one: shared; n_lr * n_noise: one per cell
+        self._has_momentum = False
 
     # -- subclass hooks -------------------------------------------------------------------------
 
@@ -125,6 +134,18 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
                 self._new_controller(n_noise, _offset(seed, _NOISE_SEED_OFFSET + lr_idx))
                 for lr_idx in range(n_lr)
             ]
+        momenta = momentum_axis(grid)
+        self._has_momentum = momenta is not None
+        n_momentum = 1 if momenta is None else len(momenta)
+        if n_momentum == 1:
+            self._momentum = []
+        elif self.structured == "independent" or n_lr * n_noise == 1:
+            self._momentum = [self._new_controller(n_momentum, _offset(seed, _MOMENTUM_SEED_OFFSET))]
+        else:
+            self._momentum = [
+                self._new_controller(n_momentum, _offset(seed, _MOMENTUM_SEED_OFFSET + cell))
+                for cell in range(n_lr * n_noise)
+            ]
         self._end_window()
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
@@ -134,7 +155,11 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
         lr_idx = 0 if self._lr is None else self._select(self._lr)
         noise = self._noise_controller(lr_idx)
         noise_idx = 0 if noise is None else self._select(noise)
-        return int(grid.index(lr_idx, noise_idx))
+        if not self._has_momentum:
+            return int(grid.index(lr_idx, noise_idx))
+        momentum = self._momentum_controller(lr_idx, noise_idx)
+        momentum_idx = 0 if momentum is None else self._select(momentum)
+        return int(grid.index(lr_idx, noise_idx, momentum_idx))  # type: ignore[call-arg]
 
     def update(
         self,
@@ -151,40 +176,50 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
             ValueError: If ``reward`` is not finite (no controller is changed).
         """
         grid = self._require_reset()
-        lr_idx, noise_idx = grid.split(int(action))
+        if self._has_momentum:
+            lr_idx, noise_idx, momentum_idx = grid.indices(int(action))  # type: ignore[attr-defined]
+        else:
+            (lr_idx, noise_idx), momentum_idx = grid.split(int(action)), 0
         value = finite_reward(reward)  # checked before any controller changes
         if self._lr is not None:
             self._learn(self._lr, lr_idx, value)
         noise = self._noise_controller(lr_idx)
         if noise is not None:
             self._learn(noise, noise_idx, value)
+        momentum = self._momentum_controller(lr_idx, noise_idx)
+        if momentum is not None:
+            self._learn(momentum, momentum_idx, value)
         self._end_window()
 
     def state(self) -> dict[str, Any]:
         """Per-axis statistics for logging: counts, sums, value estimates (and buckets).
 
         ``"noise"`` is a list: empty for a fixed axis, one entry when shared, one per lr arm in
-        conditional mode.
+        conditional mode. With a momentum axis, ``"momentum"`` is such a list too (one per
+        (lr, noise) cell in conditional mode).
         """
-        return {
+        state = {
             "lr": None if self._lr is None else self._lr.state(),
             "noise": [controller.state() for controller in self._noise],
         }
+        if self._has_momentum:
+            state["momentum"] = [controller.state() for controller in self._momentum]
+        return state
 
     def state_dict(self) -> dict[str, Any]:
         """Configuration, grid and every controller's statistics and RNG state (JSON-compatible)."""
         grid = self._require_reset()
-        return {
+        state = {
             "agent": self.name,
             "config": self.config(),
-            "grid": {
-                "lr_multipliers": list(grid.lr_multipliers),
-                "noise_stds": list(grid.noise_stds),
-            },
+            "grid": self._grid_dict(grid),
             "seed": self._seed,
             "lr": None if self._lr is None else self._lr.state_dict(),
             "noise": [controller.state_dict() for controller in self._noise],
         }
+        if self._has_momentum:
+            state["momentum"] = [controller.state_dict() for controller in self._momentum]
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue exactly where :meth:`state_dict` left off; call after :meth:`reset`.
@@ -193,23 +228,24 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
             ValueError: If the state comes from a different configuration or grid.
         """
         grid = self._require_reset()
-        expected = {
-            "config": self.config(),
-            "grid": {
-                "lr_multipliers": list(grid.lr_multipliers),
-                "noise_stds": list(grid.noise_stds),
-            },
-        }
+        expected = {"config": self.config(), "grid": self._grid_dict(grid)}
         for key, value in expected.items():
             if state.get(key) != value:
                 raise ValueError(
                     f"state {key} {state.get(key)!r} does not match this agent's {value!r}."
                 )
-        if (state["lr"] is None) != (self._lr is None) or len(state["noise"]) != len(self._noise):
+        momentum_states = state.get("momentum", [])
+        if (
+            (state["lr"] is None) != (self._lr is None)
+            or len(state["noise"]) != len(self._noise)
+            or len(momentum_states) != len(self._momentum)
+        ):
             raise ValueError("state has a different controller layout than this agent.")
         if self._lr is not None:
             self._lr.load_state_dict(state["lr"])
         for controller, controller_state in zip(self._noise, state["noise"], strict=True):
+            controller.load_state_dict(controller_state)
+        for controller, controller_state in zip(self._momentum, momentum_states, strict=True):
             controller.load_state_dict(controller_state)
         self._seed = state["seed"]
 
@@ -219,6 +255,22 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
         if not self._noise:
             return None
         return self._noise[lr_idx] if len(self._noise) > 1 else self._noise[0]
+
+    def _momentum_controller(self, lr_idx: int, noise_idx: int) -> _C | None:
+        if not self._momentum:
+            return None
+        if len(self._momentum) == 1:
+            return self._momentum[0]
+        assert self._grid is not None
+        return self._momentum[lr_idx * len(self._grid.noise_stds) + noise_idx]
+
+    @staticmethod
+    def _grid_dict(grid: CandidateGridLike) -> dict[str, list[float]]:
+        data = {"lr_multipliers": list(grid.lr_multipliers), "noise_stds": list(grid.noise_stds)}
+        momenta = momentum_axis(grid)
+        if momenta is not None:
+            data["momenta"] = list(momenta)
+        return data
 
     def _require_reset(self) -> CandidateGridLike:
         if self._grid is None:

@@ -61,6 +61,9 @@ class CandidateGridLike(Protocol):
     """The members of ``aees_gym.core.grid.CandidateGrid`` that agents rely on.
 
     Agents duck-type the grid so that they depend on the env's published info, not on its classes.
+    A grid may also have the optional momentum axis: a ``momenta`` tuple (``None`` or absent when
+    off), ``indices(action) -> (lr_idx, noise_idx, momentum_idx)`` and a third ``index`` argument;
+    read it with :func:`momentum_axis`.
     """
 
     @property
@@ -140,6 +143,18 @@ class BaseAgent(ABC):
             )
 
 
+def momentum_axis(grid: CandidateGridLike) -> tuple[float, ...] | None:
+    """The grid's momentum candidates, or ``None`` when it has no momentum axis."""
+    momenta = getattr(grid, "momenta", None)
+    return None if momenta is None else tuple(momenta)
+
+
+def grid_size(grid: CandidateGridLike) -> int:
+    """Number of mode ids: ``n_lr * n_noise`` (× ``n_momentum`` with the momentum axis)."""
+    momenta = momentum_axis(grid)
+    return len(grid.lr_multipliers) * len(grid.noise_stds) * (1 if momenta is None else len(momenta))
+
+
 def candidate_grid(info: Mapping[str, Any]) -> CandidateGridLike:
     """The candidate grid the env published in its ``reset`` info.
 
@@ -168,11 +183,13 @@ def check_grid_action_space(action_space: spaces.Space[Any], grid: CandidateGrid
         raise TypeError(
             f"this agent returns mode ids and needs a Discrete action space, got {action_space}."
         )
-    size = len(grid.lr_multipliers) * len(grid.noise_stds)
+    size = grid_size(grid)
     if int(action_space.start) != 0 or int(action_space.n) != size:
+        momenta = momentum_axis(grid)
+        extra = "" if momenta is None else f" × {len(momenta)} momenta"
         raise ValueError(
             f"action space {action_space} does not match the candidate grid of {size} mode ids "
-            f"({len(grid.lr_multipliers)} lr multipliers × {len(grid.noise_stds)} noise stds)."
+            f"({len(grid.lr_multipliers)} lr multipliers × {len(grid.noise_stds)} noise stds{extra})."
         )
 
 

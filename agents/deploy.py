@@ -140,8 +140,8 @@ class ControlledTraining:
         if not self.control.needs_action:
             return None
         action = self.agent.act(self.obs, self.info)
-        values = self.control.begin_window(action)
-        self.current_action = self.control.grid.validate_action(action)
+        values = self.control.begin_window(action)  # a mode id or an exact Candidate
+        self.current_action = self.control.window_action
         return values
 
     def after_step(self, loss: torch.Tensor | float) -> WindowOutcome | None:

@@ -1,53 +1,51 @@
-"""A rule-based adaptive scheduler: the classic "raise the LR while it helps, cut it when it hurts".
+"""The adaptive law as an agent: LR, momentum and exploration noise steered by the loss, with bounded gains.
 
-The law, applied after every window to the outcome the env reports in ``info``. The window's
-*change* is the relative change of its mean step loss against the previous window's mean (the
-first window compares its own last and first loss); means over a window are far less noisy than
-single minibatch losses.
+After every window the agent reads the outcome the env reports in ``info`` and sets the exact
+candidate of the next window (an :class:`aees_gym.Candidate`, not a grid cell, so a ×1.02 step
+really moves the LR). The window's *change* Δ is the relative change of its mean step loss against
+the previous window's mean (the first window compares its own last and first loss); its variance
+``v`` is ``info["reward_terms"]["instability"]`` (variance / mean² of its step losses).
 
-1. **Cut** (LR factor ``cut_factor`` = 0.8, noise 0) when the window diverged or had a non-finite
-   loss, is *worsening* (change > ``worsen_tolerance`` = +5 %), or is *unstable*
-   (``info["reward_terms"]["instability"]``, the variance / mean² of its step losses, above
-   ``instability_threshold`` = 0.25, i.e. a step-loss standard deviation of half the mean; typical
-   minibatch jitter on the built-in tasks is 0.005–0.15).
-2. Else **raise** (LR factor ``raise_factor`` = 1.02, noise 0) when it is *improving*
-   (change < −``improve_tolerance`` = −1 %).
-3. Else, when the trend bucket (``info["trend_bucket"]``, the slope of the last windows' end
-   losses) is ``"stable"``, it is a **plateau**: keep the LR and raise the noise one level — the
-   ``k``-th consecutive plateau window uses the ``k``-th smallest positive noise of the grid
-   (capped at the largest). Any other outcome sets the noise back to 0.
-4. Else **hold**: LR factor 1, noise 0 (a change within the tolerances while the trend is not flat).
+The window is classified (:func:`classify_window`) as **trouble** (diverged, non-finite, Δ >
+``worsen_tolerance`` = +5 % or ``v`` > ``instability_threshold`` = 0.25), **improving** (Δ <
+−``improve_tolerance`` = −1 %), a **plateau** (within the tolerances, trend bucket ``stable``) or a
+**hold** (within the tolerances, trend not flat). Plateaus and holds are *stalled* windows.
 
-The first window runs at ×1.0 and σ = 0.
+| window | α (LR multiplier) | μ (momentum, with the axis) | σ (gradient noise) |
+|---|---|---|---|
+| trouble | α·d/(1 + λ·min(v, 1)); starts the cooldown | μ − ``momentum_decay`` | σ·``noise_cut`` |
+| improving | α·(1 + (u − 1)/(1 + λ·v)), held during the cooldown | μ + ``momentum_step`` after ``momentum_streak`` improving windows in a row | back to σ₀ |
+| plateau | held; the ``patience``-th stalled window in a row cuts α·d once (cooldown) | μ − ``momentum_decay`` | max(σ, σ₀)·``noise_raise`` |
+| hold | as plateau | μ − ``momentum_decay`` | unchanged |
 
-How a factor becomes an action depends on the env's ``action_mode`` (read from ``info``):
+Defaults: u = ``raise_factor`` = 1.02, d = ``cut_factor`` = 0.8, λ = ``variance_damping`` = 1,
+``patience`` = 3, ``cooldown`` = 2 windows (no raise and no patience cut; trouble still cuts),
+σ₀ = ``noise_std`` = 1e-3, ``noise_raise`` = 2, ``noise_cut`` = 0.5, μ₀ = ``momentum`` = 0.9,
+``momentum_step`` = 0.01, ``momentum_decay`` = 0.02, ``momentum_streak`` = 2. Every gain is
+clipped to its bounds after each update: α to ``lr_bounds``, σ to ``noise_bounds``, μ to
+``momentum_bounds``, each defaulting to (and required to lie within) the grid's range of that axis,
+so every candidate is one the env accepts. The first window runs α = 1, σ₀ and μ₀ (clipped).
 
-* ``"relative"``: grid multipliers are persistent ×/÷ steps of the LR, so the agent picks the cell
-  whose multiplier is nearest (in log distance) to the factor. It works best with a grid that
-  contains the factors, e.g. ``lr_multipliers=(0.8, 1.0, 1.02)``; with the default (0.5, 1, 2)
-  both 0.8 and 1.02 map to ×1.0 and the LR never moves.
-* ``"index"`` (AEES's transient multipliers): the agent keeps its own cumulative LR scale
-  (product of factors, clamped to the grid's lr range so it can always come back within a few
-  windows) and runs the grid cell nearest to (scale, noise) via ``CandidateGrid.nearest``.
+In ``action_mode="relative"`` the env's LR scale is persistent, so the agent sends the step
+α_new/α_old (clipped into the grid's lr range) instead of α itself.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from gymnasium import spaces
 
-from agents.base import BaseAgent, CandidateGridLike, candidate_grid, check_grid_action_space
+from aees_gym.core.grid import Candidate
+from agents.base import BaseAgent, candidate_grid, check_grid_action_space, momentum_axis
+
+__all__ = ["CUT", "HOLD", "PATIENCE_CUT", "PLATEAU", "RAISE", "HeuristicAgent", "classify_window"]
 
 RAISE, CUT, PLATEAU, HOLD = "raise", "cut", "plateau", "hold"
-
-
-class _NearestGrid(CandidateGridLike, Protocol):
-    def nearest(self, lr_multiplier: float, noise_std: float) -> int:
-        """Mode id closest to a pair (log distance on lr, linear on noise)."""
-        ...
+#: The patience rule: improvement stalled for ``patience`` windows, so the LR is cut once.
+PATIENCE_CUT = "patience_cut"
 
 
 def classify_window(
@@ -92,59 +90,116 @@ def classify_window(
     return PLATEAU if info.get("trend_bucket", "stable") == "stable" else HOLD
 
 
-class HeuristicAgent(BaseAgent):
-    """Rule-based LR/noise control: ×1.02 while improving, ×0.8 on trouble, noise on plateaus.
+def _bounds(name: str, given: tuple[float, float] | None, extent: tuple[float, float]) -> tuple[float, float]:
+    if given is None:
+        return extent
+    low, high = (float(b) for b in given)
+    if not (extent[0] <= low <= high <= extent[1]):
+        raise ValueError(f"{name} {given} must satisfy {extent[0]} <= low <= high <= {extent[1]} (the grid's range).")
+    return low, high
 
-    See the module docstring for the full law. Deterministic; the seed is unused.
+
+def _clip(value: float, bounds: tuple[float, float]) -> float:
+    return min(max(value, bounds[0]), bounds[1])
+
+
+class HeuristicAgent(BaseAgent):
+    """The adaptive law: α ← clip(α·u) on improvement, clip(α·d) on trouble, momentum and noise adapted.
+
+    See the module docstring for the law as a table. Deterministic; the seed is unused.
 
     Args:
-        raise_factor: LR factor after an improving window (> 1).
-        cut_factor: LR factor after an unstable, worsening or diverged window (in (0, 1)).
-        instability_threshold: Window instability (variance / mean² of step losses) above which
-            the window counts as unstable.
-        worsen_tolerance: Relative rise of the window's mean loss that counts as worsening.
-        improve_tolerance: Relative drop of the window's mean loss that counts as improving.
+        raise_factor: u, the LR factor after an improving window (> 1), damped by the variance.
+        cut_factor: d, the LR factor after trouble or exhausted patience, in (0, 1).
+        variance_damping: λ, how strongly the window's loss variance damps raises and deepens cuts (>= 0).
+        instability_threshold: Window variance / mean² above which the window is trouble.
+        worsen_tolerance: Relative rise of the window's mean loss that is trouble.
+        improve_tolerance: Relative drop of the window's mean loss that is improving.
+        patience: Stalled windows in a row before one LR cut (>= 1).
+        cooldown: Windows after any cut without raises or patience cuts (>= 0).
+        noise_std: σ₀, the baseline gradient-noise std.
+        noise_raise: Factor raising σ on a plateau (>= 1).
+        noise_cut: Factor cutting σ on trouble, in [0, 1].
+        momentum: μ₀, the starting momentum (used only with the grid's momentum axis).
+        momentum_step: Rise of μ after consistent gains (>= 0).
+        momentum_decay: Fall of μ when stalled or in trouble (>= 0).
+        momentum_streak: Improving windows in a row that count as consistent gains (>= 1).
+        lr_bounds: (α_min, α_max); default and limit: the grid's lr range.
+        noise_bounds: (σ_min, σ_max); default and limit: the grid's noise range.
+        momentum_bounds: (μ_min, μ_max); default and limit: the grid's momentum range.
 
     Raises:
-        ValueError: If a factor or threshold is outside its range.
+        ValueError: If a factor, threshold or bound is outside its range (the message names it).
     """
 
     name = "heuristic"
-    description = "rule-based: LR ×1.02 while improving, ×0.8 when unstable/worsening, noise on plateaus"
+    description = "adaptive law on exact candidates: LR ×1.02 on gains, ×0.8 on trouble, momentum and noise adapted"
 
     def __init__(
         self,
         *,
         raise_factor: float = 1.02,
         cut_factor: float = 0.8,
+        variance_damping: float = 1.0,
         instability_threshold: float = 0.25,
         worsen_tolerance: float = 0.05,
         improve_tolerance: float = 0.01,
+        patience: int = 3,
+        cooldown: int = 2,
+        noise_std: float = 1e-3,
+        noise_raise: float = 2.0,
+        noise_cut: float = 0.5,
+        momentum: float = 0.9,
+        momentum_step: float = 0.01,
+        momentum_decay: float = 0.02,
+        momentum_streak: int = 2,
+        lr_bounds: tuple[float, float] | None = None,
+        noise_bounds: tuple[float, float] | None = None,
+        momentum_bounds: tuple[float, float] | None = None,
     ) -> None:
-        if not raise_factor > 1.0:
-            raise ValueError(f"raise_factor must be > 1, got {raise_factor!r}.")
-        if not 0.0 < cut_factor < 1.0:
-            raise ValueError(f"cut_factor must be in (0, 1), got {cut_factor!r}.")
+        checks = {
+            "raise_factor": (raise_factor, raise_factor > 1.0, "> 1"),
+            "cut_factor": (cut_factor, 0.0 < cut_factor < 1.0, "in (0, 1)"),
+            "noise_raise": (noise_raise, noise_raise >= 1.0, ">= 1"),
+            "noise_cut": (noise_cut, 0.0 <= noise_cut <= 1.0, "in [0, 1]"),
+            "momentum": (momentum, 0.0 <= momentum < 1.0, "in [0, 1)"),
+            "patience": (patience, isinstance(patience, int) and patience >= 1, "an integer >= 1"),
+            "cooldown": (cooldown, isinstance(cooldown, int) and cooldown >= 0, "an integer >= 0"),
+            "momentum_streak": (momentum_streak, isinstance(momentum_streak, int) and momentum_streak >= 1, "an integer >= 1"),
+        }
         for name, value in (
-            ("instability_threshold", instability_threshold),
-            ("worsen_tolerance", worsen_tolerance),
-            ("improve_tolerance", improve_tolerance),
+            ("variance_damping", variance_damping), ("instability_threshold", instability_threshold),
+            ("worsen_tolerance", worsen_tolerance), ("improve_tolerance", improve_tolerance),
+            ("noise_std", noise_std), ("momentum_step", momentum_step), ("momentum_decay", momentum_decay),
         ):
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"{name} must be finite and non-negative, got {value!r}.")
-        self.raise_factor = float(raise_factor)
-        self.cut_factor = float(cut_factor)
+            checks[name] = (value, value >= 0.0, "finite and >= 0")
+        for name, (value, ok, valid) in checks.items():
+            if isinstance(value, bool) or not (math.isfinite(value) and ok):
+                raise ValueError(f"{name} must be {valid}, got {value!r}.")
+        self.raise_factor, self.cut_factor = float(raise_factor), float(cut_factor)
+        self.variance_damping = float(variance_damping)
         self.thresholds = {
             "instability_threshold": float(instability_threshold),
             "worsen_tolerance": float(worsen_tolerance),
             "improve_tolerance": float(improve_tolerance),
         }
-        self._grid: _NearestGrid | None = None
+        self.patience, self.cooldown = patience, cooldown
+        self.noise_std, self.noise_raise, self.noise_cut = float(noise_std), float(noise_raise), float(noise_cut)
+        self.momentum = float(momentum)
+        self.momentum_step, self.momentum_decay = float(momentum_step), float(momentum_decay)
+        self.momentum_streak = momentum_streak
+        self._requested_bounds = (lr_bounds, noise_bounds, momentum_bounds)
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._ready = False
         self._relative = False
-        self._lr_scale = 1.0
-        self._plateaus = 0
+        self.lr_bounds = self.noise_bounds = (0.0, 0.0)
+        self.momentum_bounds: tuple[float, float] | None = None
+        self._alpha, self._sigma, self._mu = 1.0, 0.0, None
+        self._lr_step = 1.0  # the factor sent in relative mode
+        self._stalled = self._cooling = self._streak = 0
         self._previous_mean: float | None = None
-        self._action: int | None = None
         self.last_rule = HOLD
 
     def reset(
@@ -155,27 +210,35 @@ class HeuristicAgent(BaseAgent):
         action_space: spaces.Space[Any],
         info: dict[str, Any],
     ) -> None:
-        """Read the grid and action mode; start at ×1.0 and σ = 0."""
+        """Read the grid's ranges and the action mode; start at α = 1, σ₀ and μ₀ (clipped)."""
         grid = candidate_grid(info)
         check_grid_action_space(action_space, grid)
-        if not callable(getattr(grid, "nearest", None)):
+        ranges = getattr(grid, "ranges", None)
+        if not isinstance(ranges, Mapping):
             raise TypeError(
-                "HeuristicAgent maps LR factors to grid cells with CandidateGrid.nearest(); pass "
+                "HeuristicAgent runs exact candidates inside the grid's ranges (CandidateGrid.ranges); pass "
                 "the info of an aees_gym env's reset (info['candidate_grid'])."
             )
-        self._grid = grid  # type: ignore[assignment]
+        self._reset_state()
+        lr_bounds, noise_bounds, momentum_bounds = self._requested_bounds
+        self.lr_bounds = _bounds("lr_bounds", lr_bounds, tuple(ranges["lr_multiplier"]))
+        self.noise_bounds = _bounds("noise_bounds", noise_bounds, tuple(ranges["noise_std"]))
+        if momentum_axis(grid) is not None:
+            self.momentum_bounds = _bounds("momentum_bounds", momentum_bounds, tuple(ranges["momentum"]))
+            self._mu = _clip(self.momentum, self.momentum_bounds)
+        self._grid_lr_range = tuple(ranges["lr_multiplier"])
         self._relative = info.get("action_mode", "index") == "relative"
-        self._lr_scale = 1.0
-        self._plateaus = 0
-        self._previous_mean = None
-        self.last_rule = HOLD
-        self._action = self._to_action(1.0, 0.0)
+        self._alpha = _clip(1.0, self.lr_bounds)
+        self._lr_step = _clip(1.0, self._grid_lr_range)
+        self._sigma = _clip(self.noise_std, self.noise_bounds)
+        self._ready = True
 
-    def act(self, obs: Any, info: dict[str, Any]) -> int:
-        """The mode id decided by the last :meth:`update` (×1.0, σ = 0 before the first)."""
-        if self._action is None:
+    def act(self, obs: Any, info: dict[str, Any]) -> Candidate:
+        """The exact candidate decided by the last :meth:`update`."""
+        if not self._ready:
             raise RuntimeError("HeuristicAgent.reset() must be called first.")
-        return self._action
+        lr = self._lr_step if self._relative else self._alpha
+        return Candidate(lr, self._sigma, self._mu)
 
     def update(
         self,
@@ -186,46 +249,73 @@ class HeuristicAgent(BaseAgent):
         truncated: bool,
         info: dict[str, Any],
     ) -> None:
-        """Apply the law to the window that just closed and decide the next action."""
-        if self._grid is None:
+        """Apply the law to the window that just closed and decide the next candidate."""
+        if not self._ready:
             raise RuntimeError("HeuristicAgent.reset() must be called first.")
         rule = classify_window(info, self._previous_mean, **self.thresholds)
         if "loss_mean" in info:
             self._previous_mean = float(info["loss_mean"])
-        factor = {CUT: self.cut_factor, RAISE: self.raise_factor}.get(rule, 1.0)
-        self._plateaus = self._plateaus + 1 if rule == PLATEAU else 0
+        variance = float(info.get("reward_terms", {}).get("instability", 0.0))
+        variance = variance if math.isfinite(variance) and variance >= 0 else 1.0
+        damping = 1.0 + self.variance_damping * min(variance, 1.0)
+        alpha, cooling = self._alpha, self._cooling
+        self._cooling = max(cooling - 1, 0)
+        if rule == CUT:
+            alpha *= self.cut_factor / damping
+            self._cooling, self._stalled, self._streak = self.cooldown, 0, 0
+            self._sigma *= self.noise_cut
+            self._decay_momentum()
+        elif rule == RAISE:
+            self._stalled, self._streak = 0, self._streak + 1
+            if not cooling:
+                alpha *= 1.0 + (self.raise_factor - 1.0) / damping
+            self._sigma = self.noise_std
+            if self._mu is not None and self._streak >= self.momentum_streak:
+                self._mu += self.momentum_step
+        elif rule in (PLATEAU, HOLD) and "loss_mean" in info:
+            self._stalled, self._streak = self._stalled + 1, 0
+            if self._stalled >= self.patience and not cooling:
+                alpha *= self.cut_factor
+                self._cooling, self._stalled = self.cooldown, 0
+                rule = PATIENCE_CUT
+            if rule == PLATEAU:
+                self._sigma = max(self._sigma, self.noise_std) * self.noise_raise
+            self._decay_momentum()
         self.last_rule = rule
-        self._action = self._to_action(factor, self._noise_level())
+        self._set_gains(alpha)
+
+    def _decay_momentum(self) -> None:
+        if self._mu is not None:
+            self._mu -= self.momentum_decay
+
+    def _set_gains(self, alpha: float) -> None:
+        new_alpha = _clip(alpha, self.lr_bounds)
+        self._lr_step = _clip(new_alpha / self._alpha, self._grid_lr_range)
+        self._alpha = self._alpha * self._lr_step if self._relative else new_alpha
+        self._sigma = _clip(self._sigma, self.noise_bounds)
+        if self._mu is not None and self.momentum_bounds is not None:
+            self._mu = _clip(self._mu, self.momentum_bounds)
 
     def state(self) -> dict[str, Any]:
-        """The cumulative LR scale, the plateau streak and the last rule, for logging."""
-        return {"lr_scale": self._lr_scale, "plateau_streak": self._plateaus, "last_rule": self.last_rule}
+        """The gains, counters and last rule, for logging."""
+        return {
+            "lr_multiplier": self._alpha, "noise_std": self._sigma, "momentum": self._mu,
+            "last_rule": self.last_rule, "stalled": self._stalled, "cooldown_left": self._cooling,
+            "improving_streak": self._streak,
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything :meth:`act` depends on, as JSON-compatible data."""
-        return {**self.state(), "previous_mean": self._previous_mean, "action": self._action}
+        """Everything :meth:`act` and :meth:`update` depend on, as JSON-compatible data."""
+        return {**self.state(), "previous_mean": self._previous_mean, "lr_step": self._lr_step}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output; call after :meth:`reset`."""
-        self._lr_scale = float(state["lr_scale"])
-        self._plateaus = int(state["plateau_streak"])
+        if not self._ready:
+            raise RuntimeError("HeuristicAgent.reset() must be called first.")
+        self._alpha, self._sigma, self._lr_step = float(state["lr_multiplier"]), float(state["noise_std"]), float(state["lr_step"])
+        self._mu = None if state["momentum"] is None else float(state["momentum"])
         self.last_rule = str(state["last_rule"])
+        self._stalled, self._cooling = int(state["stalled"]), int(state["cooldown_left"])
+        self._streak = int(state["improving_streak"])
         mean = state["previous_mean"]
         self._previous_mean = None if mean is None else float(mean)
-        self._action = None if state["action"] is None else int(state["action"])
-
-    def _noise_level(self) -> float:
-        assert self._grid is not None
-        positive = sorted(s for s in self._grid.noise_stds if s > 0.0)
-        if not self._plateaus or not positive:
-            return 0.0
-        return positive[min(self._plateaus, len(positive)) - 1]
-
-    def _to_action(self, factor: float, noise: float) -> int:
-        grid = self._grid
-        assert grid is not None
-        if self._relative:
-            return int(grid.nearest(factor, noise))
-        low, high = min(grid.lr_multipliers), max(grid.lr_multipliers)
-        self._lr_scale = min(max(self._lr_scale * factor, low), high)
-        return int(grid.nearest(self._lr_scale, noise))

@@ -160,9 +160,11 @@ batched computation in one process (`aees_gym.envs.vector_env.AEESVectorEnv`; `a
 tasks it cannot batch raise an error naming `vectorization_mode="async"` (see the README's "Batched envs").
 
 **Views** (`aees_gym.envs.wrappers`): `MultiDiscreteAction` (`MultiDiscrete([n_lr, n_noise])`),
-`ContinuousAction` (`Box(-1, 1, (2,))` → log2 LR multiplier and noise σ in ranges, run as the nearest
-grid cell), `SelectObservation(env, names)`. All pass Gymnasium's and SB3's env checkers, also with
-`action_mode="relative"` (persistent ×/÷ LR steps, the classic RL-for-LR-control formulation).
+`ContinuousAction` (`Box(-1, 1, (2,))` → log2 LR multiplier and noise σ in ranges inside the grid's,
+run as that exact `Candidate`; `snap_to_grid=True` runs the nearest grid cell), `SelectObservation(env, names)`.
+With a momentum axis (`grid={..., "momenta": [...]}`) both action views gain a third component. All
+pass Gymnasium's and SB3's env checkers, also with `action_mode="relative"` (persistent ×/÷ LR steps,
+the classic RL-for-LR-control formulation).
 
 **rl-zoo3** (`pip install 'aees-gym[zoo]'`), hyperparameters in `experiments/rl_zoo/{ppo,a2c,dqn}.yml`:
 

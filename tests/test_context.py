@@ -89,3 +89,23 @@ def test_feature_values_on_a_known_history():
     assert obs["last_lr"] == 1.0 and obs["last_noise"] == 0.0
     assert obs["loss_level"] == pytest.approx(np.log(0.5))
     assert obs["trend"] == pytest.approx(-0.5 / 2.0)
+
+
+def test_momentum_axis_adds_last_momentum_to_the_default_observation():
+    from aees_gym import ControlConfig
+    from aees_gym.core.config import DEFAULT_FEATURES
+
+    plain = ControlConfig()
+    assert plain.context.features == DEFAULT_FEATURES
+    config = ControlConfig(grid={"lr_multipliers": [1.0], "noise_stds": [0.0], "momenta": [0.0, 0.5, 0.9]})
+    features = config.context.features
+    assert features.index("last_momentum") == features.index("last_noise") + 1
+    history = RunHistory(total_steps=10)
+    feature = ctx.FEATURES["last_momentum"]
+    assert feature.compute(history, config) == -1.0
+    history.actions.append((0, 0))
+    history.positions.append((0.0, 0.0, 1.0))
+    assert feature.compute(history, config) == 0.5
+    assert feature.compute(history, plain) == 0.0  # no axis
+    explicit = ControlConfig(grid=config.grid, context={"features": ("progress",)})
+    assert explicit.context.features == ("progress",)  # an explicit feature list is kept

@@ -1,9 +1,10 @@
 import copy
+import math
 
 import pytest
 import torch
 
-from aees_gym import CandidateGrid, EpisodeControl
+from aees_gym import Candidate, CandidateGrid, EpisodeControl
 
 
 class LrSpy(torch.optim.SGD):
@@ -197,3 +198,150 @@ def test_relative_mode_scales_persistently():
         one_param_step(control, p)
     assert opt.seen == [2.0, 4.0, 4.0, 2.0]  # clamped at the upper bound of 4
     assert opt.param_groups[0]["lr"] == 1.0
+
+
+# ---------------------------------------------------------------- exact candidates and momentum
+class GroupSpy(torch.optim.SGD):
+    """SGD that records its param group's lr and momentum inside step()."""
+
+    def __init__(self, params, **kwargs):
+        super().__init__(params, **kwargs)
+        self.seen = []
+
+    def step(self, closure=None):
+        group = self.param_groups[0]
+        self.seen.append((group["lr"], group["momentum"]))
+        return super().step(closure)
+
+
+def test_exact_candidate_runs_its_own_values_and_reports_them():
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = GroupSpy([p], lr=0.1)
+    control = EpisodeControl(opt, window_length=2, total_steps=4, seed=0)
+    control.begin_window(Candidate(1.37, 0.0))
+    one_param_step(control, p)
+    outcome = one_param_step(control, p)
+    assert [lr for lr, _ in opt.seen] == pytest.approx([0.137, 0.137])
+    info = outcome.info
+    assert (info["lr_multiplier"], info["noise_std"], info["momentum"]) == (1.37, 0.0, None)
+    assert info["candidate_name"] == "lr1p37_n0" and info["action"] == control.grid.index_of(1.0, 0.0)
+    # The observation's last_lr is the fractional grid position: ln 1.37 / ln 2 of the way from ×1 to ×2.
+    position = 1.0 + math.log(1.37) / math.log(2.0)
+    assert outcome.observation[control.config.context.features.index("last_lr")] == pytest.approx(position / 2)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "message"),
+    [
+        (Candidate(0.25, 0.0), r"lr_multiplier 0.25 is outside the grid's range \[0.5, 2.0\]"),
+        (Candidate(1.0, 0.02), r"noise_std 0.02 is outside the grid's range \[0.0, 0.01\]"),
+        (Candidate(1.0, 0.0, 0.5), "no momentum axis"),
+    ],
+)
+def test_candidates_outside_the_declared_ranges_are_rejected(candidate, message):
+    p = torch.nn.Parameter(torch.zeros(1))
+    control = EpisodeControl(torch.optim.SGD([p], lr=0.1), window_length=2, total_steps=4, seed=0)
+    with pytest.raises(ValueError, match=message):
+        control.begin_window(candidate)
+    assert control.needs_action  # nothing opened
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, float("nan"), 1.5])
+def test_momentum_outside_zero_one_is_rejected(bad):
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        CandidateGrid((1.0,), (0.0,), momenta=(0.5, bad))
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Candidate(1.0, 0.0, bad)
+
+
+def test_momentum_axis_is_applied_for_the_window_and_restored_sgd():
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = GroupSpy([p], lr=0.1, momentum=0.3)
+    grid = CandidateGrid((1.0,), (0.0,), momenta=(0.0, 0.9))
+    control = EpisodeControl(opt, window_length=2, total_steps=6, seed=0, grid=grid)
+    control.begin_window(1)  # momentum 0.9
+    one_param_step(control, p)
+    assert opt.param_groups[0]["momentum"] == 0.3  # restored between steps too
+    outcome = one_param_step(control, p)
+    control.begin_window(Candidate(1.0, 0.0, 0.45))
+    one_param_step(control, p)
+    one_param_step(control, p)
+    control.begin_window(0)
+    one_param_step(control, p)
+    assert [m for _, m in opt.seen] == [0.9, 0.9, 0.45, 0.45, 0.0]
+    assert opt.param_groups[0]["momentum"] == 0.3
+    assert outcome.info["momentum"] == 0.9 and outcome.info["candidate_name"] == "lr1_n0_m0p9"
+    assert "last_momentum" in control.config.context.features  # the default observation extends to it
+    control.close_window()
+    with pytest.raises(ValueError, match=r"needs a momentum in \[0.0, 0.9\]"):
+        control.begin_window(Candidate(1.0, 0.0))
+
+
+def test_momentum_axis_sets_adamw_beta1_only():
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.8, 0.95))
+    seen = []
+    plain_step = opt.step
+
+    def spy(*a, **k):
+        seen.append(opt.param_groups[0]["betas"])
+        return plain_step(*a, **k)
+
+    opt.step = spy
+    control = EpisodeControl(opt, window_length=1, total_steps=2, seed=0,
+                             grid=CandidateGrid((1.0,), (0.0,), momenta=(0.5, 0.99)))
+    for action in (1, 0):
+        control.begin_window(action)
+        opt.zero_grad()
+        model(torch.ones(2, 3)).sum().backward()
+        control.step_end(torch.tensor(1.0))
+    assert seen == [(0.99, 0.95), (0.5, 0.95)]
+    assert opt.param_groups[0]["betas"] == (0.8, 0.95)
+
+
+def test_momentum_axis_needs_an_optimizer_with_momentum():
+    p = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="'momentum' .* or 'betas'"):
+        EpisodeControl(torch.optim.Adagrad([p], lr=0.1), grid=CandidateGrid((1.0,), (0.0,), momenta=(0.0, 0.9)))
+
+
+def test_exact_candidate_and_momentum_survive_a_checkpoint_mid_window():
+    def run(resume):
+        p = torch.nn.Parameter(torch.ones(2))
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.5)
+        grid = CandidateGrid((0.5, 2.0), (0.0,), momenta=(0.0, 0.9))
+        control = EpisodeControl(opt, window_length=4, total_steps=4, seed=0, grid=grid)
+        control.begin_window(Candidate(1.3, 0.0, 0.7))
+        for step in range(4):
+            if resume and step == 2:
+                state = copy.deepcopy(control.state_dict())
+                control = EpisodeControl(opt, window_length=4, total_steps=4, seed=0, grid=grid)
+                control.load_state_dict(state)
+            p.grad = p.detach().clone()
+            outcome = control.step_end(p.detach().sum())
+        return p.detach().clone(), outcome.info
+
+    (p_plain, info_plain), (p_resumed, info_resumed) = run(False), run(True)
+    assert torch.equal(p_plain, p_resumed)
+    assert info_resumed["candidate_name"] == info_plain["candidate_name"] == "lr1p3_n0_m0p7"
+
+
+def test_exact_candidates_with_momentum_and_freezing_read_the_host_once_per_window(host_reads):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    control = EpisodeControl(opt, window_length=5, total_steps=15, seed=0, freeze_threshold=1e-4,
+                             grid=CandidateGrid((0.5, 2.0), (0.0, 0.01), momenta=(0.5, 0.95)))
+    calls = host_reads(opt)
+    x = torch.randn(8, 4)
+    for candidate in (Candidate(1.3, 0.004, 0.8), Candidate(0.7, 0.0, 0.6), Candidate(2.0, 0.01, 0.95)):
+        control.begin_window(candidate)
+        for step in range(5):
+            opt.zero_grad()
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            before = len(calls)
+            outcome = control.step_end(loss)
+            if step < 4:
+                assert len(calls) == before, f"host read inside the window: {calls[before:]}"
+        assert (outcome.info["lr_multiplier"], outcome.info["momentum"]) == (candidate.lr_multiplier, candidate.momentum)
+    assert calls == ["tolist"] * 3

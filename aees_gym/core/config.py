@@ -8,8 +8,9 @@ same fields flat beside the task's and hands them over through ``EnvConfig.contr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from aees_gym.core import checks
@@ -34,6 +35,12 @@ DEFAULT_FEATURES = (
     "last_noise",
     "loss_level",
     "instability",
+)
+#: The default features when the grid has a momentum axis: ``last_momentum`` follows ``last_noise``.
+DEFAULT_FEATURES_WITH_MOMENTUM = (
+    *DEFAULT_FEATURES[: DEFAULT_FEATURES.index("last_noise") + 1],
+    "last_momentum",
+    *DEFAULT_FEATURES[DEFAULT_FEATURES.index("last_noise") + 1 :],
 )
 
 
@@ -137,6 +144,9 @@ class ControlConfig:
             treated like a non-finite loss (``None`` disables).
         base_lr: The run's base learning rate, only for the ``run_log_lr`` descriptor feature.
         label_noise: The run's label-noise rate, only for the ``run_label_noise`` descriptor feature.
+        freeze_threshold: Selective freezing (``None``: off): a parameter tensor whose gradient-norm
+            EMA is below this value skips its updates for the next window (see ``EpisodeControl``).
+        freeze_beta: Decay of the per-tensor gradient-norm EMA, in [0, 1).
     """
 
     total_steps: int = 1000
@@ -149,6 +159,8 @@ class ControlConfig:
     divergence_loss_ratio: float | None = 1e4
     base_lr: float = 1e-3
     label_noise: float = 0.0
+    freeze_threshold: float | None = None
+    freeze_beta: float = 0.9
 
     def __post_init__(self) -> None:
         check_control_fields(self)
@@ -210,3 +222,19 @@ def check_control_fields(config: Any) -> None:
             object.__setattr__(config, name, cls.from_dict(value) if cls is CandidateGrid else _from_mapping(cls, value))
         elif not isinstance(value, cls):
             raise TypeError(f"{name} must be a {cls.__name__} or a mapping, got {type(value).__name__}.")
+    _check_freezing(config)
+    if config.grid.has_momentum and config.context.features == DEFAULT_FEATURES:
+        # The default observation describes every axis the agent chooses.
+        object.__setattr__(config, "context", replace(config.context, features=DEFAULT_FEATURES_WITH_MOMENTUM))
+
+
+def _check_freezing(config: Any) -> None:
+    threshold, beta = getattr(config, "freeze_threshold", None), getattr(config, "freeze_beta", 0.9)
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (math.isfinite(threshold) and threshold >= 0):
+            raise ValueError(
+                f"freeze_threshold must be None (off) or a finite gradient norm >= 0, got {threshold!r}."
+            )
+        object.__setattr__(config, "freeze_threshold", float(threshold))
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0.0 <= beta < 1.0:
+        raise ValueError(f"freeze_beta (decay of the gradient-norm EMA) must be in [0, 1), got {beta!r}.")

@@ -37,6 +37,9 @@ class RunHistory:
     rewards: list[float] = field(default_factory=list)
     instabilities: list[float] = field(default_factory=list)
     actions: list[tuple[int, int]] = field(default_factory=list)
+    #: Fractional grid position (lr, noise, momentum) of each window's candidate; equals the indices
+    #: for grid cells and lies between them for exact candidates.
+    positions: list[tuple[float, float, float]] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
     wall_times: list[float] = field(default_factory=list)
     lr_scale: float = 1.0
@@ -105,12 +108,15 @@ def _one_hot(kind: str, name: str) -> Callable[[RunHistory, ControlConfig], floa
 
 
 def _axis_position(axis: int) -> Callable[[RunHistory, ControlConfig], float]:
-    # -1 before the first window; otherwise the chosen index scaled to [0, 1].
+    # -1 before the first window; otherwise the chosen (fractional) index scaled to [0, 1].
     def feature(h: RunHistory, c: ControlConfig) -> float:
         if not h.actions:
             return -1.0
-        size = (c.grid.n_lr, c.grid.n_noise)[axis]
-        return h.actions[-1][axis] / (size - 1) if size > 1 else 0.0
+        size = (c.grid.n_lr, c.grid.n_noise, c.grid.n_momentum)[axis]
+        if size <= 1:
+            return 0.0
+        position = h.positions[-1][axis] if h.positions else (h.actions[-1] + (0,))[axis]
+        return position / (size - 1)
 
     return feature
 
@@ -173,6 +179,7 @@ FEATURES: dict[str, Feature] = {
     "last_reward": Feature(-1.0, 1.0, "reward of the previous window (0 before the first)", lambda h, c: h.rewards[-1] if h.rewards else 0.0),
     "last_lr": Feature(-1.0, 1.0, "previous lr index / (n_lr - 1); -1 before the first window", _axis_position(0)),
     "last_noise": Feature(-1.0, 1.0, "previous noise index / (n_noise - 1); -1 before the first window", _axis_position(1)),
+    "last_momentum": Feature(-1.0, 1.0, "previous momentum index / (n_momentum - 1); -1 before the first window, 0 without the axis", _axis_position(2)),
     "loss_level": Feature(-_LOG_CLIP, _LOG_CLIP, "ln(last window-end loss / first loss of the run), clipped", _loss_level),
     "instability": Feature(0.0, _LOG_CLIP, "ln(1 + instability of the previous window)", _log1p_last(lambda h: h.instabilities)),
     "lr_scale": Feature(-1.0, 1.0, "ln(cumulative LR scale) / ln(bound) in relative mode (0 otherwise)", _lr_scale),

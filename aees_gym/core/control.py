@@ -19,8 +19,14 @@ The env uses it, and so can a user's own training loop::
             obs, info = outcome.observation, outcome.info
 
 Per optimizer step it only writes the loss into a preallocated device tensor, sets each param
-group's lr to ``base * multiplier`` (restored in ``finally``), adds seeded gradient noise with
-``torch._foreach_*`` ops, and steps. Losses reach the host once per window.
+group's lr to ``base * multiplier`` (and, with a momentum axis, its ``momentum`` or β1; both
+restored in ``finally``), adds seeded gradient noise with ``torch._foreach_*`` ops, and steps.
+Losses reach the host once per window.
+
+An action is a grid mode id or an exact :class:`~aees_gym.core.grid.Candidate` inside the grid's
+ranges (continuous agents). With ``freeze_threshold`` set, tensors whose gradient-norm EMA has
+faded skip their updates for a window (:mod:`aees_gym.core.freezing`); the decision travels to the
+host with the window's losses, in the same transfer.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ import torch
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
 from aees_gym.core.control_checks import OutsideSteps, check_state, layout
-from aees_gym.core.grid import CandidateGrid
+from aees_gym.core.freezing import GradientFreezer
+from aees_gym.core.grid import Candidate, CandidateGrid
 from aees_gym.core.window import record_evaluation, record_window, start_info, window_info
 
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
@@ -46,6 +53,23 @@ _PARAM_SEED_STRIDE = 1009
 # normal_(0, σ) draws the same stream as randn() and equals randn()·σ bit for bit from this size on
 # (its vectorised path); smaller tensors keep randn()·σ so runs stay identical to the reference.
 _FUSED_NORMAL_MIN_NUMEL = 16
+
+
+def _momentum_keys(optimizer: torch.optim.Optimizer) -> list[str]:
+    """The param-group key the momentum axis sets in each group: ``momentum`` (SGD) or ``betas`` (Adam)."""
+    keys = []
+    for index, group in enumerate(optimizer.param_groups):
+        if "betas" in group:
+            keys.append("betas")
+        elif "momentum" in group:
+            keys.append("momentum")
+        else:
+            raise ValueError(
+                f"The grid has a momentum axis, but {type(optimizer).__name__} param group {index} has no "
+                "momentum: the axis needs 'momentum' (SGD, RMSprop) or 'betas' (Adam, AdamW) in every group; "
+                "drop grid 'momenta' for this optimizer."
+            )
+    return keys
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,9 @@ class EpisodeControl:
         self._losses = torch.zeros(capacity, dtype=torch.float32, device=device)
         self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
         self._loss_slots = self._losses.unbind(0)  # views made once; indexing per step costs more
+        self._momentum_keys = _momentum_keys(optimizer) if self.grid.has_momentum else []
+        threshold = self.config.freeze_threshold
+        self._freezer = None if threshold is None else GradientFreezer(self._params, threshold, self.config.freeze_beta, device)
         # (param, generator, buffer) per parameter, built on the first noisy window and reused.
         self._noise_targets: list[tuple[torch.Tensor, torch.Generator, torch.Tensor]] | None = None
         self._generators: dict[tuple[int, int], torch.Generator] = {}
@@ -146,6 +173,11 @@ class EpisodeControl:
         self._action = -1
         self._lr_multiplier = 1.0
         self._noise_std = 0.0
+        self._momentum: float | None = None
+        self._candidate: Candidate | None = None
+        self._exact = False
+        if self._freezer is not None:
+            self._freezer.reset()
         self._window_start_time = 0.0
         self._outside.forget()
         return self.observation(), self.base_info()
@@ -158,16 +190,35 @@ class EpisodeControl:
         return start_info(self.history, self.config)
 
     # ------------------------------------------------------------------ window lifecycle
+    @property
+    def window_action(self) -> int:
+        """Mode id of the open (or last) window's cell: the nearest cell for an exact candidate; -1 before any."""
+        return self._action
+
+    @property
+    def frozen_fraction(self) -> float:
+        """Share of the parameters (by element count) frozen for the open or next window."""
+        return 0.0 if self._freezer is None else self._freezer.fraction
+
     def begin_window(self, action: Any) -> tuple[float, float]:
-        """Freeze the candidate ``action`` for the next window; returns (lr multiplier, noise std)."""
+        """Fix the candidate for the next window; returns (lr multiplier, noise std).
+
+        ``action`` is a mode id of the grid or an exact :class:`Candidate` inside ``grid.ranges``.
+        """
         if self.done:
             raise RuntimeError("The run is over (budget used or diverged); call reset() to start a new one.")
         if self._window_steps:
             raise RuntimeError("A window is already open; finish it with step_end() before choosing again.")
-        self._action = self.grid.validate_action(action)
+        if isinstance(action, Candidate):
+            candidate = self.grid.check_candidate(action)
+            action_id = self.grid.nearest(candidate.lr_multiplier, candidate.noise_std, candidate.momentum)
+        else:
+            action_id = self.grid.validate_action(action)
+            candidate = self.grid.candidate(action_id)
         if any(isinstance(g["lr"], torch.Tensor) for g in self.optimizer.param_groups):
             raise TypeError("EpisodeControl needs float learning rates in param groups (got a Tensor lr).")
-        lr_value, self._noise_std = self.grid.values(self._action)
+        self._action, self._candidate, self._exact = action_id, candidate, isinstance(action, Candidate)
+        lr_value, self._noise_std, self._momentum = candidate.lr_multiplier, candidate.noise_std, candidate.momentum
         if self.config.action_mode == "relative":
             low, high = self.config.relative_lr_bounds
             self.history.lr_scale = min(max(self.history.lr_scale * lr_value, low), high)
@@ -243,17 +294,23 @@ class EpisodeControl:
     def _optimizer_step(self, slot: int) -> None:
         groups = self.optimizer.param_groups
         base_lrs = [g["lr"] for g in groups]
+        momentum, keys = self._momentum, self._momentum_keys
+        base_momenta = [g[k] for g, k in zip(groups, keys, strict=True)] if momentum is not None else []
         scaler = self.grad_scaler
         noisy = self._noise_std > 0.0
         try:
             for group, base in zip(groups, base_lrs, strict=True):
                 group["lr"] = base * self._lr_multiplier
-            if scaler is not None and (noisy or self._grad_norms is not None):
+            for group, key, base in zip(groups, keys, base_momenta, strict=False):
+                group[key] = (momentum, *base[1:]) if key == "betas" else momentum
+            if scaler is not None and (noisy or self._grad_norms is not None or self._freezer is not None):
                 self._unscale_once(scaler)
             if self._grad_norms is not None:
                 grads = [p.grad for p in self._params if p.grad is not None]
                 if grads:
                     self._grad_norms[slot] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            if self._freezer is not None:
+                self._freezer.step()
             if noisy:
                 self._add_noise()
             if scaler is None:
@@ -264,6 +321,8 @@ class EpisodeControl:
         finally:
             for group, base in zip(groups, base_lrs, strict=True):
                 group["lr"] = base
+            for group, key, base in zip(groups, keys, base_momenta, strict=False):
+                group[key] = base
 
     def _unscale_once(self, scaler: Any) -> None:
         # GradScaler refuses a second unscale_ in one step; the user may already have unscaled to clip.
@@ -301,12 +360,20 @@ class EpisodeControl:
 
     def _close_window(self) -> WindowOutcome:
         n = self._window_steps
-        losses: list[float] = self._losses[:n].tolist()  # the one host transfer of the window
+        frozen_fraction = self.frozen_fraction  # of the window that ran
+        if self._freezer is None:
+            losses: list[float] = self._losses[:n].tolist()  # the one host transfer of the window
+        else:  # losses and the next window's frozen set in one transfer
+            host = torch.cat([self._losses[:n], self._freezer.below_threshold()]).tolist()
+            losses = host[:n]
+            self._freezer.decide(host[n:])
         grad_norm = float(self._grad_norms[:n].mean()) if self._grad_norms is not None else None
-        lr_idx, noise_idx = self.grid.split(self._action)
+        lr_idx, noise_idx, momentum_idx = self.grid.indices(self._action)
+        candidate = self._candidate
         score = record_window(
             self.history, losses, self.config, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm,
-            wall_time=time.perf_counter() - self._window_start_time,
+            wall_time=time.perf_counter() - self._window_start_time, momentum_index=momentum_idx,
+            positions=self.grid.positions(candidate) if self._exact and candidate is not None else None,
         )
         self.diverged = score.diverged
         if self._plateau and not score.diverged:
@@ -317,11 +384,12 @@ class EpisodeControl:
         info = window_info(
             self.history, self.config, score, losses, action=self._action, lr_multiplier=self._lr_multiplier,
             noise_std=self._noise_std, effective_lr=self.optimizer.param_groups[0]["lr"] * self._lr_multiplier,
-            grad_norm=grad_norm,
+            grad_norm=grad_norm, momentum=self._momentum, frozen_fraction=frozen_fraction,
+            candidate_name=candidate.name if self._exact and candidate is not None else None,
         )
         if evaluation is not None and not self.done:
             info["eval"] = self.eval_curve[-1]
-        self._window_steps = 0
+        self._window_steps = self._filled = 0
         return WindowOutcome(self._action, self.observation(), score.reward, self.done, info)
 
     def record_evaluation(self, metrics: Mapping[str, float]) -> None:
@@ -343,7 +411,10 @@ class EpisodeControl:
                 "lr_multiplier": self._lr_multiplier,
                 "noise_std": self._noise_std,
                 "losses": self._losses.detach().cpu().clone(),
+                "candidate": None if self._candidate is None else list(vars(self._candidate).values()),
+                "exact": self._exact,
             },
+            "freezing": None if self._freezer is None else self._freezer.state_dict(),
             "generators": {f"{g}:{p}": gen.get_state() for (g, p), gen in self._generators.items()},
             "layout": self._layout(),
         }
@@ -371,6 +442,7 @@ class EpisodeControl:
         self._window_steps, self._filled, self._action = int(w["steps"]), int(w["filled"]), int(w["action"])
         self._lr_multiplier, self._noise_std = float(w["lr_multiplier"]), float(w["noise_std"])
         self._losses.copy_(w["losses"].to(self._losses.device))
+        self._load_candidate_and_freezing(w, state.get("freezing"))
         self._generators = {}
         self._noise_targets = None  # they hold the previous generators
         device = self._losses.device
@@ -379,3 +451,11 @@ class EpisodeControl:
             gen = torch.Generator(device=device)
             gen.set_state(gen_state)
             self._generators[(g, p)] = gen
+
+    def _load_candidate_and_freezing(self, window: Mapping[str, Any], freezing: Mapping[str, Any] | None) -> None:
+        candidate = window.get("candidate")
+        self._candidate = None if candidate is None else Candidate(*candidate)
+        self._momentum = None if self._candidate is None else self._candidate.momentum
+        self._exact = bool(window.get("exact", False))
+        if self._freezer is not None and freezing is not None:
+            self._freezer.load_state_dict(freezing)

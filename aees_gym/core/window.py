@@ -47,8 +47,14 @@ def record_window(
     noise_index: int,
     grad_norm: float | None,
     wall_time: float,
+    momentum_index: int = 0,
+    positions: tuple[float, float, float] | None = None,
 ) -> WindowScore:
-    """Score a window's step losses and append it to ``history``."""
+    """Score a window's step losses and append it to ``history``.
+
+    ``positions`` is the candidate's fractional place on each grid axis (exact candidates); by
+    default the cell indices themselves.
+    """
     if history.initial_loss is None:
         history.initial_loss = losses[0]
     diverged = is_divergent(losses, history.initial_loss, config.divergence_loss_ratio)
@@ -63,6 +69,7 @@ def record_window(
     history.rewards.append(reward)
     history.instabilities.append(terms.instability if terms else 0.0)
     history.actions.append((lr_index, noise_index))
+    history.positions.append(positions or (float(lr_index), float(noise_index), float(momentum_index)))
     if grad_norm is not None:
         history.grad_norms.append(grad_norm)
     # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
@@ -106,8 +113,15 @@ def window_info(
     noise_std: float,
     effective_lr: float,
     grad_norm: float | None,
+    momentum: float | None = None,
+    frozen_fraction: float = 0.0,
+    candidate_name: str | None = None,
 ) -> dict[str, Any]:
-    """The step ``info`` of a window just recorded in ``history``."""
+    """The step ``info`` of a window just recorded in ``history``.
+
+    ``action`` is the mode id of the grid cell (the nearest one for an exact candidate, whose own
+    name is ``candidate_name``); ``lr_multiplier``, ``noise_std`` and ``momentum`` are what ran.
+    """
     lr_index, noise_index = history.actions[-1]
     terms, n = score.terms, len(losses)
     return {
@@ -115,9 +129,12 @@ def window_info(
         "action": action,
         "lr_index": lr_index,
         "noise_index": noise_index,
-        "candidate_name": config.grid.name(action),
+        "momentum_index": config.grid.indices(action)[2] if config.grid.has_momentum else None,
+        "candidate_name": config.grid.name(action) if candidate_name is None else candidate_name,
         "lr_multiplier": lr_multiplier,
         "noise_std": noise_std,
+        "momentum": momentum,
+        "frozen_fraction": frozen_fraction,
         "effective_lr": effective_lr,
         "loss_first": losses[0],
         "loss_last": losses[-1],

@@ -42,7 +42,9 @@ class AEESEnv(gym.Env):
     candidate grid (default lr ×{0.5, 1, 2}, noise σ {0, 0.005, 0.01}: 9 actions). The grid is published
     in ``info["candidate_grid"]`` (a :class:`~aees_gym.core.grid.CandidateGrid`). With
     ``action_mode="relative"`` the chosen multiplier instead scales the LR *persistently*
-    (cumulative, clamped to ``relative_lr_bounds``).
+    (cumulative, clamped to ``relative_lr_bounds``). ``step`` also accepts an exact
+    :class:`~aees_gym.core.grid.Candidate` inside ``grid.ranges``; a grid with ``momenta`` adds a
+    momentum axis (SGD momentum / Adam β1 for the window) and multiplies the mode ids by its size.
 
     ## Observation Space
     ``Box(float32)`` of the configured features (``env.unwrapped.feature_names``), by default:

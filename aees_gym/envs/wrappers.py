@@ -1,8 +1,8 @@
 """Views of an AEES env for other RL formulations: MultiDiscrete and Box actions, observation subsets.
 
-Each view only changes how actions or observations are *expressed*; the env underneath still runs
-one grid cell per window, so all views combine with ``action_mode="relative"`` (then the lr part of
-the action is a persistent ×/÷ step of the base LR instead of a one-window multiplier).
+Each view only changes how actions or observations are *expressed*. All views combine with
+``action_mode="relative"`` (then the lr part of the action is a persistent ×/÷ step of the base LR
+instead of a one-window multiplier) and with the grid's optional momentum axis (a third component).
 
 Example:
     >>> import gymnasium as gym, aees_gym
@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from aees_gym.core.grid import CandidateGrid
+from aees_gym.core.grid import Candidate, CandidateGrid
 
 
 def _grid(env: gym.Env) -> CandidateGrid:
@@ -32,33 +32,40 @@ def _grid(env: gym.Env) -> CandidateGrid:
 
 
 class MultiDiscreteAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
-    """``MultiDiscrete([n_lr, n_noise])``: the action is ``(lr_idx, noise_idx)`` instead of the mode id."""
+    """``MultiDiscrete([n_lr, n_noise])`` (``[n_lr, n_noise, n_momentum]`` with a momentum axis):
+    the action is the tuple of axis indices instead of the mode id."""
 
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         self.grid = _grid(env)
-        self.action_space = gym.spaces.MultiDiscrete([self.grid.n_lr, self.grid.n_noise])
+        self.action_space = gym.spaces.MultiDiscrete(list(self.grid.shape))
 
     def action(self, action: Any) -> int:
-        lr_idx, noise_idx = (int(a) for a in np.asarray(action).reshape(2))
-        return self.grid.index(lr_idx, noise_idx)
+        indices = [int(a) for a in np.asarray(action).reshape(len(self.grid.shape))]
+        return self.grid.index(*indices)
 
 
 class ContinuousAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
-    """``Box(-1, 1, (2,))`` for SAC/TD3: a log2 LR multiplier and a noise std, each scaled into a range.
+    """``Box(-1, 1, (2,))`` for SAC/TD3: a log2 LR multiplier and a noise std (and a momentum), scaled into ranges.
 
-    Action ``(u, v)`` requests the multiplier ``2 ** lerp(log2_lr_range, u)`` and the noise std
-    ``lerp(noise_range, v)``; the window runs the *nearest grid cell* (log distance on the lr axis,
-    linear on the noise axis), because the env runs candidates of its grid only. Enlarge the grid
-    (``grid={"lr_multipliers": [...], "noise_stds": [...]}``) for a finer control. The ranges default
-    to the grid's own extent, so the Box covers every cell; ``info["requested_lr_multiplier"]`` and
-    ``info["requested_noise_std"]`` carry the continuous request.
+    Action ``(u, v[, w])`` decodes to the :class:`~aees_gym.core.grid.Candidate` with multiplier
+    ``2 ** lerp(log2_lr_range, u)``, noise std ``lerp(noise_range, v)`` and, when the grid has a
+    momentum axis (the Box is then 3-dimensional), momentum ``lerp(momentum_range, w)``; the window
+    runs exactly these values and ``info["lr_multiplier"]``, ``info["noise_std"]`` and
+    ``info["momentum"]`` report them (``info["action"]`` is the nearest grid cell, for logs).
+    The ranges default to the grid's extent and must lie inside it (exact candidates are checked
+    against ``grid.ranges``); widen the grid (``grid={"lr_multipliers": [...], ...}``) for a wider
+    control. With ``snap_to_grid=True`` the window runs the nearest grid cell instead (log distance
+    on the lr axis, linear on the others), and the ranges are free.
+    ``info["requested_lr_multiplier"]`` and ``info["requested_noise_std"]`` carry the decoded request.
 
     Args:
         env: An aees_gym env with its default Discrete action space.
         log2_lr_range: (low, high) of the log2 LR multiplier (default: the grid's extent).
         noise_range: (low, high) of the noise std (default: the grid's extent).
+        momentum_range: (low, high) of the momentum (default: the grid's extent; momentum axis only).
+        snap_to_grid: Run the nearest grid cell instead of the exact decoded candidate.
     """
 
     def __init__(
@@ -66,33 +73,72 @@ class ContinuousAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         env: gym.Env,
         log2_lr_range: tuple[float, float] | None = None,
         noise_range: tuple[float, float] | None = None,
+        momentum_range: tuple[float, float] | None = None,
+        snap_to_grid: bool = False,
     ) -> None:
         # Recorded so that env.spec (and gymnasium's checker) can rebuild the wrapped env.
-        gym.utils.RecordConstructorArgs.__init__(self, log2_lr_range=log2_lr_range, noise_range=noise_range)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, log2_lr_range=log2_lr_range, noise_range=noise_range, momentum_range=momentum_range, snap_to_grid=snap_to_grid
+        )
         super().__init__(env)
         self.grid = _grid(env)
-        lrs, noises = self.grid.lr_multipliers, self.grid.noise_stds
-        self.log2_lr_range = _check_range("log2_lr_range", log2_lr_range or (math.log2(min(lrs)), math.log2(max(lrs))))
-        self.noise_range = _check_range("noise_range", noise_range or (min(noises), max(noises)))
+        self.snap_to_grid = bool(snap_to_grid)
+        ranges = self.grid.ranges
+        lr_low, lr_high = ranges["lr_multiplier"]
+        self.log2_lr_range = self._within("log2_lr_range", log2_lr_range, (math.log2(lr_low), math.log2(lr_high)))
+        self.noise_range = self._within("noise_range", noise_range, ranges["noise_std"])
         if self.noise_range[0] < 0:
             raise ValueError(f"noise_range must be non-negative, got {self.noise_range}.")
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.momentum_range: tuple[float, float] | None = None
+        if self.grid.has_momentum:
+            self.momentum_range = self._within("momentum_range", momentum_range, ranges["momentum"])
+        elif momentum_range is not None:
+            raise ValueError("momentum_range needs a grid with a momentum axis (grid={'momenta': [...]}).")
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(len(self.grid.shape),), dtype=np.float32)
         self._requested = (1.0, 0.0)
+
+    def _within(self, name: str, given: tuple[float, float] | None, extent: tuple[float, float]) -> tuple[float, float]:
+        bounds = _check_range(name, given or extent)
+        if not self.snap_to_grid and not (extent[0] <= bounds[0] and bounds[1] <= extent[1]):
+            raise ValueError(
+                f"{name} {bounds} must lie within the grid's range {extent} for exact candidates; "
+                "widen the grid or pass snap_to_grid=True."
+            )
+        return bounds
+
+    def candidate(self, action: Any) -> Candidate:
+        """The exact :class:`Candidate` that ``action`` decodes to (clipped into the ranges)."""
+        values = np.clip(np.asarray(action, dtype=np.float64).reshape(len(self.grid.shape)), -1.0, 1.0)
+        lr = _clamp(2.0 ** _lerp(self.log2_lr_range, values[0]), 2.0 ** self.log2_lr_range[0], 2.0 ** self.log2_lr_range[1])
+        noise = _clamp(_lerp(self.noise_range, values[1]), *self.noise_range)
+        momentum = None
+        if self.momentum_range is not None:
+            momentum = _clamp(_lerp(self.momentum_range, values[2]), *self.momentum_range)
+        if not self.snap_to_grid:  # rounding in 2 ** log2 must not step outside the grid
+            (lr_low, lr_high), (n_low, n_high) = self.grid.ranges["lr_multiplier"], self.grid.ranges["noise_std"]
+            lr, noise = _clamp(lr, lr_low, lr_high), _clamp(noise, n_low, n_high)
+        return Candidate(lr, noise, momentum)
 
     def requested(self, action: Any) -> tuple[float, float]:
         """The continuous (lr multiplier, noise std) that ``action`` asks for."""
-        u, v = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
-        log2_lr = _lerp(self.log2_lr_range, u)
-        return float(2.0**log2_lr), float(_lerp(self.noise_range, v))
+        candidate = self.candidate(action)
+        return candidate.lr_multiplier, candidate.noise_std
 
-    def action(self, action: Any) -> int:
-        self._requested = self.requested(action)
-        return self.grid.nearest(*self._requested)
+    def action(self, action: Any) -> Candidate | int:
+        candidate = self.candidate(action)
+        self._requested = (candidate.lr_multiplier, candidate.noise_std)
+        if self.snap_to_grid:
+            return self.grid.nearest(candidate.lr_multiplier, candidate.noise_std, candidate.momentum)
+        return candidate
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)
         info["requested_lr_multiplier"], info["requested_noise_std"] = self._requested
         return obs, reward, terminated, truncated, info
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return float(min(max(value, low), high))
 
 
 def _check_range(name: str, bounds: tuple[float, float]) -> tuple[float, float]:

@@ -51,6 +51,8 @@ def _window_log(index: int, reward: float, before: dict[str, Any], after: dict[s
         "noise_index": after["noise_index"],
         "lr_multiplier": after["lr_multiplier"],
         "noise_std": after["noise_std"],
+        "momentum": after.get("momentum"),
+        "frozen_fraction": after.get("frozen_fraction", 0.0),
         "effective_lr": after.get("effective_lr"),
         "candidate_name": after["candidate_name"],
         "reward": float(reward),

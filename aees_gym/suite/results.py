@@ -170,7 +170,7 @@ _WINDOW_RULES: dict[str, _Rule] = {
     "action": (False, 0, None, True), "lr_index": (False, 0, None, True), "noise_index": (False, 0, None, True),
     "lr_multiplier": (False, None, None, False), "noise_std": (False, None, None, False), "reward": (False, None, None, False),
     "loss_first": (True, None, None, False), "loss_last": (True, None, None, False), "loss_mean": (True, None, None, False),
-    "steps_done": (False, 0, None, True),
+    "steps_done": (False, 0, None, True), "momentum": (True, 0.0, 1.0, False), "frozen_fraction": (False, 0.0, 1.0, False),
 }
 _CURVE_RULES: dict[str, _Rule] = {"step": (False, 0, None, True), "val_accuracy": (False, 0.0, 1.0, False), "val_loss": (True, None, None, False)}
 

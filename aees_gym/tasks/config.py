@@ -78,6 +78,9 @@ class EnvConfig:
         divergence_loss_ratio: A window whose loss exceeds this multiple of the run's first loss is
             treated like a non-finite loss (``None`` disables).
         device: ``cpu``, ``cuda`` or ``auto``.
+        freeze_threshold: Selective freezing of parameter tensors with a small gradient-norm EMA
+            (``None``: off; see :class:`~aees_gym.core.config.ControlConfig`).
+        freeze_beta: Decay of the gradient-norm EMA that freezing reads, in [0, 1).
         options: The task's own options dataclass (``None``: the task's defaults).
     """
 
@@ -105,6 +108,8 @@ class EnvConfig:
     target_accuracy: float | None = None
     divergence_loss_ratio: float | None = 1e4
     device: str = "cpu"
+    freeze_threshold: float | None = None
+    freeze_beta: float = 0.9
     options: Any = None
 
     def __post_init__(self) -> None:

@@ -483,3 +483,87 @@ def test_agents_work_with_the_env_grid_and_bucket_names() -> None:
         fake = DiscountedUCBAgent(structured=mode)
         reset(fake, stand_in, 0)
         assert drive(real, grid, reward, range(60)) == drive(fake, stand_in, reward, range(60))
+
+
+# ----------------------------------------------------------------------------- momentum axis
+
+MOMENTUM_GRID_ARGS = ((0.5, 1.0, 2.0), (0.0, 0.01), (0.0, 0.5, 0.9))
+
+
+def momentum_grid() -> Any:
+    from aees_gym.core.grid import CandidateGrid
+
+    lrs, noises, momenta = MOMENTUM_GRID_ARGS
+    return CandidateGrid(lrs, noises, momenta=momenta)
+
+
+def reset_momentum(agent: Any, seed: int) -> Any:
+    grid = momentum_grid()
+    agent.reset(seed=seed, observation_space=OBS_SPACE, action_space=spaces.Discrete(grid.size),
+                info={"candidate_grid": grid})
+    return grid
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_momentum_axis_gets_its_own_seeded_controllers(mode: str) -> None:
+    """Three axes, decided and credited as documented: lr, noise under lr, momentum under (lr, noise)."""
+    seed, n_lr, n_noise, n_momentum = 4, 3, 2, 3
+    agent = DiscountedUCBAgent(structured=mode)
+    grid = reset_momentum(agent, seed)
+    lr = DiscountedUCB(n_lr, seed=seed)
+    if mode == "independent":
+        noise = [DiscountedUCB(n_noise, seed=seed + 101)]
+        momentum = [DiscountedUCB(n_momentum, seed=seed + 5003)]
+    else:
+        noise = [DiscountedUCB(n_noise, seed=seed + 101 + i) for i in range(n_lr)]
+        momentum = [DiscountedUCB(n_momentum, seed=seed + 5003 + cell) for cell in range(n_lr * n_noise)]
+    reward = reward_stream(seed, grid.size)
+    seen = set()
+    for t in range(200):
+        action = agent.act(OBS, {"candidate_grid": grid})
+        i = lr.select()
+        noise_ctrl = noise[0 if mode == "independent" else i]
+        j = noise_ctrl.select()
+        momentum_ctrl = momentum[0 if mode == "independent" else i * n_noise + j]
+        k = momentum_ctrl.select()
+        assert grid.indices(action) == (i, j, k)
+        r = reward(t, 0, action)
+        agent.update(action, r, OBS, False, False, {})
+        for ctrl, arm in ((lr, i), (noise_ctrl, j), (momentum_ctrl, k)):
+            ctrl.update(arm, r)
+        seen.add(k)
+    assert seen == {0, 1, 2}
+    state = agent.state()
+    assert len(state["momentum"]) == len(momentum)
+    assert state["momentum"][0]["counts"] == momentum[0].state()["counts"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_momentum_state_dict_resumes_exactly(mode: str) -> None:
+    grid = momentum_grid()
+    reward = reward_stream(1, grid.size)
+
+    def play(agent: Any, windows: range) -> list[int]:
+        actions = []
+        for t in windows:
+            action = agent.act(OBS, {"candidate_grid": grid, "trend_bucket": TREND_BUCKETS[t % 3]})
+            agent.update(action, reward(t, 0, action), OBS, False, False, {})
+            actions.append(action)
+        return actions
+
+    for cls in (DiscountedUCBAgent, ContextualUCBAgent):
+        original = cls(structured=mode)
+        reset_momentum(original, 1)
+        play(original, range(60))
+        state = json_roundtrip(original.state_dict())
+        assert state["grid"]["momenta"] == [0.0, 0.5, 0.9]
+        resumed = cls(structured=mode)
+        reset_momentum(resumed, 99)
+        resumed.load_state_dict(state)
+        assert play(resumed, range(60, 120)) == play(original, range(60, 120))
+
+
+def test_grids_without_momentum_keep_their_state_layout() -> None:
+    agent = DiscountedUCBAgent()
+    reset(agent, make_grid(3, 3), 0)
+    assert set(agent.state()) == {"lr", "noise"} and "momenta" not in agent.state_dict()["grid"]

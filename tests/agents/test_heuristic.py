@@ -1,19 +1,16 @@
-"""The rule-based heuristic: its law on given window outcomes, and its effect on real training."""
+"""The adaptive-law heuristic: its table on scripted window outcomes, and its effect on real training."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
 
-import aees_gym  # noqa: F401  (registers the env ids)
-from aees_gym import CandidateGrid
-from aees_gym.envs.episode import run_episode
-from agents import make_agent
-from agents.heuristic import CUT, HOLD, PLATEAU, RAISE, HeuristicAgent, classify_window
+from aees_gym import Candidate, CandidateGrid
+from aees_gym.suite.run_spec import RunSpec
+from agents.heuristic import CUT, HOLD, PATIENCE_CUT, PLATEAU, RAISE, HeuristicAgent, classify_window
 
 THRESHOLDS = {"instability_threshold": 0.25, "worsen_tolerance": 0.05, "improve_tolerance": 0.01}
 OBS_SPACE = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -70,95 +67,129 @@ class Outcomes:
         return info
 
 
-def reset_agent(grid: CandidateGrid, mode: str = "index", **kwargs: Any) -> HeuristicAgent:
+GRID = CandidateGrid((0.5, 1.0, 2.0), (0.0, 0.005, 0.01))
+MOMENTUM_GRID = CandidateGrid((0.5, 1.0, 2.0), (0.0, 0.01), momenta=(0.0, 0.5, 0.95))
+
+
+def reset_agent(grid: CandidateGrid = GRID, mode: str = "index", **kwargs: Any) -> HeuristicAgent:
     agent = HeuristicAgent(**kwargs)
     agent.reset(seed=0, observation_space=OBS_SPACE, action_space=spaces.Discrete(grid.size),
                 info={"candidate_grid": grid, "action_mode": mode})
     return agent
 
 
-def step(agent: HeuristicAgent, info: dict[str, Any]) -> int:
+def step(agent: HeuristicAgent, info: dict[str, Any]) -> Candidate:
     agent.update(agent.act(None, {}), 0.0, None, False, False, info)
     return agent.act(None, info)
 
 
-def test_transient_mode_keeps_a_cumulative_scale_and_maps_it_to_the_nearest_cell() -> None:
-    grid = CandidateGrid((0.5, 1.0, 2.0), (0.0, 0.005, 0.01))
-    agent = reset_agent(grid)
-    window = Outcomes()
-    assert agent.act(None, {}) == grid.index_of(1.0, 0.0)
-    # Plateaus raise the noise one level per consecutive plateau window, capped at the largest.
-    assert [grid.values(step(agent, window())) for _ in range(3)] == [(1.0, 0.005), (1.0, 0.01), (1.0, 0.01)]
-    # An improving window sets the noise back to zero and nudges the scale up (still nearest ×1).
-    assert grid.values(step(agent, window(-0.1, trend="improving"))) == (1.0, 0.0)
-    assert agent.state()["lr_scale"] == pytest.approx(1.02)
-    # Two cuts: 1.02 · 0.8² = 0.65, nearer 0.5 than 1 in log distance.
-    assert grid.values(step(agent, window(0.1, trend="worsening"))) == (1.0, 0.0)
-    assert grid.values(step(agent, window(0.1, trend="worsening"))) == (0.5, 0.0)
-    # The scale is clamped to the grid's range, so it never runs away from the cells.
+def test_first_window_runs_the_baseline_candidate() -> None:
+    assert reset_agent().act(None, {}) == Candidate(1.0, 1e-3)
+    assert reset_agent(MOMENTUM_GRID).act(None, {}) == Candidate(1.0, 1e-3, 0.9)
+
+
+def test_lr_rises_on_gains_falls_on_trouble_damped_by_variance() -> None:
+    agent, outcome = reset_agent(), Outcomes()
+    # Improving with variance 0.01: α·(1 + 0.02 / 1.01); the noise returns to σ₀.
+    c = step(agent, outcome(-0.1, trend="improving"))
+    assert c.lr_multiplier == pytest.approx(1.0 + 0.02 / 1.01) and c.noise_std == 1e-3
+    alpha = c.lr_multiplier
+    # Worsening with variance 0.2: α·0.8 / 1.2, then a 2-window cooldown holds α despite gains.
+    c = step(agent, outcome(0.1, instability=0.2))
+    assert c.lr_multiplier == pytest.approx(alpha * 0.8 / 1.2) and agent.last_rule == CUT
+    alpha = c.lr_multiplier
+    held = [step(agent, outcome(-0.1, trend="improving")).lr_multiplier for _ in range(3)]
+    assert held[:2] == [alpha, alpha] and held[2] == pytest.approx(alpha * (1 + 0.02 / 1.01))
+    # Unstable windows keep cutting but never below the grid's 0.5.
     for _ in range(10):
-        step(agent, window(instability=1.0))
-    assert agent.state()["lr_scale"] == 0.5 and agent.last_rule == CUT
-    # Sustained improvement climbs back: ×1 is nearest once 0.5 · 1.02^k > √0.5 (k = 18) and ×2
-    # once it exceeds √2 (k = 53).
-    lrs = [grid.values(step(agent, window(-0.1, trend="improving")))[0] for _ in range(53)]
-    assert lrs[16] == 0.5 and lrs[17] == 1.0 and lrs[51] == 1.0 and lrs[52] == 2.0
+        c = step(agent, outcome(-0.1, instability=5.0))
+    assert c.lr_multiplier == 0.5 and agent.last_rule == CUT
+    # Sustained gains climb, bounded by the grid's 2.0: the LR really moves between cells.
+    seen = [step(agent, outcome(-0.05, trend="improving", instability=0.0)).lr_multiplier for _ in range(80)]
+    assert seen[-1] == 2.0 and len({round(x, 9) for x in seen}) > 30
 
 
-def test_relative_mode_picks_the_multiplier_nearest_to_each_factor() -> None:
-    grid = CandidateGrid((0.8, 1.0, 1.02), (0.0, 0.01))
-    agent = reset_agent(grid, mode="relative")
-    window = Outcomes()
-    assert grid.values(agent.act(None, {})) == (1.0, 0.0)
-    assert grid.values(step(agent, window(-0.1, trend="improving"))) == (1.02, 0.0)
-    assert grid.values(step(agent, window(-0.1, trend="improving"))) == (1.02, 0.0)
-    assert grid.values(step(agent, window(0.2))) == (0.8, 0.0)
-    assert grid.values(step(agent, window())) == (1.0, 0.01)
-    # With the default grid neither 0.8 nor 1.02 is near another cell than ×1: documented.
-    coarse_grid = CandidateGrid((0.5, 1.0, 2.0), (0.0,))
-    coarse = reset_agent(coarse_grid, mode="relative")
-    outcomes = (window(-0.1, trend="improving"), window(0.1, trend="worsening"))
-    assert {coarse_grid.values(step(coarse, w)) for w in outcomes} == {(1.0, 0.0)}
+def test_patience_cuts_once_then_cooldown() -> None:
+    agent, outcome = reset_agent(patience=3, cooldown=2), Outcomes()
+    rules, lrs = [], []
+    for _ in range(7):
+        lrs.append(step(agent, outcome(0.0)).lr_multiplier)
+        rules.append(agent.last_rule)
+    assert rules == [PLATEAU, PLATEAU, PATIENCE_CUT, PLATEAU, PLATEAU, PATIENCE_CUT, PLATEAU]
+    assert lrs == pytest.approx([1.0, 1.0, 0.8, 0.8, 0.8, 0.64, 0.64])
 
 
-def run_relative(**overrides: Any) -> tuple[list[float], dict[str, Any]]:
-    """The lr multiplier chosen for every window of one run, and the last window's info."""
-    env = gym.make(
-        "aees_gym/Synthetic-v0", action_mode="relative", eval_every=0,
-        grid={"lr_multipliers": (0.8, 1.0, 1.02), "noise_stds": (0.0, 0.005)}, **overrides,
-    )
-    trace = run_episode(env, make_agent("heuristic"), seed=0)
-    chosen = [info["candidate_grid"].values(info["action"])[0] for info in trace.infos]
-    return chosen, trace.infos[-1]
+def test_noise_rises_on_plateaus_and_is_cut_when_unstable() -> None:
+    agent, outcome = reset_agent(patience=100), Outcomes()
+    sigmas = [step(agent, outcome(0.0)).noise_std for _ in range(5)]
+    assert sigmas == pytest.approx([2e-3, 4e-3, 8e-3, 0.01, 0.01])  # bounded by the grid's 0.01
+    assert step(agent, outcome(0.0, instability=1.0)).noise_std == pytest.approx(0.005)
+    assert step(agent, outcome(0.0, trend="improving")).noise_std == pytest.approx(0.005)  # hold: unchanged
+    assert step(agent, outcome(-0.1, trend="improving")).noise_std == 1e-3
 
 
-def test_on_real_training_it_raises_a_healthy_lr_and_cuts_an_unstable_one() -> None:
-    chosen, last = run_relative(total_steps=400, window_length=20, base_lr=1e-3)
-    assert last["lr_scale"] > 1.2  # improving windows compound ×1.02
-    assert min(chosen) == 1.0 and chosen.count(1.02) >= len(chosen) - 3  # never cut
-    # SGD at lr 1 with momentum: the loss jumps around and rises; the law cuts at once.
-    chosen, last = run_relative(total_steps=400, window_length=20, optimizer="sgd", base_lr=1.0, momentum=0.9)
-    assert chosen[1:3] == [0.8, 0.8]
-    assert last["lr_scale"] < 0.5 and not last["diverged"]
+def test_momentum_rises_with_consistent_gains_and_decays_on_stalls() -> None:
+    agent, outcome = reset_agent(MOMENTUM_GRID, patience=100), Outcomes()
+    mus = [step(agent, outcome(-0.1, trend="improving")).momentum for _ in range(8)]
+    # One improving window is not yet consistent; from the second on, +0.01 each, up to 0.95.
+    assert mus == pytest.approx([0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.95, 0.95])
+    assert step(agent, outcome(0.0)).momentum == pytest.approx(0.93)
+    assert step(agent, outcome(0.2)).momentum == pytest.approx(0.91)
+    assert reset_agent().act(None, {}).momentum is None  # no axis, no momentum
+
+
+def test_relative_mode_sends_the_step_factor() -> None:
+    agent, outcome = reset_agent(mode="relative"), Outcomes()
+    assert step(agent, outcome(-0.1, trend="improving", instability=0.0)).lr_multiplier == pytest.approx(1.02)
+    assert step(agent, outcome(0.2, instability=0.0)).lr_multiplier == pytest.approx(0.8)
+    assert step(agent, outcome(-0.1, trend="improving", instability=0.0)).lr_multiplier == 1.0  # cooldown
+    assert agent.state()["lr_multiplier"] == pytest.approx(1.02 * 0.8)
+
+
+def test_every_candidate_is_inside_the_grid_ranges_and_the_env_runs_it() -> None:
+    agent, outcome = reset_agent(MOMENTUM_GRID), Outcomes()
+    for change, kw in [(-0.5, {"trend": "improving"}), (0.5, {}), (0.0, {}), (0.0, {"instability": 9.0})] * 20:
+        MOMENTUM_GRID.check_candidate(step(agent, outcome(change, **kw)))
 
 
 def test_state_dict_round_trip_and_bad_arguments() -> None:
-    grid = CandidateGrid((0.5, 1.0, 2.0), (0.0, 0.005))
-    agent = reset_agent(grid)
-    window = Outcomes()
-    for info in (window(), window(), window(0.1, trend="worsening")):
+    agent, outcome = reset_agent(MOMENTUM_GRID), Outcomes()
+    for info in (outcome(-0.1, trend="improving"), outcome(), outcome(0.1, trend="worsening")):
         step(agent, info)
     state = agent.state_dict()
-    other = reset_agent(grid)
+    other = reset_agent(MOMENTUM_GRID)
     other.load_state_dict(state)
     assert other.state_dict() == state
-    same = window()
+    same = outcome(-0.2, trend="improving")
     assert step(other, same) == step(agent, same)
-    for kwargs in ({"raise_factor": 1.0}, {"cut_factor": 1.2}, {"instability_threshold": -1.0}):
+    for kwargs in ({"raise_factor": 1.0}, {"cut_factor": 1.2}, {"instability_threshold": -1.0},
+                   {"momentum": 1.0}, {"patience": 0}, {"noise_std": float("nan")}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             HeuristicAgent(**kwargs)
+    with pytest.raises(ValueError, match=r"lr_bounds \(0.1, 1.0\) must satisfy 0.5 <= low <= high <= 2.0"):
+        reset_agent(lr_bounds=(0.1, 1.0))
     with pytest.raises(RuntimeError, match="reset"):
         HeuristicAgent().act(None, {})
     with pytest.raises(TypeError, match="Discrete"):
         HeuristicAgent().reset(seed=0, observation_space=OBS_SPACE, action_space=spaces.Box(-1, 1, (2,)),
-                               info={"candidate_grid": grid})
+                               info={"candidate_grid": GRID})
+
+
+@pytest.mark.slow
+def test_on_digits_noisy_its_lr_moves_and_the_run_differs_from_fixed() -> None:
+    from aees_gym.suite.one_run import run_one
+
+    def run(agent: str, **kwargs: Any) -> Any:
+        spec = RunSpec(suite="t", task="DigitsNoisy", task_label="DigitsNoisy", agent=agent, agent_label=agent, seed=0,
+                       env_overrides={"total_steps": 300, "window_length": 20, "eval_every": 0}, agent_kwargs=kwargs)
+        result = run_one(spec)
+        assert result.status == "ok", result.error
+        return result
+
+    heuristic = run("heuristic")
+    fixed = run("fixed", lr_multiplier=1.0, noise_std=0.0)
+    lrs = [w["lr_multiplier"] for w in heuristic.windows]
+    assert lrs[0] == 1.0 and len(set(lrs)) > 5 and max(abs(x - 1.0) for x in lrs) > 0.05
+    assert {w["lr_multiplier"] for w in fixed.windows} == {1.0}
+    assert heuristic.windows[0]["noise_std"] == 1e-3 and all("frozen_fraction" in w for w in heuristic.windows)
+    assert [w["loss_mean"] for w in heuristic.windows] != [w["loss_mean"] for w in fixed.windows]

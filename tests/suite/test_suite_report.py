@@ -204,3 +204,18 @@ def test_report_of_a_folder_without_results_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="holds no valid run results"):
         build_report(tmp_path / "empty")
+
+
+def test_arm_fractions_extend_to_the_momentum_axis():
+    import dataclasses
+
+    from aees_gym.reporting.plots import arm_fractions
+
+    grid = {"lr_multipliers": [0.5, 1.0], "noise_stds": [0.0], "momenta": [0.0, 0.9]}
+    base = make_result("ducb", 0, 0.9, windows=2)
+    windows = [{**w, "action": a} for w, a in zip(base.windows, (3, 1), strict=True)]
+    run = dataclasses.replace(base, config={**base.config, "grid": grid}, windows=windows)
+    names, fractions = arm_fractions([run])
+    assert names == ["lr0p5_n0_m0", "lr0p5_n0_m0p9", "lr1_n0_m0", "lr1_n0_m0p9"]
+    np.testing.assert_array_equal(fractions[:, 0], [0, 0, 0, 1])
+    np.testing.assert_array_equal(fractions[:, 1], [0, 1, 0, 0])
