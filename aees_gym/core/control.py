@@ -35,6 +35,7 @@ import torch
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
 from aees_gym.core.grid import CandidateGrid
+from aees_gym.core.reward import WindowSignals, reward_uses_heldout
 from aees_gym.core.window import record_window, start_info, window_info
 
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
@@ -72,6 +73,10 @@ class EpisodeControl:
         evaluate: Optional ``evaluate(window_index, run_over) -> metrics or None``, called as each
             window closes and before its observation is built; returned metrics (``val_loss``,
             ``val_accuracy``, …) are recorded with :meth:`record_evaluation` and put in ``info["eval"]``.
+        reward_eval: Optional ``reward_eval() -> device scalar``: the loss on a fixed held-out batch
+            (eval mode, no grad), needed by rewards registered ``uses_heldout`` (``heldout``). It is
+            called when each window opens and closes, into the window's loss buffer, so its values
+            reach the host with the step losses; ignored by the other rewards.
         **overrides: Any :class:`ControlConfig` field, e.g. ``window_length=50, total_steps=1000``.
     """
 
@@ -85,10 +90,17 @@ class EpisodeControl:
         grad_scaler: Any | None = None,
         seed: int | None = None,
         evaluate: Callable[[int, bool], Mapping[str, float] | None] | None = None,
+        reward_eval: Callable[[], torch.Tensor] | None = None,
         **overrides: Any,
     ) -> None:
         self.config = ControlConfig.of(config if config is not None else ControlConfig(), **overrides)
         self._evaluate = evaluate
+        self._reward_eval = reward_eval if reward_uses_heldout(self.config.reward.name) else None
+        if self._reward_eval is None and reward_uses_heldout(self.config.reward.name):
+            raise ValueError(
+                f"Reward {self.config.reward.name!r} needs reward_eval=, the loss on a fixed held-out batch; this run "
+                "provides none (the classification tasks do). Choose another reward, e.g. reward={'name': 'aees'}."
+            )
         if scheduler_every < 1:
             raise ValueError(f"scheduler_every must be >= 1, got {scheduler_every}.")
         ctx.validate_features(self.config.context.features)
@@ -101,7 +113,10 @@ class EpisodeControl:
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
         self._param_keys = [(gi, pi) for gi, g in enumerate(optimizer.param_groups) for pi in range(len(g["params"]))]
         device = self._params[0].device if self._params else torch.device("cpu")
-        self._losses = torch.zeros(self.config.window_length, dtype=torch.float32, device=device)
+        # Held-out losses at window open/close sit before the step losses: one slice, one transfer.
+        self._n_signals = 2 if self._reward_eval is not None else 0
+        self._buffer = torch.zeros(self._n_signals + self.config.window_length, dtype=torch.float32, device=device)
+        self._losses = self._buffer[self._n_signals :]
         self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
         self._loss_slots = self._losses.unbind(0)  # views made once; indexing per step costs more
         # (param, generator, buffer) per parameter, built on the first noisy window and reused.
@@ -167,6 +182,7 @@ class EpisodeControl:
         self._window_steps = min(self.config.window_length, self.config.total_steps - self.history.steps_done)
         self._filled = 0
         self._window_start_time = time.perf_counter()
+        self._measure_heldout(0)
         return self._lr_multiplier, self._noise_std
 
     def step_end(self, loss: torch.Tensor | float) -> WindowOutcome | None:
@@ -264,14 +280,20 @@ class EpisodeControl:
             self._generators[key] = gen
         return gen
 
+    def _measure_heldout(self, slot: int) -> None:
+        if self._reward_eval is not None:
+            self._buffer[slot].copy_(self._reward_eval().detach())  # device-side: read with the losses
+
     def _close_window(self) -> WindowOutcome:
-        n = self._window_steps
-        losses: list[float] = self._losses[:n].tolist()  # the one host transfer of the window
+        n, k = self._window_steps, self._n_signals
+        self._measure_heldout(1)
+        values: list[float] = self._buffer[: k + n].tolist()  # the one host transfer of the window
+        losses, signals = values[k:], (WindowSignals(values[0], values[1]) if k else None)
         grad_norm = float(self._grad_norms[:n].mean()) if self._grad_norms is not None else None
         lr_idx, noise_idx = self.grid.split(self._action)
         score = record_window(
             self.history, losses, self.config, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm,
-            wall_time=time.perf_counter() - self._window_start_time,
+            wall_time=time.perf_counter() - self._window_start_time, signals=signals,
         )
         self.diverged = score.diverged
         if self._plateau and not score.diverged:
@@ -312,6 +334,7 @@ class EpisodeControl:
                 "lr_multiplier": self._lr_multiplier,
                 "noise_std": self._noise_std,
                 "losses": self._losses.detach().cpu().clone(),
+                "heldout": self._buffer[: self._n_signals].detach().cpu().clone(),
             },
             "generators": {f"{g}:{p}": gen.get_state() for (g, p), gen in self._generators.items()},
         }
@@ -327,6 +350,8 @@ class EpisodeControl:
         self._window_steps, self._filled, self._action = int(w["steps"]), int(w["filled"]), int(w["action"])
         self._lr_multiplier, self._noise_std = float(w["lr_multiplier"]), float(w["noise_std"])
         self._losses.copy_(w["losses"].to(self._losses.device))
+        if self._n_signals and "heldout" in w and len(w["heldout"]) == self._n_signals:
+            self._buffer[: self._n_signals].copy_(w["heldout"].to(self._buffer.device))
         self._generators = {}
         self._noise_targets = None  # they hold the previous generators
         device = self._losses.device

@@ -14,7 +14,7 @@ from typing import Any
 
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
-from aees_gym.core.reward import RewardTerms, compute_reward
+from aees_gym.core.reward import RewardTerms, WindowSignals, compute_reward
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,14 @@ def record_window(
     noise_index: int,
     grad_norm: float | None,
     wall_time: float,
+    signals: WindowSignals | None = None,
 ) -> WindowScore:
-    """Score a window's step losses and append it to ``history``."""
+    """Score a window's step losses (and held-out ``signals``, when measured) and append it to ``history``."""
     if history.initial_loss is None:
         history.initial_loss = losses[0]
     diverged = is_divergent(losses, history.initial_loss, config.divergence_loss_ratio)
-    terms = None if diverged else compute_reward(losses, config.reward)
+    diverged = diverged or (signals is not None and not signals.is_finite())
+    terms = None if diverged else compute_reward(losses, config.reward, signals)
     reward = config.reward.on_divergence if terms is None else terms.reward
     history.first_losses.append(losses[0])
     history.last_losses.append(losses[-1])

@@ -24,7 +24,7 @@ from aees_gym.core.config import (
 )
 from aees_gym.core.grid import CandidateGrid
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "schedulefree_adamw", "prodigy")
 SCHEDULES = ("none", "cosine", "linear", "warmup_linear", "step", "exponential")
 SCHEDULE_INTERVALS = ("step", "epoch")
 LABEL_NOISE_KINDS = ("symmetric", "asymmetric")
@@ -55,7 +55,8 @@ class EnvConfig:
         total_steps: Optimizer steps in one training run (one Gymnasium episode).
         window_length: Optimizer steps per env step; the last window may be shorter.
         batch_size: Minibatch size.
-        optimizer: ``adamw``, ``adam`` or ``sgd``.
+        optimizer: ``adamw``, ``adam``, ``sgd``, or from the ``refs`` extra ``schedulefree_adamw``
+            (Schedule-Free AdamW) and ``prodigy`` (Prodigy; use ``base_lr=1.0``, its estimate's multiplier).
         base_lr: Base learning rate before the agent's multiplier.
         weight_decay: Weight decay of the optimizer.
         momentum: SGD momentum (ignored by Adam variants).
@@ -71,6 +72,8 @@ class EnvConfig:
         relative_lr_bounds: Lowest and highest cumulative LR scale in ``relative`` mode.
         grid: The candidate grid.
         reward: Reward settings.
+        reward_fraction: Stratified fraction of the validation split kept for rewards (the
+            ``heldout`` reward's batch); final metrics use only the rest (0: no reward part).
         context: Observation settings.
         eval_every: Evaluate on validation data every this many windows (0: only at the end).
         target_accuracy: Validation accuracy whose first reach is reported as steps-to-target.
@@ -99,6 +102,7 @@ class EnvConfig:
     relative_lr_bounds: tuple[float, float] = (1e-3, 1e3)
     grid: CandidateGrid = field(default_factory=CandidateGrid)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    reward_fraction: float = 0.2
     context: ContextConfig = field(default_factory=ContextConfig)
     eval_every: int = 0
     target_accuracy: float | None = None
@@ -123,6 +127,8 @@ class EnvConfig:
             raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise}.")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}.")
+        if not 0.0 <= self.reward_fraction < 1.0:
+            raise ValueError(f"reward_fraction must be in [0, 1), got {self.reward_fraction}.")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0 windows, got {self.eval_every}.")
 
