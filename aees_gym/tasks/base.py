@@ -232,16 +232,24 @@ def eval_params(optimizer: torch.optim.Optimizer) -> Iterator[None]:
     """Evaluate at the parameters the optimizer means to be evaluated (Schedule-Free's averaged point).
 
     Optimizers with a train/eval mode (Schedule-Free marks its param groups with ``train_mode``)
-    are switched to eval for the block and back after it; other optimizers are left alone.
+    are switched to eval for the block and back after it; other optimizers are left alone. The
+    training point is restored bit for bit (its ``train()`` inverts ``eval()`` only up to rounding),
+    so evaluating, or a reward that evaluates, never changes the training trajectory.
     """
     switch = bool(optimizer.param_groups) and optimizer.param_groups[0].get("train_mode") is True
-    if switch:
-        optimizer.eval()
+    if not switch:
+        yield
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved = [p.detach().clone() for p in params]
+    optimizer.eval()
     try:
         yield
     finally:
-        if switch:
-            optimizer.train()
+        optimizer.train()
+        with torch.no_grad():
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
 
 
 def schedule_factor(name: str, t: int, horizon: int, config: EnvConfig) -> float:
