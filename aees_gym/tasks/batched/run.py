@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aees_gym.core.reward import reward_uses_heldout
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
 from aees_gym.tasks.batched.nets import RowDropout
-from aees_gym.core.reward import reward_uses_heldout
 from aees_gym.tasks.batched.optim import OPTIMIZER_KINDS, BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
 from aees_gym.tasks.batched.streams import RowBatches, RowGradientNoise
