@@ -28,6 +28,10 @@ A suite is tasks × agents × seeds (× optional sweeps). Minimal example::
     label_noise = [0.0, 0.2]     # any env setting: a list of values
     tasks = ["Synthetic"]        # optional: which tasks the sweeps apply to
 
+    [tuning]                     # optional: the tuned-constant baseline (aees_gym.suite.tuning_spec)
+    base_lr_multipliers = [0.3, 1, 3]
+    seeds = [100, 101]           # disjoint from the evaluation seeds
+
 The full reference is in ``docs/suites.md``.
 """
 
@@ -45,10 +49,11 @@ from typing import Any
 from aees_gym.envs.instances import format_value
 from aees_gym.envs.registration import task_of
 from aees_gym.suite import agent_registry
+from aees_gym.suite.tuning_spec import TuningSpec, parse_tuning
 from aees_gym.tasks import get_task, make_config, registered_tasks
 
 EXECUTORS = ("serial", "local", "ray")
-_SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps")
+_SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps", "tuning")
 _TASK_KEYS = ("name", "label", "overrides")
 _AGENT_KEYS = ("name", "label", "kwargs", "training")
 _TRAINING_KEYS = ("total_timesteps", "seed", "n_envs", "kwargs")
@@ -122,6 +127,7 @@ class SuiteSpec:
     env: dict[str, Any] = field(default_factory=dict)
     sweeps: SweepSpec | None = None
     description: str = ""
+    tuning: TuningSpec | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -218,7 +224,7 @@ def default_agent_label(name: str, kwargs: Mapping[str, Any]) -> str:
 #: Longest suite name in UTF-8 bytes: it is a folder name, and file systems allow 255 bytes per name.
 MAX_SUITE_NAME_BYTES = 100
 #: Sub-folders of a results folder that the report never reads as suites.
-_RESERVED_FOLDERS = ("models", "report")
+_RESERVED_FOLDERS = ("models", "report", "tuning")
 
 
 def _suite_name(source: str, value: Any) -> str:
@@ -328,10 +334,18 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> SuiteSpec:
         env=_table(f"{source}: env", table.get("env", {})),
         sweeps=sweeps,
         description=str(table.get("description", "")),
+        tuning=None if "tuning" not in table else _parse_tuning(source, table["tuning"], seeds, agents),
     )
     _check_training_seeds(source, spec)
     _check_env_overrides(source, spec)
     return spec
+
+
+def _parse_tuning(source: str, raw: Any, seeds: tuple[int, ...], agents: tuple[AgentEntry, ...]) -> TuningSpec:
+    try:
+        return parse_tuning(f"{source}: tuning", raw, seeds, [a.label for a in agents])
+    except ValueError as exc:
+        raise SuiteConfigError(str(exc)) from None
 
 
 def _check_training_seeds(source: str, spec: SuiteSpec) -> None:
