@@ -31,6 +31,7 @@ import numpy as np
 
 from aees_gym.core.fileio import atomic_write_text
 from aees_gym.reporting import stats
+from aees_gym.reporting.settings import settings_table
 from aees_gym.suite.results import ResultFileError, RunResult, read_json_file, scan_results
 
 ALL_TASKS = "(all tasks)"
@@ -310,6 +311,7 @@ def to_markdown(report: Report, plots: Iterable[Path] = ()) -> str:
         overall = [r for r in report.overall if r.suite == suite]
         if overall and len({r.task_label for r in report.rows if r.suite == suite}) > 1:
             lines += [f"## {suite} — all tasks (stratified by task)", "", *_table(overall, False), ""]
+    lines += ["## Agent settings", "", "The reward each agent learned from; final metrics come only from the scoring split, which no reward sees.", "", *settings_table(report.results), ""]
     plots = list(plots)
     if plots:
         lines += ["## Plots", ""]

@@ -135,3 +135,20 @@ def test_suite_tunes_on_tuning_seeds_and_evaluates_only_on_evaluation_seeds(tmp_
     assert {row.agent_label for row in build_report(tmp_path, n_boot=50).rows} == {"tuned", "fixed ×1.0"}
     again = run_suite(spec, results_dir=tmp_path, progress=False)
     assert again.ran == 0 and again.reused == 4
+
+
+def test_report_states_each_agents_reward_and_the_tuned_choice():
+    from suite_helpers import make_result
+
+    from aees_gym.reporting.settings import settings_table
+
+    plain = make_result("fixed ×1.0", 0, 0.9)
+    heldout = dataclasses.replace(make_result("ducb heldout", 0, 0.9, agent="ducb"), config={"reward": {"name": "heldout"}, "optimizer": "adamw", "base_lr": 1e-3})
+    tuned = dataclasses.replace(
+        make_result("tuned", 0, 0.9), config={"reward": {"name": "aees"}, "optimizer": "prodigy", "base_lr": 1.0},
+        training={"kind": "base_lr_tuning", "seeds": [100], "metric": "val_accuracy", "candidates": [0.5, 1.0], "base_lr": 1.0},
+    )
+    lines = settings_table([plain, heldout, tuned])
+    row = {line.split(" | ")[1]: line for line in lines[2:]}
+    assert "| heldout |" in row["ducb heldout"] and "| prodigy | 1 | sweep ×0.5, 1.0 on seeds [100] by val_accuracy |" in row["tuned"]
+    assert "| — | — | — |" in row["fixed ×1.0"]  # a result without config says so instead of guessing
