@@ -55,7 +55,7 @@ from aees_gym.tasks import get_task, make_config, registered_tasks
 EXECUTORS = ("serial", "local", "ray")
 _SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps", "tuning")
 _TASK_KEYS = ("name", "label", "overrides")
-_AGENT_KEYS = ("name", "label", "kwargs", "training")
+_AGENT_KEYS = ("name", "label", "kwargs", "training", "env")
 _TRAINING_KEYS = ("total_timesteps", "seed", "n_envs", "kwargs")
 _SWEEP_SPECIAL = ("base_lr_multipliers", "tasks")
 
@@ -96,12 +96,21 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class AgentEntry:
-    """One agent configuration: entry-point name, unique label, kwargs, optional training."""
+    """One agent configuration: entry-point name, unique label, kwargs, optional training.
+
+    ``env`` holds env settings of this agent's runs only (its reward, optimizer, base LR …),
+    applied after the task's overrides and the agent class's own ``env_overrides``.
+    """
 
     name: str
     label: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     training: TrainingSpec | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+
+    def env_overrides(self) -> dict[str, Any]:
+        """The agent class's ``env_overrides`` and then this entry's ``env``."""
+        return {**agent_registry.agent_env_overrides(agent_registry.load_agent_class(self.name)), **self.env}
 
 
 @dataclass(frozen=True)
@@ -281,7 +290,7 @@ def _parse_agent(where: str, raw: Any) -> AgentEntry:
     except (ValueError, KeyError, ImportError) as exc:
         raise SuiteConfigError(f"{where}.kwargs: {exc}") from None
     label = _str(f"{where}.label", table.get("label", default_agent_label(name, kwargs)))
-    return AgentEntry(name, label, kwargs, training)
+    return AgentEntry(name, label, kwargs, training, _table(f"{where}.env", table.get("env", {})))
 
 
 def _parse_sweeps(where: str, raw: Any, task_names: list[str]) -> SweepSpec:
@@ -366,7 +375,7 @@ def _check_env_overrides(source: str, spec: SuiteSpec) -> None:
         for variant in task_variants(spec, task):
             for j, agent in enumerate(spec.agents):
                 cls = agent_registry.load_agent_class(agent.name)
-                agent_overrides = agent_registry.agent_env_overrides(cls)
+                agent_overrides = agent.env_overrides()
                 try:
                     config = make_config(task.name, **{**variant.overrides, **agent_overrides})
                 except (KeyError, ValueError, TypeError) as exc:

@@ -8,8 +8,10 @@ backward on the next batch, returning the loss tensor *without* reading it on th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import io
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -218,7 +220,8 @@ def build_optimizer(params: Any, config: EnvConfig, device: torch.device) -> tor
         optimizer.train()
         return optimizer
     if config.optimizer == "prodigy":
-        return _optional_optimizer("prodigy")(params, lr=config.base_lr, weight_decay=config.weight_decay)
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its weight-decay mode on construction
+            return _optional_optimizer("prodigy")(params, lr=config.base_lr, weight_decay=config.weight_decay)
     fused = {"fused": True} if device.type == "cuda" else {}
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.base_lr, weight_decay=config.weight_decay, **fused)

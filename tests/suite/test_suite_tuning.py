@@ -152,3 +152,18 @@ def test_report_states_each_agents_reward_and_the_tuned_choice():
     row = {line.split(" | ")[1]: line for line in lines[2:]}
     assert "| heldout |" in row["ducb heldout"] and "| prodigy | 1 | sweep ×0.5, 1.0 on seeds [100] by val_accuracy |" in row["tuned"]
     assert "| — | — | — |" in row["fixed ×1.0"]  # a result without config says so instead of guessing
+
+
+def test_agents_carry_their_own_env_settings():
+    from aees_gym.suite import plan_suite
+
+    extra = '[[agents]]\nname = "fixed"\nlabel = "Prodigy"\nenv = { optimizer = "prodigy", base_lr = 1.0, reward = { name = "heldout" } }\n'
+    data = suite(extra)
+    del data["tuning"]
+    plan = plan_suite(parse_suite(data), "/tmp/unused")
+    by_label = {r.agent_label: r.env_overrides for r in plan.runs}
+    assert by_label["Prodigy"] == {"total_steps": 40, "window_length": 20, "optimizer": "prodigy", "base_lr": 1.0, "reward": {"name": "heldout"}}
+    assert by_label["fixed ×1.0"] == {"total_steps": 40, "window_length": 20}
+    bad = suite('[[agents]]\nname = "fixed"\nlabel = "x"\nenv = { optimiser = "prodigy" }\n')
+    with pytest.raises(SuiteConfigError, match="optimiser"):
+        parse_suite(bad)
