@@ -167,3 +167,15 @@ def test_agents_carry_their_own_env_settings():
     bad = suite('[[agents]]\nname = "fixed"\nlabel = "x"\nenv = { optimiser = "prodigy" }\n')
     with pytest.raises(SuiteConfigError, match="optimiser"):
         parse_suite(bad)
+
+
+def test_the_references_suite_loads_and_plans():
+    from pathlib import Path
+
+    from aees_gym.suite import load_suite, plan_suite
+
+    spec = load_suite(Path(__file__).resolve().parents[2] / "experiments" / "references.toml")
+    assert spec.tuning is not None and not set(spec.tuning.seeds) & set(spec.seeds)
+    plan = plan_suite(spec, "/tmp/unused")
+    assert len(plan.runs) == 2 * 5 * 5 and len(sweep_runs(spec)) == 2 * 5 * 2
+    assert {r.env_overrides.get("optimizer") for r in plan.runs} == {None, "schedulefree_adamw", "prodigy"}
