@@ -151,3 +151,29 @@ def test_batched_engine_scores_like_the_single_run_and_refuses_what_it_cannot_ru
     assert runs.describe()["n_val"] == get_task("Digits").build(config, RunSeeds.derive(0)).description["n_val"]
     with pytest.raises(ValueError, match="held-out loss"):
         BatchedClassificationRuns(config.replace(reward=RewardConfig(name="heldout")), 1)
+
+
+def test_controlled_training_passes_reward_eval_through():
+    from agents import make_agent
+    from agents.deploy import ControlledTraining
+
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 4, generator=gen), torch.randint(0, 2, (32,), generator=gen)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+
+    def reward_eval():
+        with torch.no_grad():
+            return F.cross_entropy(model(x[:8]), y[:8])
+
+    ct = ControlledTraining(opt, make_agent("fixed"), total_steps=4, window_length=4, seed=0,
+                            reward={"name": "heldout"}, reward_eval=reward_eval)
+    start = reward_eval().item()
+    outcome = None
+    for _ in range(4):
+        ct.before_step()
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        outcome = ct.after_step(loss) or outcome
+    assert outcome is not None and outcome.info["reward_terms"]["ema_start"] == pytest.approx(start)
