@@ -26,7 +26,7 @@ Per optimizer step nothing crosses to the host; each window's losses do, once, w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ class ControlledTraining:
         continue_after_divergence: After a window with a non-finite loss (reward = the divergence
             reward, ``info["diverged"]``), keep opening windows instead of ending the run.
         config: Base :class:`EnvConfig` (grid, reward, context, action mode …).
+        reward_eval: Loss on your fixed held-out batch as a device scalar, for the ``heldout``
+            reward (see :class:`EpisodeControl`).
         **overrides: Any :class:`EnvConfig` field, e.g. ``grid={"lr_multipliers": [0.5, 1, 2]}``.
     """
 
@@ -85,6 +87,7 @@ class ControlledTraining:
         agent_state: Mapping[str, Any] | None = None,
         continue_after_divergence: bool = False,
         config: EnvConfig | None = None,
+        reward_eval: Callable[[], torch.Tensor] | None = None,
         **overrides: Any,
     ) -> None:
         self.control = EpisodeControl(
@@ -96,6 +99,7 @@ class ControlledTraining:
             seed=seed,
             total_steps=total_steps,
             window_length=window_length,
+            reward_eval=reward_eval,
             **overrides,
         )
         self.agent = agent

@@ -57,7 +57,7 @@ class RewardConfig:
     """How a window's step losses become a reward (see :mod:`aees_gym.core.reward`).
 
     Args:
-        name: Registered reward function (``aees`` = the reference formula, ``smoothed``).
+        name: Registered reward function (``aees`` = the reference formula, ``smoothed``, ``heldout``).
         ema_alpha: Weight of the newest loss in the window-local EMA.
         epsilon: Stabiliser inside the logarithms and the instability ratio.
         instability_lambda: Weight of the instability penalty (the reference default is 0).

@@ -45,6 +45,7 @@ from aees_gym.core.config import ControlConfig
 from aees_gym.core.control_checks import OutsideSteps, check_state, layout
 from aees_gym.core.freezing import GradientFreezer
 from aees_gym.core.grid import Candidate, CandidateGrid
+from aees_gym.core.reward import WindowSignals, reward_uses_heldout
 from aees_gym.core.window import record_evaluation, record_window, start_info, window_info
 
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
@@ -102,6 +103,10 @@ class EpisodeControl:
         evaluate: Optional ``evaluate(window_index, run_over) -> metrics or None``, called as each
             window closes and before its observation is built; returned metrics (``val_loss``,
             ``val_accuracy``, …) are recorded with :meth:`record_evaluation` and put in ``info["eval"]``.
+        reward_eval: Optional ``reward_eval() -> device scalar``: the loss on a fixed held-out batch
+            (eval mode, no grad), needed by rewards registered ``uses_heldout`` (``heldout``). It is
+            called when each window opens and closes, into the window's loss buffer, so its values
+            reach the host with the step losses; ignored by the other rewards.
         **overrides: Any :class:`ControlConfig` field, e.g. ``window_length=50, total_steps=1000``.
     """
 
@@ -115,10 +120,17 @@ class EpisodeControl:
         grad_scaler: Any | None = None,
         seed: int | None = None,
         evaluate: Callable[[int, bool], Mapping[str, float] | None] | None = None,
+        reward_eval: Callable[[], torch.Tensor] | None = None,
         **overrides: Any,
     ) -> None:
         self.config = ControlConfig.of(config if config is not None else ControlConfig(), **overrides)
         self._evaluate = evaluate
+        self._reward_eval = reward_eval if reward_uses_heldout(self.config.reward.name) else None
+        if self._reward_eval is None and reward_uses_heldout(self.config.reward.name):
+            raise ValueError(
+                f"Reward {self.config.reward.name!r} needs reward_eval=, the loss on a fixed held-out batch; this run "
+                "provides none (the classification tasks do). Choose another reward, e.g. reward={'name': 'aees'}."
+            )
         if scheduler_every < 1:
             raise ValueError(f"scheduler_every must be >= 1, got {scheduler_every}.")
         ctx.validate_features(self.config.context.features)
@@ -133,7 +145,10 @@ class EpisodeControl:
         device = self._params[0].device if self._params else torch.device("cpu")
         # A window never runs more steps than the budget, so a window_length beyond it allocates nothing more.
         capacity = min(self.config.window_length, self.config.total_steps)
-        self._losses = torch.zeros(capacity, dtype=torch.float32, device=device)
+        # Held-out losses at window open/close sit before the step losses: one slice, one transfer.
+        self._n_signals = 2 if self._reward_eval is not None else 0
+        self._buffer = torch.zeros(self._n_signals + capacity, dtype=torch.float32, device=device)
+        self._losses = self._buffer[self._n_signals :]
         self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
         self._loss_slots = self._losses.unbind(0)  # views made once; indexing per step costs more
         self._momentum_keys = _momentum_keys(optimizer) if self.grid.has_momentum else []
@@ -228,6 +243,7 @@ class EpisodeControl:
         self._window_steps = min(self.config.window_length, self.config.total_steps - self.history.steps_done)
         self._filled = 0
         self._window_start_time = time.perf_counter()
+        self._measure_heldout(0)
         return self._lr_multiplier, self._noise_std
 
     def step_end(self, loss: torch.Tensor | float) -> WindowOutcome | None:
@@ -358,15 +374,22 @@ class EpisodeControl:
             self._generators[key] = gen
         return gen
 
+    def _measure_heldout(self, slot: int) -> None:
+        if self._reward_eval is not None:
+            self._buffer[slot].copy_(self._reward_eval().detach())  # device-side: read with the losses
+
     def _close_window(self) -> WindowOutcome:
-        n = self._window_steps
+        n, k = self._window_steps, self._n_signals
         frozen_fraction = self.frozen_fraction  # of the window that ran
+        self._measure_heldout(1)
+        window = self._buffer[: k + n]
         if self._freezer is None:
-            losses: list[float] = self._losses[:n].tolist()  # the one host transfer of the window
+            values: list[float] = window.tolist()  # the one host transfer of the window
         else:  # losses and the next window's frozen set in one transfer
-            host = torch.cat([self._losses[:n], self._freezer.below_threshold()]).tolist()
-            losses = host[:n]
-            self._freezer.decide(host[n:])
+            host = torch.cat([window, self._freezer.below_threshold()]).tolist()
+            values = host[: k + n]
+            self._freezer.decide(host[k + n :])
+        losses, signals = values[k:], (WindowSignals(values[0], values[1]) if k else None)
         grad_norm = float(self._grad_norms[:n].mean()) if self._grad_norms is not None else None
         lr_idx, noise_idx, momentum_idx = self.grid.indices(self._action)
         candidate = self._candidate
@@ -374,6 +397,7 @@ class EpisodeControl:
             self.history, losses, self.config, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm,
             wall_time=time.perf_counter() - self._window_start_time, momentum_index=momentum_idx,
             positions=self.grid.positions(candidate) if self._exact and candidate is not None else None,
+            signals=signals,
         )
         self.diverged = score.diverged
         if self._plateau and not score.diverged:
@@ -413,6 +437,7 @@ class EpisodeControl:
                 "losses": self._losses.detach().cpu().clone(),
                 "candidate": None if self._candidate is None else list(vars(self._candidate).values()),
                 "exact": self._exact,
+                "heldout": self._buffer[: self._n_signals].detach().cpu().clone(),
             },
             "freezing": None if self._freezer is None else self._freezer.state_dict(),
             "generators": {f"{g}:{p}": gen.get_state() for (g, p), gen in self._generators.items()},
@@ -443,6 +468,8 @@ class EpisodeControl:
         self._lr_multiplier, self._noise_std = float(w["lr_multiplier"]), float(w["noise_std"])
         self._losses.copy_(w["losses"].to(self._losses.device))
         self._load_candidate_and_freezing(w, state.get("freezing"))
+        if self._n_signals and "heldout" in w and len(w["heldout"]) == self._n_signals:
+            self._buffer[: self._n_signals].copy_(w["heldout"].to(self._buffer.device))
         self._generators = {}
         self._noise_targets = None  # they hold the previous generators
         device = self._losses.device

@@ -11,8 +11,15 @@ operations in the same order as the reference so results agree bit for bit:
 ``smoothed`` differs only in ``EMA_start``: the mean of the first ``smoothing_steps`` losses, so one
 noisy minibatch does not decide the sign of the reward.
 
+``heldout`` scores generalisation instead of fitting: the same shaping with ``EMA_start`` /
+``EMA_end`` replaced by the loss on a fixed held-out batch (the task's reward-validation split,
+never its scoring split) measured when the window opens and when it closes. The instability
+penalty still uses the window's training losses. Cost: two forward passes of that batch per window
+(no backward), read back in the window's one host transfer.
+
 Users add rewards with :func:`register_reward`; a reward function receives the window's losses
-(Python floats, already checked finite) and the :class:`~aees_gym.core.config.RewardConfig`.
+(Python floats, already checked finite) and the :class:`~aees_gym.core.config.RewardConfig`, and,
+when registered with ``uses_heldout=True``, a third argument: the window's :class:`WindowSignals`.
 """
 
 from __future__ import annotations
@@ -42,15 +49,35 @@ class RewardTerms:
         return asdict(self)
 
 
-RewardFn = Callable[[Sequence[float], "RewardConfig"], RewardTerms]
+@dataclass(frozen=True)
+class WindowSignals:
+    """What a window measured besides its step losses (host floats, read with them in one transfer).
+
+    Args:
+        heldout_start: Loss on the fixed reward-validation batch when the window opened.
+        heldout_end: The same loss when the window closed.
+    """
+
+    heldout_start: float
+    heldout_end: float
+
+    def is_finite(self) -> bool:
+        return math.isfinite(self.heldout_start) and math.isfinite(self.heldout_end)
+
+
+RewardFn = Callable[..., RewardTerms]
 _REWARDS: dict[str, RewardFn] = {}
+_USES_HELDOUT: set[str] = set()
 
 
-def register_reward(name: str, fn: RewardFn, *, overwrite: bool = False) -> None:
+def register_reward(name: str, fn: RewardFn, *, overwrite: bool = False, uses_heldout: bool = False) -> None:
     """Make ``fn`` selectable as ``RewardConfig(name=name)``.
 
-    ``fn(losses, config)`` must return :class:`RewardTerms` with a finite float ``reward``; a window
-    whose reward breaks that ends the run flagged, with ``info["reward_error"]`` naming ``fn``.
+    ``fn(losses, config)`` by default; with ``uses_heldout=True`` it is called as
+    ``fn(losses, config, signals)`` and the controller measures the held-out loss at both window
+    boundaries for it (:class:`~aees_gym.core.control.EpisodeControl` then needs a ``reward_eval``).
+    It must return :class:`RewardTerms` with a finite float ``reward``; a window whose reward breaks
+    that ends the run flagged, with ``info["reward_error"]`` naming ``fn``.
 
     Raises:
         TypeError: If ``name`` is not a non-empty string or ``fn`` is not callable.
@@ -63,6 +90,16 @@ def register_reward(name: str, fn: RewardFn, *, overwrite: bool = False) -> None
     if name in _REWARDS and _REWARDS[name] is not fn and not overwrite:
         raise ValueError(f"A reward named {name!r} is already registered; pass overwrite=True to replace it.")
     _REWARDS[name] = fn
+    if uses_heldout:
+        _USES_HELDOUT.add(name)
+    else:
+        _USES_HELDOUT.discard(name)
+
+
+def reward_uses_heldout(name: str) -> bool:
+    """Whether reward ``name`` needs the held-out loss at the window boundaries."""
+    get_reward(name)
+    return name in _USES_HELDOUT
 
 
 def get_reward(name: str) -> RewardFn:
@@ -76,11 +113,19 @@ def registered_rewards() -> tuple[str, ...]:
     return tuple(sorted(_REWARDS))
 
 
-def compute_reward(losses: Sequence[float], config: RewardConfig) -> RewardTerms:
-    """Reward of one window under ``config.name``."""
+def compute_reward(losses: Sequence[float], config: RewardConfig, signals: WindowSignals | None = None) -> RewardTerms:
+    """Reward of one window under ``config.name`` (``signals``: for rewards registered ``uses_heldout``)."""
     if not losses:
         raise ValueError("A window needs at least one step loss to be rewarded.")
-    return get_reward(config.name)(losses, config)
+    fn = get_reward(config.name)
+    if config.name not in _USES_HELDOUT:
+        return fn(losses, config)
+    if signals is None:
+        raise ValueError(
+            f"Reward {config.name!r} needs the held-out loss at the window's start and end: give EpisodeControl a "
+            "reward_eval (the classification tasks provide one); the batched engine has none, use 'aees' there."
+        )
+    return fn(losses, config, signals)
 
 
 def reward_error(terms: object, name: str) -> str | None:
@@ -141,5 +186,14 @@ def smoothed_reward(losses: Sequence[float], config: RewardConfig) -> RewardTerm
     return shaped_terms(losses, config, sum(head) / len(head), end)
 
 
+def heldout_reward(losses: Sequence[float], config: RewardConfig, signals: WindowSignals) -> RewardTerms:
+    """Log improvement of the held-out loss over the window, minus the training-loss instability penalty.
+
+    ``ema_start`` / ``ema_end`` of the terms hold the held-out losses at the window's start and end.
+    """
+    return shaped_terms(losses, config, signals.heldout_start, signals.heldout_end)
+
+
 register_reward("aees", aees_reward)
 register_reward("smoothed", smoothed_reward)
+register_reward("heldout", heldout_reward, uses_heldout=True)

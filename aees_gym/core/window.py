@@ -14,7 +14,7 @@ from typing import Any
 
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
-from aees_gym.core.reward import RewardTerms, compute_reward, reward_error
+from aees_gym.core.reward import RewardTerms, WindowSignals, compute_reward, reward_error
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ def record_window(
     wall_time: float,
     momentum_index: int = 0,
     positions: tuple[float, float, float] | None = None,
+    signals: WindowSignals | None = None,
 ) -> WindowScore:
-    """Score a window's step losses and append it to ``history``.
+    """Score a window's step losses (and held-out ``signals``, when measured) and append it to ``history``.
 
     ``positions`` is the candidate's fractional place on each grid axis (exact candidates); by
     default the cell indices themselves.
@@ -58,7 +59,8 @@ def record_window(
     if history.initial_loss is None:
         history.initial_loss = losses[0]
     diverged = is_divergent(losses, history.initial_loss, config.divergence_loss_ratio)
-    terms = None if diverged else compute_reward(losses, config.reward)
+    diverged = diverged or (signals is not None and not signals.is_finite())
+    terms = None if diverged else compute_reward(losses, config.reward, signals)
     error = None if terms is None else reward_error(terms, config.reward.name)
     if error is not None:
         diverged, terms = True, None

@@ -156,6 +156,7 @@ class AEESEnv(gym.Env):
             scheduler_every=self._run.scheduler_every,
             seed=self.seeds.gradient_noise,
             evaluate=self._evaluate,
+            reward_eval=self._run.reward_eval,
         )
         self._start_time = time.perf_counter()
         self._train_time = 0.0

@@ -34,6 +34,7 @@ from aees_gym.reporting.rows import (
     summarize,
 )
 from aees_gym.reporting.sections import Discrimination, Profile, TimeToTarget, discriminative_power, suite_profile, time_to_target
+from aees_gym.reporting.settings import settings_table
 from aees_gym.suite.results import ResultFileError, RunResult, read_json_file, scan_results
 
 __all__ = ["ALL_TASKS", "METRICS", "Report", "ReportRow", "Summary", "build_report", "is_fixed_baseline", "summarize",
@@ -279,6 +280,7 @@ def to_markdown(report: Report, plots: Iterable[Path] = (), profile_plots: dict[
         overall = [r for r in report.overall if r.suite == suite]
         if overall and len({r.task_label for r in report.rows if r.suite == suite}) > 1:
             lines += [f"## {suite} — all tasks (stratified by task)", "", *_table(overall, False), ""]
+    lines += ["## Agent settings", "", "The reward each agent learned from; final metrics come only from the scoring split, which no reward sees.", "", *settings_table(report.results), ""]
     plots = list(plots)
     if plots:
         lines += ["## Plots", "", *(f"![{p.stem}]({p.as_posix()})" for p in plots), ""]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Mapping
 
-from aees_gym.suite import agent_registry
 from aees_gym.suite.suite_file import SuiteSpec, task_variants
 from aees_gym.tasks import get_task, make_config
+from aees_gym.tasks.base import optimizer_requirements
 
 #: Report statistics (``aees_gym.reporting.stats``) and plots (``aees_gym.reporting.plots``): module → extra.
 STATS_MODULES = {"scipy": "plot"}
@@ -60,9 +60,10 @@ def suite_needs(spec: SuiteSpec) -> list[tuple[str, str, str]]:
     for task in spec.tasks:
         for variant in task_variants(spec, task):
             for agent in spec.agents:
-                overrides = {**variant.overrides, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(agent.name))}
+                overrides = {**variant.overrides, **agent.env_overrides()}
                 config = make_config(task.name, **overrides)
                 needs += [(m, e, f"task {task.name}") for m, e in get_task(task.name).requirements(config).items()]
+                needs += [(m, e, f"optimizer {config.optimizer}") for m, e in optimizer_requirements(config.optimizer).items()]
     return needs
 
 

@@ -30,6 +30,7 @@ from aees_gym.suite.results import RESERVED_PREFIX, ResultFileError, RunResult, 
 from aees_gym.suite.run_spec import RunSpec
 from aees_gym.suite.suite_file import SuiteSpec
 from aees_gym.suite.training import TrainOutcome, train_one
+from aees_gym.suite.tuning import TUNING_DIR, choose_base_lrs, sweep_runs, tuned_runs, write_tuning_record
 
 MANIFEST = f"{RESERVED_PREFIX}manifest.json"
 LAST_SESSION = f"{RESERVED_PREFIX}last_session.json"
@@ -150,6 +151,8 @@ def run_suite(
     suite_dir = (Path(results_dir if results_dir is not None else spec.results_dir) / spec.name).resolve()
     suite_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_suite(spec, suite_dir)
+    tuned = _tune(spec, suite_dir, executor, workers, ray_address, progress, say)
+    plan = SuitePlan(plan.runs + tuned, plan.trainings)
     _write_manifest(spec, plan, suite_dir)
     state = inspect_existing(plan, suite_dir)
     for original, moved, reason in state.corrupt:
@@ -187,6 +190,23 @@ def run_suite(
     )
     _write_last_session(outcome, executor, workers, suite_dir)
     return outcome
+
+
+def _tune(spec: SuiteSpec, suite_dir: Path, executor: str, workers: int, ray_address: str | None, progress: bool, say: Callable[[str], Any]) -> tuple[RunSpec, ...]:
+    """Run (or reuse) the ``[tuning]`` sweep under ``<suite>/tuning/`` and return the tuned evaluation runs."""
+    if spec.tuning is None:
+        return ()
+    tuning_dir = suite_dir / TUNING_DIR
+    tuning_dir.mkdir(exist_ok=True)
+    sweep = SuitePlan(tuple(sweep_runs(spec)), ())
+    state = inspect_existing(sweep, tuning_dir)
+    results = {**state.finished, **_evaluate(state.pending, tuning_dir, executor, workers, ray_address, progress, False)}
+    choices = choose_base_lrs(spec, sweep.runs, results)
+    write_tuning_record(tuning_dir, choices)
+    for choice in choices:
+        if choice.base_lr is None:
+            say(f"tuning: every base LR failed or diverged on {choice.task_label}; '{spec.tuning.label}' is not evaluated there")
+    return tuple(tuned_runs(spec, choices))
 
 
 def _write_last_session(outcome: SuiteOutcome, executor: str, workers: int, suite_dir: Path) -> None:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aees_gym.suite import agent_registry
 from aees_gym.suite.run_spec import RunSpec, stable_hash
 from aees_gym.suite.suite_file import (
     AgentEntry,
@@ -66,7 +65,7 @@ def plan_suite(spec: SuiteSpec, suite_dir: Path | str) -> SuitePlan:
     for task in spec.tasks:
         for variant in task_variants(spec, task):
             for agent in spec.agents:
-                overrides = {**variant.overrides, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(agent.name))}
+                overrides = {**variant.overrides, **agent.env_overrides()}
                 model_path, training = None, None
                 if agent.training is not None:
                     path = suite_dir / MODELS_DIR / f"{model_key(variant.task, agent, overrides)}.zip"

@@ -354,7 +354,7 @@ def result_files(directory: Path | str) -> list[Path]:
     """Run-result files of a suite folder, or of every suite folder one level below ``directory``."""
     root = Path(directory)
     files = list(root.glob("*.json")) + list(root.glob("*/*.json"))
-    return sorted(p for p in files if not p.name.startswith((RESERVED_PREFIX, ".")) and p.parent.name not in ("models", "report"))
+    return sorted(p for p in files if not p.name.startswith((RESERVED_PREFIX, ".")) and p.parent.name not in ("models", "report", "tuning"))
 
 
 def scan_results(directory: Path | str) -> ResultScan:

@@ -28,6 +28,10 @@ A suite is tasks × agents × seeds (× optional sweeps). Minimal example::
     label_noise = [0.0, 0.2]     # any env setting: a list of values
     tasks = ["Synthetic"]        # optional: which tasks the sweeps apply to
 
+    [tuning]                     # optional: the tuned-constant baseline (aees_gym.suite.tuning_spec)
+    base_lr_multipliers = [0.3, 1, 3]
+    seeds = [100, 101]           # disjoint from the evaluation seeds
+
 The full reference is in ``docs/suites.md``.
 """
 
@@ -46,12 +50,13 @@ from aees_gym.core import checks
 from aees_gym.envs.instances import format_value
 from aees_gym.envs.registration import task_of
 from aees_gym.suite import agent_registry
+from aees_gym.suite.tuning_spec import TuningSpec, parse_tuning
 from aees_gym.tasks import get_task, make_config, registered_tasks
 
 EXECUTORS = ("serial", "local", "batched", "ray")
-_SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps")
+_SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps", "tuning")
 _TASK_KEYS = ("name", "label", "overrides")
-_AGENT_KEYS = ("name", "label", "kwargs", "training")
+_AGENT_KEYS = ("name", "label", "kwargs", "training", "env")
 _TRAINING_KEYS = ("total_timesteps", "seed", "n_envs", "kwargs", "vec_env")
 VEC_ENVS = ("batched", "subproc", "dummy")
 _SWEEP_SPECIAL = ("base_lr_multipliers", "tasks")
@@ -102,12 +107,21 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class AgentEntry:
-    """One agent configuration: entry-point name, unique label, kwargs, optional training."""
+    """One agent configuration: entry-point name, unique label, kwargs, optional training.
+
+    ``env`` holds env settings of this agent's runs only (its reward, optimizer, base LR …),
+    applied after the task's overrides and the agent class's own ``env_overrides``.
+    """
 
     name: str
     label: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     training: TrainingSpec | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+
+    def env_overrides(self) -> dict[str, Any]:
+        """The agent class's ``env_overrides`` and then this entry's ``env``."""
+        return {**agent_registry.agent_env_overrides(agent_registry.load_agent_class(self.name)), **self.env}
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,7 @@ class SuiteSpec:
     env: dict[str, Any] = field(default_factory=dict)
     sweeps: SweepSpec | None = None
     description: str = ""
+    tuning: TuningSpec | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -235,7 +250,7 @@ def default_agent_label(name: str, kwargs: Mapping[str, Any]) -> str:
 #: Longest suite name in UTF-8 bytes: it is a folder name, and file systems allow 255 bytes per name.
 MAX_SUITE_NAME_BYTES = 100
 #: Sub-folders of a results folder that the report never reads as suites.
-_RESERVED_FOLDERS = ("models", "report")
+_RESERVED_FOLDERS = ("models", "report", "tuning")
 
 
 def _suite_name(source: str, value: Any) -> str:
@@ -299,7 +314,7 @@ def _parse_agent(where: str, raw: Any) -> AgentEntry:
     except (ValueError, KeyError, ImportError) as exc:
         raise SuiteConfigError(f"{where}.kwargs: {exc}") from None
     label = _str(f"{where}.label", table.get("label", default_agent_label(name, kwargs)))
-    return AgentEntry(name, label, kwargs, training)
+    return AgentEntry(name, label, kwargs, training, _table(f"{where}.env", table.get("env", {})))
 
 
 def _parse_sweeps(where: str, raw: Any, task_names: list[str]) -> SweepSpec:
@@ -350,10 +365,18 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> SuiteSpec:
         env=_table(f"{source}: env", table.get("env", {})),
         sweeps=sweeps,
         description=str(table.get("description", "")),
+        tuning=None if "tuning" not in table else _parse_tuning(source, table["tuning"], seeds, agents),
     )
     _check_training_seeds(source, spec)
     _check_env_overrides(source, spec)
     return spec
+
+
+def _parse_tuning(source: str, raw: Any, seeds: tuple[int, ...], agents: tuple[AgentEntry, ...]) -> TuningSpec:
+    try:
+        return parse_tuning(f"{source}: tuning", raw, seeds, [a.label for a in agents])
+    except ValueError as exc:
+        raise SuiteConfigError(str(exc)) from None
 
 
 def _check_training_seeds(source: str, spec: SuiteSpec) -> None:
@@ -374,7 +397,7 @@ def _check_env_overrides(source: str, spec: SuiteSpec) -> None:
         for variant in task_variants(spec, task):
             for j, agent in enumerate(spec.agents):
                 cls = agent_registry.load_agent_class(agent.name)
-                agent_overrides = agent_registry.agent_env_overrides(cls)
+                agent_overrides = agent.env_overrides()
                 try:
                     config = make_config(task.name, **{**variant.overrides, **agent_overrides})
                 except (KeyError, ValueError, TypeError) as exc:

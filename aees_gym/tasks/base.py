@@ -8,7 +8,10 @@ backward on the next batch, returning the loss tensor *without* reading it on th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
+import io
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -54,6 +57,9 @@ class TrainingRun:
     scheduler: Any | None = None
     scheduler_every: int = 1
     description: dict[str, Any] = field(default_factory=dict)
+    #: Loss on the fixed reward-validation batch as a device scalar (eval mode, no grad), for the
+    #: ``heldout`` reward; ``None`` when the task keeps no reward-validation split.
+    reward_eval: Callable[[], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,13 +183,76 @@ def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+#: Optimizers from optional packages: name -> (module, class, pyproject extra).
+_REFERENCE_OPTIMIZERS = {
+    "schedulefree_adamw": ("schedulefree", "AdamWScheduleFree", "refs"),
+    "prodigy": ("prodigyopt", "Prodigy", "refs"),
+}
+
+
+def optimizer_requirements(name: str) -> dict[str, str]:
+    """``{module: extra}`` that optimizer ``name`` imports (empty for the torch.optim ones)."""
+    if name not in _REFERENCE_OPTIMIZERS:
+        return {}
+    module, _, extra = _REFERENCE_OPTIMIZERS[name]
+    return {module: extra}
+
+
+def _optional_optimizer(name: str) -> type:
+    module, cls, extra = _REFERENCE_OPTIMIZERS[name]
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise ImportError(
+            f"optimizer={name!r} needs the {module!r} package; install the {extra!r} extra: pip install 'aees-gym[{extra}]'."
+        ) from exc
+
+
 def build_optimizer(params: Any, config: EnvConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The run's optimizer at ``config.base_lr``.
+
+    ``schedulefree_adamw`` (Schedule-Free AdamW) is returned in train mode; evaluations go through
+    :func:`eval_params`. ``prodigy`` estimates its own step size: its ``base_lr`` is a multiplier of
+    that estimate, normally 1.0.
+    """
+    if config.optimizer == "schedulefree_adamw":
+        optimizer = _optional_optimizer("schedulefree_adamw")(params, lr=config.base_lr, weight_decay=config.weight_decay)
+        optimizer.train()
+        return optimizer
+    if config.optimizer == "prodigy":
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its weight-decay mode on construction
+            return _optional_optimizer("prodigy")(params, lr=config.base_lr, weight_decay=config.weight_decay)
     fused = {"fused": True} if device.type == "cuda" else {}
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.base_lr, weight_decay=config.weight_decay, **fused)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.base_lr, weight_decay=config.weight_decay, **fused)
     return torch.optim.SGD(params, lr=config.base_lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+@contextmanager
+def eval_params(optimizer: torch.optim.Optimizer) -> Iterator[None]:
+    """Evaluate at the parameters the optimizer means to be evaluated (Schedule-Free's averaged point).
+
+    Optimizers with a train/eval mode (Schedule-Free marks its param groups with ``train_mode``)
+    are switched to eval for the block and back after it; other optimizers are left alone. The
+    training point is restored bit for bit (its ``train()`` inverts ``eval()`` only up to rounding),
+    so evaluating, or a reward that evaluates, never changes the training trajectory.
+    """
+    switch = bool(optimizer.param_groups) and optimizer.param_groups[0].get("train_mode") is True
+    if not switch:
+        yield
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved = [p.detach().clone() for p in params]
+    optimizer.eval()
+    try:
+        yield
+    finally:
+        optimizer.train()
+        with torch.no_grad():
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
 
 
 def schedule_factor(name: str, t: int, horizon: int, config: EnvConfig) -> float:

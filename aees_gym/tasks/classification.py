@@ -3,6 +3,11 @@
 Small datasets live on the training device as tensors. Each epoch draws one index permutation
 from the run's data-order generator; a step slices it and gathers the batch on the device, so
 batching never reads anything back to the host.
+
+The validation split is split once more (:func:`reward_scoring_split`, stratified, fixed seed):
+a ``reward_fraction`` part that rewards may see (``TrainingRun.reward_eval``, the ``heldout``
+reward) and the rest, the scoring part, which alone gives ``evaluate()``'s final metrics. So no
+controller's reward ever sees the data a run is scored on.
 """
 
 from __future__ import annotations
@@ -21,10 +26,15 @@ from aees_gym.tasks.base import (
     build_optimizer,
     build_scheduler,
     estimate_forward_flops,
+    eval_params,
     resolve_device,
     seeded_torch,
 )
 from aees_gym.tasks.config import EnvConfig
+
+#: Seed of the reward/scoring split of the validation data: fixed, so every run of a task is scored
+#: on the same examples whatever its run seed.
+REWARD_SPLIT_SEED = 0
 
 
 @dataclass
@@ -49,6 +59,27 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def reward_scoring_split(labels: np.ndarray, reward_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (reward part, scoring part) of validation ``labels``: stratified, seeded with :data:`REWARD_SPLIT_SEED`.
+
+    ``reward_fraction=0`` keeps the whole validation split for scoring (and no held-out reward).
+    """
+    if not 0.0 <= reward_fraction < 1.0:
+        raise ValueError(f"reward_fraction must be in [0, 1), got {reward_fraction}.")
+    if reward_fraction == 0.0:
+        return np.zeros(0, dtype=np.int64), np.arange(len(labels))
+    scoring, reward = stratified_split(labels, reward_fraction, REWARD_SPLIT_SEED)
+    return reward, scoring
+
+
+def split_validation(data: ClassificationData, reward_fraction: float) -> tuple[ClassificationData, torch.Tensor, torch.Tensor]:
+    """``data`` with only the scoring part as validation, plus the reward part's (x, y)."""
+    reward, scoring = reward_scoring_split(data.y_val.cpu().numpy(), reward_fraction)
+    r, s = torch.as_tensor(reward, device=data.x_val.device), torch.as_tensor(scoring, device=data.x_val.device)
+    scored = ClassificationData(data.x_train, data.y_train, data.x_val[s], data.y_val[s], data.n_classes)
+    return scored, data.x_val[r], data.y_val[r]
 
 
 def corrupt_labels(
@@ -120,6 +151,18 @@ def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch:
     return float(correct) / n, float(loss_sum) / n
 
 
+@torch.no_grad()
+def mean_loss_on_device(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> torch.Tensor:
+    """Mean cross-entropy of ``model`` (eval mode) on ``(x, y)`` as a device scalar: nothing is read to the host."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    for i in range(0, len(x), batch):
+        loss_sum += F.cross_entropy(model(x[i : i + batch]).float(), y[i : i + batch], reduction="sum")
+    model.train(was_training)
+    return loss_sum / max(len(x), 1)
+
+
 def build_classification_run(
     data: ClassificationData,
     make_model: Callable[[], nn.Module],
@@ -129,6 +172,7 @@ def build_classification_run(
 ) -> TrainingRun:
     """Model, optimizer, schedule, label noise and batches of a supervised classification run."""
     device = resolve_device(config.device)
+    data, x_reward, y_reward = split_validation(data, config.reward_fraction)
     y_clean = data.y_train.cpu().numpy()
     corrupted = np.zeros(len(y_clean), dtype=bool)
     y_used = y_clean
@@ -139,6 +183,7 @@ def build_classification_run(
     x_train = data.x_train.to(device)
     y_train = torch.as_tensor(y_used, dtype=torch.long, device=device)
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    x_reward, y_reward = x_reward.to(device), y_reward.to(device)
     with seeded_torch(seeds.model, device):
         model = make_model().to(device)
     flops = 3.0 * config.batch_size * estimate_forward_flops(model, x_train[:1])
@@ -154,6 +199,14 @@ def build_classification_run(
         return loss
 
     def evaluate() -> dict[str, float]:
+        with eval_params(optimizer):
+            return _evaluate()
+
+    def reward_eval() -> torch.Tensor:
+        with eval_params(optimizer):
+            return mean_loss_on_device(model, x_reward, y_reward)
+
+    def _evaluate() -> dict[str, float]:
         acc, loss = accuracy_and_loss(model, x_val, y_val)
         metrics = {"val_accuracy": acc, "val_loss": loss}
         if corrupted.any():
@@ -171,10 +224,11 @@ def build_classification_run(
         optimizer=optimizer,
         train_step=train_step,
         evaluate=evaluate,
+        reward_eval=reward_eval if len(x_reward) else None,
         steps_per_epoch=batches.steps_per_epoch,
         flops_per_step=flops,
         device=device,
         scheduler=scheduler,
         scheduler_every=every,
-        description={"n_train": len(x_train), "n_val": len(x_val), "n_classes": data.n_classes, "corrupted": int(corrupted.sum())},
+        description={"n_train": len(x_train), "n_val": len(x_val), "n_reward_val": len(x_reward), "n_classes": data.n_classes, "corrupted": int(corrupted.sum())},
     )

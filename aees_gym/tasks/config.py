@@ -25,7 +25,7 @@ from aees_gym.core.config import (
 )
 from aees_gym.core.grid import CandidateGrid
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "schedulefree_adamw", "prodigy")
 SCHEDULES = ("none", "cosine", "linear", "warmup_linear", "step", "exponential")
 SCHEDULE_INTERVALS = ("step", "epoch")
 LABEL_NOISE_KINDS = ("symmetric", "asymmetric")
@@ -56,7 +56,8 @@ class EnvConfig:
         total_steps: Optimizer steps in one training run (one Gymnasium episode).
         window_length: Optimizer steps per env step; the last window may be shorter.
         batch_size: Minibatch size.
-        optimizer: ``adamw``, ``adam`` or ``sgd``.
+        optimizer: ``adamw``, ``adam``, ``sgd``, or from the ``refs`` extra ``schedulefree_adamw``
+            (Schedule-Free AdamW) and ``prodigy`` (Prodigy; use ``base_lr=1.0``, its estimate's multiplier).
         base_lr: Base learning rate before the agent's multiplier.
         weight_decay: Weight decay of the optimizer.
         momentum: SGD momentum (ignored by Adam variants).
@@ -72,6 +73,8 @@ class EnvConfig:
         relative_lr_bounds: Lowest and highest cumulative LR scale in ``relative`` mode.
         grid: The candidate grid.
         reward: Reward settings.
+        reward_fraction: Stratified fraction of the validation split kept for rewards (the
+            ``heldout`` reward's batch); final metrics use only the rest (0: no reward part).
         context: Observation settings.
         eval_every: Evaluate on validation data every this many windows (0: only at the end).
         target_accuracy: Validation accuracy whose first reach is reported as steps-to-target.
@@ -103,6 +106,7 @@ class EnvConfig:
     relative_lr_bounds: tuple[float, float] = (1e-3, 1e3)
     grid: CandidateGrid = field(default_factory=CandidateGrid)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    reward_fraction: float = 0.2
     context: ContextConfig = field(default_factory=ContextConfig)
     eval_every: int = 0
     target_accuracy: float | None = None
@@ -124,6 +128,7 @@ class EnvConfig:
             schedule=_choice("schedule", self.schedule, SCHEDULES),
             schedule_interval=_choice("schedule_interval", self.schedule_interval, SCHEDULE_INTERVALS),
             warmup_fraction=checks.fraction("warmup_fraction", self.warmup_fraction),
+            reward_fraction=checks.fraction("reward_fraction", self.reward_fraction),
             # the step schedule divides the run's progress by it
             step_every_fraction=checks.fraction("step_every_fraction", self.step_every_fraction, zero=False, one=True),
             decay_gamma=checks.fraction("decay_gamma", self.decay_gamma, zero=False, one=True),

@@ -28,16 +28,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aees_gym.core.reward import reward_uses_heldout
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
 from aees_gym.tasks.batched.nets import RowDropout
-from aees_gym.tasks.batched.optim import BatchedOptimizer
+from aees_gym.tasks.batched.optim import OPTIMIZER_KINDS, BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
 from aees_gym.tasks.batched.streams import RowBatches, RowGradientNoise
-from aees_gym.tasks.classification import corrupt_labels
+from aees_gym.tasks.classification import corrupt_labels, split_validation
 from aees_gym.tasks.config import EnvConfig
 
 #: Fields every row's config must share with the engine's: they fix the data, the network and the step.
-SHARED_FIELDS = ("task", "options", "batch_size", "optimizer", "device")
+SHARED_FIELDS = ("task", "options", "batch_size", "optimizer", "device", "reward_fraction")
 _ADAM_BETA1 = 0.9  # torch.optim.Adam/AdamW default, what the single run uses
 _EVAL_EXAMPLES = 2048  # examples × rows per evaluation forward pass (bounds activation memory)
 
@@ -57,9 +58,19 @@ class BatchedClassificationRuns:
         if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1:
             raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}.")
         self.spec = batched_task(config.task)
+        if config.optimizer not in OPTIMIZER_KINDS:
+            raise ValueError(
+                f"The batched engine implements the optimizers {list(OPTIMIZER_KINDS)}, not {config.optimizer!r}; "
+                'run those as separate envs, e.g. gymnasium.make_vec(..., vectorization_mode="async").'
+            )
+        if reward_uses_heldout(config.reward.name):
+            raise ValueError(
+                f"The batched engine measures no held-out loss, which reward {config.reward.name!r} needs; "
+                'use reward "aees" or "smoothed" here, or separate envs.'
+            )
         self.config, self.n_runs = config, n_runs
         self.device = resolve_device(config.device)
-        data = self.spec.load_data(config)
+        data, _, _ = split_validation(self.spec.load_data(config), config.reward_fraction)  # score as the single run does
         self.n_classes = data.n_classes
         self.x_train, self.y_clean = data.x_train.to(self.device), data.y_train.to(self.device)
         self.x_val, self.y_val = data.x_val.to(self.device), data.y_val.to(self.device)

@@ -1,0 +1,43 @@
+"""The settings a report states for every agent: the reward it was scored by, the optimizer, the base LR.
+
+A controller's numbers only mean something next to what its reward could see (``aees``: training
+loss; ``heldout``: the reward-validation split) and what it controlled; a ``tuned`` agent's base LR
+came from a sweep on tuning seeds, recorded in its runs' ``training`` field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aees_gym.suite.results import RunResult
+
+
+def _fmt_values(values: Iterable[Any]) -> str:
+    unique = sorted({str(v) for v in values if v is not None})
+    return ", ".join(unique) if unique else "—"
+
+
+def settings_table(results: Iterable[RunResult]) -> list[str]:
+    """Markdown lines: one row per suite × agent with its reward(s), optimizer(s), base LR(s) and how the LR was chosen."""
+    groups: dict[tuple[str, str], list[RunResult]] = {}
+    for r in results:
+        groups.setdefault((r.suite, r.agent_label), []).append(r)
+    if not groups:
+        return []
+    lines = [
+        "| suite | agent | reward | optimizer | base LR | base LR chosen by |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (suite, label), runs in sorted(groups.items()):
+        configs = [r.config or {} for r in runs]
+        rewards = _fmt_values((c.get("reward") or {}).get("name") for c in configs)
+        optimizers = _fmt_values(c.get("optimizer") for c in configs)
+        lrs = _fmt_values(f"{c['base_lr']:.3g}" for c in configs if isinstance(c.get("base_lr"), int | float))
+        tuned = [r.training for r in runs if r.training and r.training.get("kind") == "base_lr_tuning"]
+        chosen = (
+            f"sweep ×{', '.join(str(c) for c in tuned[0]['candidates'])} on seeds {tuned[0]['seeds']} by {tuned[0]['metric']}"
+            if tuned else "the task / suite settings"
+        )
+        lines.append(f"| {suite} | {label} | {rewards} | {optimizers} | {lrs} | {chosen} |")
+    return lines
