@@ -46,7 +46,7 @@ from aees_gym.core.control_checks import OutsideSteps, check_state, layout
 from aees_gym.core.freezing import GradientFreezer
 from aees_gym.core.grid import Candidate, CandidateGrid
 from aees_gym.core.reward import WindowSignals, reward_uses_heldout
-from aees_gym.core.window import record_evaluation, record_window, start_info, window_info
+from aees_gym.core.window import plan_window, record_evaluation, record_window, start_info, window_info
 
 # The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
 # gradient noise, and therefore whole runs, reproducible against it.
@@ -224,22 +224,12 @@ class EpisodeControl:
             raise RuntimeError("The run is over (budget used or diverged); call reset() to start a new one.")
         if self._window_steps:
             raise RuntimeError("A window is already open; finish it with step_end() before choosing again.")
-        if isinstance(action, Candidate):
-            candidate = self.grid.check_candidate(action)
-            action_id = self.grid.nearest(candidate.lr_multiplier, candidate.noise_std, candidate.momentum)
-        else:
-            action_id = self.grid.validate_action(action)
-            candidate = self.grid.candidate(action_id)
         if any(isinstance(g["lr"], torch.Tensor) for g in self.optimizer.param_groups):
             raise TypeError("EpisodeControl needs float learning rates in param groups (got a Tensor lr).")
-        self._action, self._candidate, self._exact = action_id, candidate, isinstance(action, Candidate)
-        lr_value, self._noise_std, self._momentum = candidate.lr_multiplier, candidate.noise_std, candidate.momentum
-        if self.config.action_mode == "relative":
-            low, high = self.config.relative_lr_bounds
-            self.history.lr_scale = min(max(self.history.lr_scale * lr_value, low), high)
-            self._lr_multiplier = self.history.lr_scale
-        else:
-            self._lr_multiplier = lr_value
+        plan = plan_window(self.history, self.config, action)
+        self._action, self._candidate, self._exact = plan.action_id, plan.candidate, plan.exact
+        self._noise_std, self._momentum = plan.candidate.noise_std, plan.candidate.momentum
+        self._lr_multiplier = plan.lr_multiplier
         self._window_steps = min(self.config.window_length, self.config.total_steps - self.history.steps_done)
         self._filled = 0
         self._window_start_time = time.perf_counter()
@@ -409,7 +399,7 @@ class EpisodeControl:
             self.history, self.config, score, losses, action=self._action, lr_multiplier=self._lr_multiplier,
             noise_std=self._noise_std, effective_lr=self.optimizer.param_groups[0]["lr"] * self._lr_multiplier,
             grad_norm=grad_norm, momentum=self._momentum, frozen_fraction=frozen_fraction,
-            candidate_name=candidate.name if self._exact and candidate is not None else None,
+            candidate_name=candidate.label if self._exact and candidate is not None else None,
         )
         if evaluation is not None and not self.done:
             info["eval"] = self.eval_curve[-1]

@@ -24,15 +24,15 @@ from aees_gym.core import checks
 _GRID_KEYS = ("lr_multipliers", "noise_stds", "momenta")
 
 
-def _format_token(value: float) -> str:
+def _format_token(value: float, digits: int = 12) -> str:
     # Same token rule as the reference so candidate names match its logs.
-    return f"{value:.12g}".replace("-", "m").replace(".", "p")
+    return f"{value:.{digits}g}".replace("-", "m").replace(".", "p")
 
 
-def candidate_name(lr_multiplier: float, noise_std: float, momentum: float | None = None) -> str:
+def candidate_name(lr_multiplier: float, noise_std: float, momentum: float | None = None, *, digits: int = 12) -> str:
     """Readable, stable name of one candidate, e.g. ``lr0p5_n0p005`` (``lr0p5_n0p005_m0p9`` with momentum)."""
-    name = f"lr{_format_token(lr_multiplier)}_n{_format_token(noise_std)}"
-    return name if momentum is None else f"{name}_m{_format_token(momentum)}"
+    name = f"lr{_format_token(lr_multiplier, digits)}_n{_format_token(noise_std, digits)}"
+    return name if momentum is None else f"{name}_m{_format_token(momentum, digits)}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ class Candidate:
     @property
     def name(self) -> str:
         return candidate_name(self.lr_multiplier, self.noise_std, self.momentum)
+
+    @property
+    def label(self) -> str:
+        """The name to 4 significant digits: how logs show an exact (off-grid) candidate."""
+        return candidate_name(self.lr_multiplier, self.noise_std, self.momentum, digits=4)
 
 
 def check_momentum(value: Any, name: str = "momentum") -> float:

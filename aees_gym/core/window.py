@@ -14,6 +14,7 @@ from typing import Any
 
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
+from aees_gym.core.grid import Candidate
 from aees_gym.core.reward import RewardTerms, WindowSignals, compute_reward, reward_error
 
 
@@ -29,6 +30,37 @@ class WindowScore:
     terms: RewardTerms | None
     diverged: bool
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What an action asks of the next window: its grid cell, the candidate, and the LR multiplier to run."""
+
+    action_id: int
+    candidate: Candidate
+    exact: bool
+    lr_multiplier: float
+
+
+def plan_window(history: ctx.RunHistory, config: ControlConfig, action: Any) -> WindowPlan:
+    """Decode ``action`` (a mode id or an exact :class:`Candidate`) and apply the action mode.
+
+    In ``relative`` mode the chosen multiplier scales the run's LR scale persistently (clamped to
+    ``relative_lr_bounds``, updated in ``history``); in ``index`` mode it applies to this window only.
+    """
+    grid = config.grid
+    if isinstance(action, Candidate):
+        candidate = grid.check_candidate(action)
+        action_id = grid.nearest(candidate.lr_multiplier, candidate.noise_std, candidate.momentum)
+    else:
+        action_id = grid.validate_action(action)
+        candidate = grid.candidate(action_id)
+    multiplier = candidate.lr_multiplier
+    if config.action_mode == "relative":
+        low, high = config.relative_lr_bounds
+        history.lr_scale = min(max(history.lr_scale * multiplier, low), high)
+        multiplier = history.lr_scale
+    return WindowPlan(action_id, candidate, isinstance(action, Candidate), multiplier)
 
 
 def is_divergent(losses: Sequence[float], initial_loss: float | None, ratio: float | None) -> bool:

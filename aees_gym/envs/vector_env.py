@@ -34,7 +34,7 @@ from gymnasium.vector.utils import batch_space
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
 from aees_gym.core.threads import apply_torch_threads
-from aees_gym.core.window import record_evaluation, record_window, start_info, window_info
+from aees_gym.core.window import plan_window, record_evaluation, record_window, start_info, window_info
 from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
 from aees_gym.envs.metrics import final_metrics
 from aees_gym.tasks import RunSeeds
@@ -191,48 +191,50 @@ class AEESVectorEnv(VectorEnv):
             if r.done:
                 raise RuntimeError(f"Sub-env {row}'s run has ended; reset it before stepping it again.")
             try:
-                a = r.control.grid.validate_action(action)
+                plan = plan_window(r.history, r.control, action)
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"sub-env {row}: {exc}") from None
-            lr_value, noise = r.control.grid.values(a)
-            if r.control.action_mode == "relative":  # the persistent scale of EpisodeControl.begin_window
-                low, high = r.control.relative_lr_bounds
-                r.history.lr_scale = min(max(r.history.lr_scale * lr_value, low), high)
-                lr_value = r.history.lr_scale
             steps = min(r.control.window_length, r.control.total_steps - r.history.steps_done)
-            plans[row] = (a, lr_value, noise, steps)
+            plans[row] = (plan, steps)
         if not plans:
             return {}
         n = self.num_envs
         started = time.perf_counter()
         losses = self.runs.run_window(
-            [plans[i][1] if i in plans else 1.0 for i in range(n)],
-            [plans[i][2] if i in plans else 0.0 for i in range(n)],
-            [plans[i][3] if i in plans else 0 for i in range(n)],
+            [plans[i][0].lr_multiplier if i in plans else 1.0 for i in range(n)],
+            [plans[i][0].candidate.noise_std if i in plans else 0.0 for i in range(n)],
+            [plans[i][1] if i in plans else 0 for i in range(n)],
         )
         if self.runs.grad_norms is not None:
             losses = _with_grad_norm_column(losses, self.runs.grad_norms)
         host = losses.tolist()  # the one host transfer of the window, for every run
         wall = time.perf_counter() - started
         scored = {}
-        for row, (a, _mult, _noise, k) in plans.items():
+        for row, (plan, k) in plans.items():
             r = self._rows[row]
             row_losses = host[row][:k]
             grad_norm = host[row][-1] if self.runs.grad_norms is not None else None
-            lr_idx, noise_idx = r.control.grid.split(a)
+            lr_idx, noise_idx = r.control.grid.split(plan.action_id)
             r.history.steps_done += k  # EpisodeControl counts the steps before it closes the window
-            score = record_window(r.history, row_losses, r.control, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm, wall_time=wall)
+            score = record_window(
+                r.history, row_losses, r.control, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm, wall_time=wall,
+                positions=r.control.grid.positions(plan.candidate) if plan.exact else None,
+            )
             r.diverged = score.diverged
             scored[row] = (score, row_losses, grad_norm)
         evaluations = self._evaluate([row for row in plans if self._wants_eval(row)])
         out = {}
         for row, (score, row_losses, grad_norm) in scored.items():
-            r, (a, mult, noise, k) = self._rows[row], plans[row]
+            r, (plan, k) = self._rows[row], plans[row]
             evaluation = evaluations.get(row)
             if evaluation is not None:
                 record_evaluation(r.history, r.eval_curve, evaluation)
-            effective = self.runs.base_lr(row, r.history.steps_done) * mult
-            info = window_info(r.history, r.control, score, row_losses, action=a, lr_multiplier=mult, noise_std=noise, effective_lr=effective, grad_norm=grad_norm)
+            effective = self.runs.base_lr(row, r.history.steps_done) * plan.lr_multiplier
+            info = window_info(
+                r.history, r.control, score, row_losses, action=plan.action_id, lr_multiplier=plan.lr_multiplier,
+                noise_std=plan.candidate.noise_std, effective_lr=effective, grad_norm=grad_norm,
+                candidate_name=plan.candidate.label if plan.exact else None,
+            )
             done = r.done
             if evaluation is not None and not done:
                 info["eval"] = r.eval_curve[-1]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from aees_gym.core.fileio import json_safe
+from aees_gym.core.grid import Candidate
 from aees_gym.suite.executors import execute
 from aees_gym.suite.one_run import (
     _make_agent,
@@ -31,6 +32,8 @@ from aees_gym.suite.one_run import (
 )
 from aees_gym.suite.results import RunResult
 from aees_gym.suite.run_spec import RunSpec, canonical_json
+from aees_gym.tasks import make_config
+from aees_gym.tasks.batched import batching_problem
 
 #: Most runs trained in one batched env; larger groups are split.
 MAX_GROUP = 64
@@ -38,10 +41,12 @@ MAX_GROUP = 64
 WindowsCallback = Callable[[int], None]
 
 
-def is_batchable(task: str) -> bool:
-    from aees_gym.tasks.batched import batchable_tasks
-
-    return task in batchable_tasks()
+def is_batchable(spec: RunSpec) -> bool:
+    """Whether the run's resolved config can be a row of the batched engine (else ``run_one`` runs it)."""
+    try:
+        return batching_problem(make_config(spec.task, **spec.env_overrides)) is None
+    except (KeyError, ValueError, TypeError):  # a bad config: run_one records the error for this run alone
+        return False
 
 
 def group_runs(runs: Sequence[RunSpec], max_group: int = MAX_GROUP) -> list[list[int]]:
@@ -52,7 +57,7 @@ def group_runs(runs: Sequence[RunSpec], max_group: int = MAX_GROUP) -> list[list
     groups: dict[str, list[int]] = {}
     singles: list[list[int]] = []
     for index, spec in enumerate(runs):
-        if not is_batchable(spec.task):
+        if not is_batchable(spec):
             singles.append([index])
             continue
         groups.setdefault(canonical_json([spec.task, spec.env_overrides]), []).append(index)
@@ -82,7 +87,7 @@ def run_group(specs: Sequence[RunSpec], on_windows: WindowsCallback | None = Non
     Returns the results in the order of ``specs``.
     """
     specs = list(specs)
-    if len(specs) == 1 or not is_batchable(specs[0].task):
+    if len(specs) == 1 or not is_batchable(specs[0]):
         return [run_one(s) for s in specs]
     started_at, started = _now(), time.perf_counter()
     results: dict[int, RunResult] = {}
@@ -141,7 +146,8 @@ def _drive(
             t0 = time.perf_counter()
             try:
                 action = slot.agent.act(slot.obs, slot.info)
-                env.row_config(row).grid.validate_action(action)  # a bad action fails its own run only
+                grid = env.row_config(row).grid  # a bad action fails its own run only
+                grid.check_candidate(action) if isinstance(action, Candidate) else grid.validate_action(action)
                 actions[row] = action
             except Exception as exc:
                 fail(row, exc)

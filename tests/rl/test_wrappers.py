@@ -93,7 +93,7 @@ def test_continuous_action_runs_the_exact_decoded_candidate(action, tiny):
     decoded = env.candidate(action32)
     info = env.step(action32)[-1]
     assert (info["lr_multiplier"], info["noise_std"]) == (decoded.lr_multiplier, decoded.noise_std)
-    assert info["candidate_name"] == decoded.name
+    assert info["candidate_name"] == decoded.label
     grid = env.unwrapped.grid
     assert info["action"] == grid.nearest(decoded.lr_multiplier, decoded.noise_std)  # the cell, for logs
     # (0.6, -0.6) asks for 2 ** 0.6 ≈ 1.516 and σ = 0.002: no grid cell has these values.

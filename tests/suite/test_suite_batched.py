@@ -132,3 +132,38 @@ def test_an_unknown_vec_env_is_a_clear_error(write_suite):
     """
     with pytest.raises(SuiteConfigError, match="batched"):
         load_suite(write_suite(body))
+
+
+MIXED = """
+seeds = [0, 1]
+[[tasks]]
+name = "Synthetic"
+[[agents]]
+name = "heuristic"
+[[agents]]
+name = "ducb"
+label = "ducb (heldout)"
+env = { reward = { name = "heldout" } }
+[[agents]]
+name = "fixed"
+label = "fixed sgd momentum axis"
+env = { optimizer = "sgd", grid = { lr_multipliers = [1.0], noise_stds = [0.0], momenta = [0.0, 0.9] } }
+"""
+
+
+def test_exact_candidates_batch_and_unbatchable_settings_fall_back_to_single_runs(write_suite, tmp_path):
+    """The heuristic's exact candidates run in a batched group; a held-out reward or a momentum axis
+    (which the engine does not implement) send those runs through run_one, with the same results."""
+    spec = load_suite(write_suite(MIXED))
+    plan = plan_suite(spec, tmp_path)
+    sizes = sorted(len(g) for g in group_runs(plan.runs))
+    assert sizes == [1, 1, 1, 1, 2]  # heuristic × 2 seeds batched; the other four alone
+    serial = run_suite(spec, results_dir=tmp_path / "serial", executor="serial", progress=False)
+    batched = run_suite(spec, results_dir=tmp_path / "batched", executor="batched", progress=False)
+    assert serial.statuses == batched.statuses == {"ok": 6}
+    expected, got = _contents(serial.suite_dir), _contents(batched.suite_dir)
+    assert expected.keys() == got.keys()
+    for run_id in expected:
+        _assert_close(expected[run_id]["windows"], got[run_id]["windows"], run_id)
+    heuristic = [read_result(p) for p in result_files(batched.suite_dir) if read_result(p).agent == "heuristic"]
+    assert len({w["lr_multiplier"] for r in heuristic for w in r.windows}) > 1  # exact, moving candidates

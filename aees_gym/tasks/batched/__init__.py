@@ -10,7 +10,7 @@ weights, data order, label noise, dropout and gradient-noise streams.
 
 from aees_gym.tasks.batched.optim import BatchedOptimizer
 from aees_gym.tasks.batched.registry import BatchedTaskSpec, batchable_tasks, batched_task, register_batched_task
-from aees_gym.tasks.batched.run import SHARED_FIELDS, BatchedClassificationRuns
+from aees_gym.tasks.batched.run import SHARED_FIELDS, BatchedClassificationRuns, batching_problem
 
 __all__ = [
     "SHARED_FIELDS",
@@ -19,5 +19,6 @@ __all__ = [
     "BatchedTaskSpec",
     "batchable_tasks",
     "batched_task",
+    "batching_problem",
     "register_batched_task",
 ]

@@ -43,6 +43,29 @@ _ADAM_BETA1 = 0.9  # torch.optim.Adam/AdamW default, what the single run uses
 _EVAL_EXAMPLES = 2048  # examples × rows per evaluation forward pass (bounds activation memory)
 
 
+_SEPARATE = 'or run such runs as separate envs, e.g. gymnasium.make_vec(..., vectorization_mode="async").'
+
+
+def batching_problem(config: EnvConfig) -> str | None:
+    """Why a run with ``config`` cannot be a row of the batched engine, or ``None`` when it can.
+
+    The suite's batched executor asks this per run and sends the others through ``run_one``.
+    """
+    try:
+        batched_task(config.task)
+    except ValueError as exc:
+        return str(exc)
+    if config.optimizer not in OPTIMIZER_KINDS:
+        return f"The batched engine implements the optimizers {list(OPTIMIZER_KINDS)}, not {config.optimizer!r}; {_SEPARATE}"
+    if reward_uses_heldout(config.reward.name):
+        return f"The batched engine measures no held-out loss, which reward {config.reward.name!r} needs; use \"aees\", {_SEPARATE}"
+    if config.grid.momenta is not None:
+        return f"The batched engine has no momentum axis (grid momenta {list(config.grid.momenta)}); drop it, {_SEPARATE}"
+    if config.freeze_threshold is not None:
+        return f"The batched engine does not freeze parameters (freeze_threshold={config.freeze_threshold}); {_SEPARATE}"
+    return None
+
+
 class BatchedClassificationRuns:
     """``n_runs`` classification runs of one task trained together.
 
@@ -57,17 +80,10 @@ class BatchedClassificationRuns:
     def __init__(self, config: EnvConfig, n_runs: int, *, track_grad_norms: bool = False) -> None:
         if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1:
             raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}.")
+        problem = batching_problem(config)
+        if problem is not None:
+            raise ValueError(problem)
         self.spec = batched_task(config.task)
-        if config.optimizer not in OPTIMIZER_KINDS:
-            raise ValueError(
-                f"The batched engine implements the optimizers {list(OPTIMIZER_KINDS)}, not {config.optimizer!r}; "
-                'run those as separate envs, e.g. gymnasium.make_vec(..., vectorization_mode="async").'
-            )
-        if reward_uses_heldout(config.reward.name):
-            raise ValueError(
-                f"The batched engine measures no held-out loss, which reward {config.reward.name!r} needs; "
-                'use reward "aees" or "smoothed" here, or separate envs.'
-            )
         self.config, self.n_runs = config, n_runs
         self.device = resolve_device(config.device)
         data, _, _ = split_validation(self.spec.load_data(config), config.reward_fraction)  # score as the single run does
@@ -106,6 +122,9 @@ class BatchedClassificationRuns:
         """Raise a ``ValueError`` when ``config`` cannot share this engine (different data, network or step)."""
         if not isinstance(config, EnvConfig):
             raise TypeError(f"Each row needs an EnvConfig, got {type(config).__name__}.")
+        problem = batching_problem(config)
+        if problem is not None:
+            raise ValueError(problem)
         for name in SHARED_FIELDS:
             mine, theirs = getattr(self.config, name), getattr(config, name)
             if mine != theirs:
