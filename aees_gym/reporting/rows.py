@@ -21,8 +21,10 @@ Steps-to-target of a run that never reaches the task's target accuracy counts as
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,12 +170,30 @@ def is_fixed_baseline(result: RunResult) -> bool:
         return False
 
 
+def _settings_key(result: RunResult) -> str:
+    return json.dumps(result.env_overrides, sort_keys=True, default=str)
+
+
+def grid_cells(runs: Sequence[RunResult]) -> list[RunResult]:
+    """The ``fixed`` agent's runs under the task variant's own settings: its grid cells.
+
+    References also run the ``fixed`` agent (another optimizer, a tuned base LR) but with env settings
+    of their own, so they are not cells of the grid: a cell has the variant's settings — the most
+    common env overrides among the variant's runs, which every agent without settings of its own
+    shares — and no training record.
+    """
+    if not runs:
+        return []
+    plain, _ = Counter(_settings_key(r) for r in runs).most_common(1)[0]
+    return [r for r in runs if r.agent == "fixed" and r.training is None and _settings_key(r) == plain]
+
+
 def baseline_label(results: list[RunResult], explicit: str | None) -> str | None:
-    """The baseline label among ``results`` (explicit when given and present)."""
+    """The baseline label among ``results`` of one task variant (explicit when given and present)."""
     labels = {r.agent_label for r in results}
     if explicit is not None:
         return explicit if explicit in labels else None
-    return min((r.agent_label for r in results if is_fixed_baseline(r)), default=None)
+    return min((r.agent_label for r in grid_cells(results) if is_fixed_baseline(r)), default=None)
 
 
 def reward_names(runs: Iterable[RunResult]) -> str:

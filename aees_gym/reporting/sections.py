@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aees_gym.reporting import effect_size, profiles
-from aees_gym.reporting.rows import TaskMetric, finite, task_metric
+from aees_gym.reporting.rows import TaskMetric, finite, grid_cells, task_metric
 from aees_gym.suite.results import RunResult
 
 #: Significance level of the permutation test behind the verdict.
@@ -69,8 +69,8 @@ def discriminative_power(suite: str, task_label: str, runs: Sequence[RunResult],
     """The fixed cells' spread on the task metric (runs of one suite × task variant)."""
     metric = task_metric(runs[0].task) if runs else TaskMetric("val_accuracy", True, known=False)
     cells: dict[str, list[float]] = {}
-    for r in runs:
-        if r.agent == "fixed" and r.status != "error" and finite(v := (r.final_metrics or {}).get(metric.name)):
+    for r in grid_cells(runs):
+        if r.status != "error" and finite(v := (r.final_metrics or {}).get(metric.name)):
             cells.setdefault(r.agent_label, []).append(float(v))
     base = Discrimination(suite, task_label, metric, cells)
     if len(cells) < 2:

@@ -219,3 +219,18 @@ def test_arm_fractions_extend_to_the_momentum_axis():
     assert names == ["lr0p5_n0_m0", "lr0p5_n0_m0p9", "lr1_n0_m0", "lr1_n0_m0p9"]
     np.testing.assert_array_equal(fractions[:, 0], [0, 0, 0, 1])
     np.testing.assert_array_equal(fractions[:, 1], [0, 1, 0, 0])
+
+
+def test_references_running_the_fixed_agent_are_neither_grid_cells_nor_the_baseline(tmp_path):
+    """Prodigy / a tuned LR run the `fixed` agent with env settings of their own: not cells, not the baseline."""
+    suite = tmp_path / "refs"
+    for seed in range(5):
+        for label, kwargs, acc in (("fixed ×1.0", None, 0.80), ("fixed ×2.0", {"lr_multiplier": 2.0}, 0.70), ("random", None, 0.75)):
+            write_result(make_result(label, seed, acc + 0.01 * seed, agent="random" if label == "random" else "fixed",
+                                     suite="refs", agent_kwargs=kwargs), suite)
+        prodigy = make_result("Prodigy", seed, 0.95, suite="refs")
+        write_result(replace(prodigy, env_overrides={"optimizer": "prodigy", "base_lr": 1.0}), suite)
+    report = build_report(tmp_path, n_boot=200)
+    d = next(d for d in report.discrimination if d.task_label == "T")
+    assert set(d.cells) == {"fixed ×1.0", "fixed ×2.0"} and (d.best, d.worst) == ("fixed ×1.0", "fixed ×2.0")
+    assert "P(better than fixed ×1.0)" in to_markdown(report)
