@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
-from aees_gym.tasks.batched.nets import RowDropout
+from aees_gym.tasks.batched.nets import RowDropout, scratch
 from aees_gym.tasks.batched.optim import BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
 from aees_gym.tasks.batched.streams import RowBatches, RowGradientNoise
@@ -78,6 +78,7 @@ class BatchedClassificationRuns:
         # Gradient buffers the closed-form backward writes into every step (no per-step allocation).
         self._grad_buffers = [torch.zeros_like(p, requires_grad=False) for p in self.params] if self._loss_and_grads else []
         self._param_data = [p.detach() for p in self.params]
+        self._work: dict[str, torch.Tensor] = {}
         self.batches = RowBatches(n_runs, len(self.x_train), config.batch_size)
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.noise = RowGradientNoise(self.params)
@@ -239,13 +240,16 @@ class BatchedClassificationRuns:
 
     def _train_step(self, index: torch.Tensor) -> torch.Tensor:
         """Forward and backward of every row on its batch ``index`` ``[N, B]``; returns the ``[N]`` mean losses."""
-        xb = self.x_train[index]
         yb = self.y_train.gather(1, index)
         if self._loss_and_grads is not None:
-            loss = self._loss_and_grads(self._param_data, xb, yb, self._grad_buffers)
+            n, b = index.shape
+            xb = scratch(self._work, "x", (n * b, *self.x_train.shape[1:]), self.x_train)
+            xb = torch.index_select(self.x_train, 0, index.flatten(), out=xb).view(n, b, *self.x_train.shape[1:])
+            loss = self._loss_and_grads(self._param_data, xb, yb, self._grad_buffers, self._work)
             for p, g in zip(self.params, self._grad_buffers, strict=True):
                 p.grad = g
             return loss
+        xb = self.x_train[index]
         self.optimizer.zero_grad()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
             logits = self._forward(self.params, xb, self.dropout)
