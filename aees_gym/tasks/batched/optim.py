@@ -58,6 +58,7 @@ class BatchedOptimizer:
         self.momentum = torch.full((n,), float(betas[0]) if kind != "sgd" else 0.0, **f64)
         #: Optimizer steps taken by each row since its last reset (float64 for the bias corrections).
         self.steps = torch.zeros(n, **f64)
+        self._work: tuple[torch.Tensor, torch.Tensor] | None = None
         with torch.no_grad():
             if kind == "sgd":
                 self.state = [[torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]]
@@ -113,6 +114,13 @@ class BatchedOptimizer:
                 t.copy_(torch.where(row_view(active, t), t, old))
             self.steps.add_(active.to(torch.float64))
 
+    def _scratch(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two reusable buffers shaped like ``p``: allocating step-sized temporaries costs more than the math."""
+        if self._work is None or self._work[0].dtype != p.dtype:
+            numel = max(q.numel() for q in self.params)
+            self._work = tuple(torch.empty(numel, dtype=p.dtype, device=p.device) for _ in range(2))
+        return tuple(w[: p.numel()].view_as(p) for w in self._work)  # type: ignore[return-value]
+
     def _adam(self, grads: list[torch.Tensor], lr: torch.Tensor, beta1: torch.Tensor) -> None:
         dtype = self.params[0].dtype
         step = self.steps + 1.0
@@ -127,15 +135,16 @@ class BatchedOptimizer:
         wd = wd.to(dtype)
         exp_avgs, exp_avg_sqs = self.state
         for p, g, m, v in zip(self.params, grads, exp_avgs, exp_avg_sqs, strict=True):
+            denom, update = self._scratch(p)
             if decay is not None:
                 p.mul_(row_view(decay, p))
-            else:
-                g = torch.addcmul(g, p, row_view(wd, p))  # grad + wd·param, as Adam's L2 term
+            else:  # grad + wd·param, as Adam's L2 term (the .grad itself stays untouched)
+                g = torch.addcmul(g, p, row_view(wd, p), out=update)
             m.lerp_(g, row_view(weight1, p))
             v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
-            denom = (v.sqrt() / row_view(bias2_sqrt, p)).add_(self.eps)
-            # addcdiv computes param + (value·exp_avg) / denom; keep that order.
-            p.add_(m.mul(row_view(neg_step_size, p)).div_(denom))
+            torch.sqrt(v, out=denom).div_(row_view(bias2_sqrt, p)).add_(self.eps)
+            # torch.optim's addcdiv computes param + (value·exp_avg) / denom; the same order, value per row.
+            p.addcdiv_(torch.mul(m, row_view(neg_step_size, p), out=update), denom)
 
     def _sgd(self, grads: list[torch.Tensor], lr: torch.Tensor, momentum: torch.Tensor) -> None:
         dtype = self.params[0].dtype
@@ -144,6 +153,6 @@ class BatchedOptimizer:
         neg_lr = (-lr).to(dtype)
         wd = self.weight_decay.to(dtype)
         for p, g, buf in zip(self.params, grads, self.state[0], strict=True):
-            g = torch.addcmul(g, p, row_view(wd, p))
-            buf.mul_(row_view(carry, p)).add_(g)
+            _, decayed = self._scratch(p)
+            buf.mul_(row_view(carry, p)).add_(torch.addcmul(g, p, row_view(wd, p), out=decayed))
             p.addcmul_(buf, row_view(neg_lr, p))

@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from aees_gym.tasks.base import resolve_device
-from aees_gym.tasks.batched.nets import BatchedForward, digits_cnn_forward, mlp_forward, mnist_cnn_forward
+from aees_gym.tasks.batched.nets import (
+    BatchedForward,
+    BatchedLossAndGrads,
+    digits_cnn_forward,
+    mlp_forward,
+    mlp_loss_and_grads,
+    mnist_cnn_forward,
+)
 from aees_gym.tasks.classification import ClassificationData
 from aees_gym.tasks.config import EnvConfig
 from aees_gym.tasks.image_pipeline import InputNormalize, resolve_fast_path
@@ -32,12 +39,16 @@ class BatchedTaskSpec:
             network; called under each run's model seed, its ``parameters()`` become a row.
         forward: ``forward(config)`` → the batched forward pass (:mod:`aees_gym.tasks.batched.nets`).
         autocast: ``autocast(config)`` → whether the single run's forward runs under bf16 autocast.
+        loss_and_grads: ``loss_and_grads(config)`` → a closed-form loss-and-gradients of the same
+            network (:data:`~aees_gym.tasks.batched.nets.BatchedLossAndGrads`) used instead of
+            ``forward`` + autograd when training without autocast, or ``None``.
     """
 
     load_data: Callable[[EnvConfig], ClassificationData]
     make_model: Callable[[EnvConfig, ClassificationData], Callable[[], nn.Module]]
     forward: Callable[[EnvConfig], BatchedForward]
     autocast: Callable[[EnvConfig], bool] = lambda config: False
+    loss_and_grads: Callable[[EnvConfig], BatchedLossAndGrads | None] = lambda config: None
 
 
 _BATCHED: dict[str, BatchedTaskSpec] = {}
@@ -78,12 +89,15 @@ def _tabular() -> None:
     def digits_data(config: EnvConfig) -> ClassificationData:
         return load_digits_data(config.options)
 
-    mlp = BatchedTaskSpec(digits_data, digits_mlp, lambda config: mlp_forward)
+    mlp = BatchedTaskSpec(digits_data, digits_mlp, lambda config: mlp_forward, loss_and_grads=lambda config: mlp_loss_and_grads)
     register_batched_task("Digits", mlp)
     register_batched_task("DigitsNoisy", mlp)
     register_batched_task("DigitsCNN", BatchedTaskSpec(digits_data, lambda c, d: DigitsCNN, lambda c: digits_cnn_forward))
     register_batched_task(
-        "Synthetic", BatchedTaskSpec(lambda c: make_synthetic_data(c.options), synthetic_mlp, lambda c: mlp_forward)
+        "Synthetic",
+        BatchedTaskSpec(
+            lambda c: make_synthetic_data(c.options), synthetic_mlp, lambda c: mlp_forward, loss_and_grads=lambda c: mlp_loss_and_grads
+        ),
     )
 
 
@@ -114,8 +128,12 @@ def _mnist() -> None:
         opts = config.options
         return resolve_fast_path(resolve_device(config.device), opts.autocast, opts.channels_last, opts.compile).autocast
 
+    def loss_and_grads(config: EnvConfig) -> BatchedLossAndGrads | None:
+        return mlp_loss_and_grads if config.options.model == "mnist_mlp" else None
+
     register_batched_task(
-        "MNIST", BatchedTaskSpec(load, lambda c, d: (lambda: build_model(c.options.model, d.n_classes)), forward, autocast)
+        "MNIST",
+        BatchedTaskSpec(load, lambda c, d: (lambda: build_model(c.options.model, d.n_classes)), forward, autocast, loss_and_grads),
     )
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from aees_gym.core.reward import reward_uses_heldout
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
-from aees_gym.tasks.batched.nets import RowDropout
+from aees_gym.tasks.batched.nets import RowDropout, scratch
 from aees_gym.tasks.batched.optim import OPTIMIZER_KINDS, BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
 from aees_gym.tasks.batched.streams import RowBatches, RowGradientNoise
@@ -93,6 +93,8 @@ class BatchedClassificationRuns:
         self._make_model = self.spec.make_model(config, data)
         self._forward = self.spec.forward(config)
         self._autocast = self.spec.autocast(config)
+        # The closed-form backward computes in the parameters' dtype, so it stands in only without autocast.
+        self._loss_and_grads = None if self._autocast else self.spec.loss_and_grads(config)
         template = self._make_model()
         self.param_names = [name for name, _ in template.named_parameters()]
         self.flops_per_step = 3.0 * config.batch_size * estimate_forward_flops(template, data.x_train[:1])
@@ -100,6 +102,10 @@ class BatchedClassificationRuns:
             torch.zeros((n_runs, *p.shape), dtype=p.dtype, device=self.device).requires_grad_() for p in template.parameters()
         ]
         self.optimizer = BatchedOptimizer(self.params, config.optimizer)
+        # Gradient buffers the closed-form backward writes into every step (no per-step allocation).
+        self._grad_buffers = [torch.zeros_like(p, requires_grad=False) for p in self.params] if self._loss_and_grads else []
+        self._param_data = [p.detach() for p in self.params]
+        self._work: dict[str, torch.Tensor] = {}
         self.batches = RowBatches(n_runs, len(self.x_train), config.batch_size)
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.noise = RowGradientNoise(self.params)
@@ -264,8 +270,16 @@ class BatchedClassificationRuns:
 
     def _train_step(self, index: torch.Tensor) -> torch.Tensor:
         """Forward and backward of every row on its batch ``index`` ``[N, B]``; returns the ``[N]`` mean losses."""
-        xb = self.x_train[index]
         yb = self.y_train.gather(1, index)
+        if self._loss_and_grads is not None:
+            n, b = index.shape
+            xb = scratch(self._work, "x", (n * b, *self.x_train.shape[1:]), self.x_train)
+            xb = torch.index_select(self.x_train, 0, index.flatten(), out=xb).view(n, b, *self.x_train.shape[1:])
+            loss = self._loss_and_grads(self._param_data, xb, yb, self._grad_buffers, self._work)
+            for p, g in zip(self.params, self._grad_buffers, strict=True):
+                p.grad = g
+            return loss
+        xb = self.x_train[index]
         self.optimizer.zero_grad()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
             logits = self._forward(self.params, xb, self.dropout)

@@ -76,6 +76,12 @@ class RowGradientNoise:
         n, device = self.params[0].shape[0], self.params[0].device
         self._generators = [[torch.Generator(device=device) for _ in self.params] for _ in range(n)]
         self._buffers = [torch.zeros_like(p, requires_grad=False) for p in self.params]
+        # Row views built once, with the normal_/randn choice of each: the per-row loop below is
+        # unavoidable (each row and tensor has its own generator), so it does nothing else.
+        self._rows = [
+            [(buf[i], buf[i].numel() >= _FUSED_NORMAL_MIN_NUMEL, gen) for buf, gen in zip(self._buffers, gens, strict=True)]
+            for i, gens in enumerate(self._generators)
+        ]
         self._stds = [0.0] * n
 
     def reset(self, row: int, seed: int) -> None:
@@ -95,13 +101,11 @@ class RowGradientNoise:
         if not noisy:
             return
         for i in noisy:
-            std, gens = self._stds[i], self._generators[i]
-            for buf, gen in zip(self._buffers, gens, strict=True):
-                row = buf[i]
-                if row.numel() >= _FUSED_NORMAL_MIN_NUMEL:
+            std = self._stds[i]
+            for row, fused, gen in self._rows[i]:
+                if fused:
                     row.normal_(0.0, std, generator=gen)
                 else:
-                    torch.randn(row.shape, generator=gen, out=row)
-                    row.mul_(std)
+                    torch.randn(row.shape, generator=gen, out=row).mul_(std)
         # Rows without noise (or not stepping) hold zeros or stale noise whose step is discarded.
         torch._foreach_add_([p.grad for p in self.params], self._buffers)
