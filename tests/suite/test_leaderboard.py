@@ -157,3 +157,12 @@ def test_scores_follow_the_metric_direction() -> None:
     # The missing value scores as the worst run of the configuration (20): normalised (20-11)/(6-11).
     assert scores["agent"].iqm == pytest.approx(np.mean([(8.5 - 11) / (6 - 11), (20 - 11) / (6 - 11)]))
     assert scores["agent"].diverged == 1 and scores["agent"].raw_mean == pytest.approx(8.5)
+
+
+@pytest.mark.slow
+def test_quick_mode_end_to_end(tmp_path: Path) -> None:
+    assert main(["--quick", "--skip-unavailable", "--results-dir", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "leaderboard.md")
+    for label in ("random", "ducb", "contextual", "heuristic", "PPO (aees)", "A2C (aees)", "DQN (aees)", BEST_FIXED):
+        assert rows[label][-1] == "done", rows[label]
+    assert len(list((tmp_path / "leaderboard" / "synthetic-mix-v0" / "models").glob("*.zip"))) == 3
