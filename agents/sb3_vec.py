@@ -8,6 +8,10 @@ stable-baselines3's ``VecEnv`` API: same-step resets with the final observation 
     from agents.sb3 import SB3Agent
     SB3Agent("ppo", algo_kwargs={"n_steps": 8}).learn("Digits-v0", 512, seed=0, n_envs=64, vec_env="batched")
 
+An instance set whose split crosses architectures (``digits-mix-v0``: MLP and CNN) trains as one
+batched env per architecture, the ``n_envs`` runs shared out in proportion to each architecture's
+instances and concatenated into one ``VecEnv`` (:func:`architecture_groups`).
+
 stable-baselines3 is imported when this module is, so import it only where SB3 is used.
 """
 
@@ -19,27 +23,111 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
+# AEESVectorEnv keywords that are not EnvConfig settings of an instance.
+_ENV_KEYWORDS = ("instance_set", "split", "instance_descriptors", "torch_threads", "autoreset_mode", "render_mode")
+
+
+def architecture_groups(instance_set: str, split: str, env_kwargs: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The split's instances grouped by what one batched env must share, in order of first appearance.
+
+    Returns ``(set name, instances)`` per group; a split of one architecture is one group under the
+    set's own name, otherwise each group is registered as a derived instance set
+    ``<set>@<split>#<k>`` (holding the group in ``split``) so that one batched env can cycle through it.
+    """
+    from aees_gym.envs.instances import InstanceSet, get_instance_set, register_instance_set
+    from aees_gym.tasks.batched import SHARED_FIELDS
+
+    parent = get_instance_set(instance_set)
+    settings = {k: v for k, v in env_kwargs.items() if k not in _ENV_KEYWORDS}
+    groups: dict[str, list[Any]] = {}
+    for inst in parent.split(split):
+        config = inst.config(**settings)
+        groups.setdefault(repr([getattr(config, name) for name in SHARED_FIELDS]), []).append(inst)
+    if len(groups) == 1:
+        return [(instance_set, parent.split(split))]
+    other = "test" if split == "train" else "train"
+    out = []
+    for k, members in enumerate(groups.values()):
+        # The other split is never visited by this env; it only has to be a valid, disjoint split.
+        splits = {split: tuple(members), other: parent.split(other)}
+        derived = InstanceSet(f"{instance_set}@{split}#{k}", f"{parent.description} ({members[0].task} runs of {split})", **splits)
+        out.append((register_instance_set(derived, overwrite=True).name, tuple(members)))
+    return out
+
+
+def share_envs(n_envs: int, sizes: Sequence[int]) -> list[int]:
+    """Split ``n_envs`` in proportion to ``sizes`` (largest remainders), at least one each.
+
+    Raises:
+        ValueError: If ``n_envs`` is smaller than the number of groups.
+    """
+    if n_envs < len(sizes):
+        raise ValueError(f"n_envs={n_envs} cannot cover {len(sizes)} architectures of the instance set; use n_envs >= {len(sizes)}.")
+    spare = n_envs - len(sizes)
+    exact = [spare * s / sum(sizes) for s in sizes]
+    shares = [1 + int(e) for e in exact]
+    for i in sorted(range(len(sizes)), key=lambda i: (int(exact[i]) - exact[i], i))[: n_envs - sum(shares)]:
+        shares[i] += 1
+    return shares
+
 
 class BatchedVecEnv(VecEnv):
     """``n_envs`` runs of ``task`` trained together, seen by SB3 as a ``VecEnv``.
+
+    With ``instance_set`` in ``env_kwargs`` whose split crosses architectures, the runs are trained
+    by one batched env per architecture (``n_envs`` shared out by :func:`share_envs`); env ``i`` is
+    still seeded ``seed + i``.
 
     Args:
         task: Task name or id (``Digits``, ``Digits-v0``, ``aees_gym/Digits-v0``); it must be batchable.
         n_envs: Number of runs trained at once.
         env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field, ``torch_threads``, ``instance_set``).
+
+    Raises:
+        ValueError: If the architectures' observation or action spaces differ, or ``n_envs`` is
+            smaller than the number of architectures.
     """
 
     def __init__(self, task: str, n_envs: int, env_kwargs: dict[str, Any] | None = None) -> None:
         from aees_gym.envs.registration import importable_env_id, task_of
         from aees_gym.envs.vector_env import AEESVectorEnv
 
-        self.venv = AEESVectorEnv(task_of(importable_env_id(task)), n_envs, **dict(env_kwargs or {}))
+        kwargs = dict(env_kwargs or {})
+        task = task_of(importable_env_id(task))
+        if kwargs.get("instance_set") is None:
+            plan = [(task, n_envs, kwargs)]
+        else:
+            groups = architecture_groups(kwargs["instance_set"], kwargs.get("split", "train"), kwargs)
+            shares = share_envs(n_envs, [len(members) for _, members in groups])
+            plan = [(members[0].task, n, {**kwargs, "instance_set": name}) for (name, members), n in zip(groups, shares, strict=True)]
+        #: One batched env per architecture; ``venv`` is the first (the only one without a crossing set).
+        self.parts = [AEESVectorEnv(t, n, **kw) for t, n, kw in plan]
+        self.venv = self.parts[0]
+        for part in self.parts[1:]:
+            if part.single_observation_space != self.venv.single_observation_space or part.single_action_space != self.venv.single_action_space:
+                raise ValueError(
+                    f"the architectures of instance set {kwargs.get('instance_set')!r} give different spaces "
+                    f"({part.config.task}: {part.single_observation_space}, {part.single_action_space}; {self.venv.config.task}: "
+                    f"{self.venv.single_observation_space}, {self.venv.single_action_space}); one VecEnv needs equal observation and "
+                    "action spaces: use the same grid, context features and bounds for every instance."
+                )
+        #: Env ``i`` is row ``_rows[i][1]`` of part ``_rows[i][0]``.
+        self._rows = [(p, row) for p, part in enumerate(self.parts) for row in range(part.num_envs)]
         self._all = list(range(n_envs))
         self._actions: np.ndarray | None = None
         super().__init__(n_envs, self.venv.single_observation_space, self.venv.single_action_space)
 
+    def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
+        for p, part in enumerate(self.parts):
+            mine = [(i, s) for i, s in zip(envs, seeds, strict=True) if self._rows[i][0] == p]
+            if mine:
+                results = part.reset_rows([self._rows[i][1] for i, _ in mine], [s for _, s in mine], options)
+                out.update(zip([i for i, _ in mine], results, strict=True))
+        return [out[i] for i in envs]
+
     def reset(self) -> np.ndarray:
-        results = self.venv.reset_rows(self._all, list(self._seeds), self._options[0] or None)
+        results = self._reset(self._all, list(self._seeds), self._options[0] or None)
         self._reset_seeds()
         self._reset_options()
         self.reset_infos = [info for _, info in results]
@@ -51,15 +139,21 @@ class BatchedVecEnv(VecEnv):
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         if self._actions is None:
             raise RuntimeError("step_async(actions) must be called before step_wait().")
-        actions = self.venv._check_actions(self._actions.astype(np.int64, copy=False))
-        results = self.venv.step_rows({i: int(actions[i]) for i in self._all})
+        actions = self._actions.astype(np.int64, copy=False)
+        owned = [[i for i in self._all if self._rows[i][0] == p] for p in range(len(self.parts))]
+        for part, mine in zip(self.parts, owned, strict=True):
+            part._check_actions(actions[mine])  # a bad action fails before any run steps
+        results: dict[int, Any] = {}
+        for part, mine in zip(self.parts, owned, strict=True):
+            stepped = part.step_rows({self._rows[i][1]: int(actions[i]) for i in mine})
+            results.update((i, stepped[self._rows[i][1]]) for i in mine)
         self._actions = None
         obs = np.stack([results[i][0] for i in self._all])
         rewards = np.asarray([results[i][1] for i in self._all], dtype=np.float32)
         dones = np.asarray([results[i][2] for i in self._all], dtype=bool)
         infos = [results[i][3] for i in self._all]
         ended = [i for i in self._all if dones[i]]
-        for i, (first_obs, reset_info) in zip(ended, self.venv.reset_rows(ended, [None] * len(ended)), strict=True):
+        for i, (first_obs, reset_info) in zip(ended, self._reset(ended, [None] * len(ended), None), strict=True):
             infos[i]["terminal_observation"] = obs[i]
             infos[i]["TimeLimit.truncated"] = False  # runs end by budget or divergence: terminations
             obs[i] = first_obs
@@ -67,7 +161,8 @@ class BatchedVecEnv(VecEnv):
         return obs, rewards, dones, infos
 
     def close(self) -> None:
-        self.venv.close()
+        for part in self.parts:
+            part.close()
 
     # ------------------------------------------------------------------ attribute access
     def _indices(self, indices: None | int | Sequence[int]) -> list[int]:
@@ -76,8 +171,7 @@ class BatchedVecEnv(VecEnv):
         return [indices] if isinstance(indices, int) else list(indices)
 
     def get_attr(self, attr_name: str, indices: None | int | Sequence[int] = None) -> list[Any]:
-        value = getattr(self.venv, attr_name)
-        return [value for _ in self._indices(indices)]
+        return [getattr(self.parts[self._rows[i][0]], attr_name) for i in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: None | int | Sequence[int] = None) -> None:
         raise AttributeError(f"the batched env's sub-envs share their attributes; {attr_name!r} cannot be set per env.")
@@ -85,8 +179,7 @@ class BatchedVecEnv(VecEnv):
     def env_method(self, method_name: str, *method_args: Any, indices: None | int | Sequence[int] = None, **method_kwargs: Any) -> list[Any]:
         if method_name == "action_masks":  # MaskablePPO: every candidate of the Discrete space is always allowed
             return [np.ones(int(self.venv.single_action_space.n), dtype=bool) for _ in self._indices(indices)]
-        method = getattr(self.venv, method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
+        return [getattr(self.parts[self._rows[i][0]], method_name)(*method_args, **method_kwargs) for i in self._indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: None | int | Sequence[int] = None) -> list[bool]:
         return [False for _ in self._indices(indices)]

@@ -321,5 +321,25 @@ def _synthetic_mix() -> InstanceSet:
     )
 
 
+def _digits_budget() -> InstanceSet:
+    configurations = [
+        ("Digits", {"total_steps": steps, "window_length": 25, "label_noise": noise, "base_lr": lr})
+        for steps in (250, 500, 1000)
+        for noise in (0.0, 0.2, 0.4)
+        for lr in (3e-4, 1e-3, 3e-3)
+    ]
+    return factorial_set(
+        "digits-budget-v0",
+        "MLP on the 8×8 digits × budget {250, 500, 1000 steps} (10-40 windows of 25) × label noise {0, 0.2, 0.4} × "
+        "base LR {3e-4, 1e-3, 3e-3}; a third of the configurations held out for test",
+        configurations,
+        test_fraction=1 / 3,
+        train_seeds=(0, 1),
+        test_seeds=(1000, 1001),
+        split_seed=1,
+    )
+
+
 register_instance_set(_digits_mix())
 register_instance_set(_synthetic_mix())
+register_instance_set(_digits_budget())

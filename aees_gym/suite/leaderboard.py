@@ -1,0 +1,272 @@
+"""Leaderboards over instance sets: agents trained on a set's train split, scored on its test split.
+
+A leaderboard file (TOML, e.g. ``experiments/leaderboard.toml``) names instance sets and agents::
+
+    results_dir = "results"        # runs go to <results_dir>/leaderboard/<set>/
+    executor = "batched"           # how test runs execute (serial, local, batched, ray)
+    workers = 2
+    [[sets]]
+    name = "digits-budget-v0"
+    env = { eval_every = 0 }       # settings added to every run of the set (never an instance's own)
+    [[agents]]                     # the suite's agent table, plus `env` (this agent's own settings)
+    name = "sb3"
+    label = "PPO (heldout)"
+    kwargs = { algo = "ppo" }
+    env = { reward = { name = "heldout" } }
+    training = { total_timesteps = 100000, seed = 7, n_envs = 64, vec_env = "batched" }
+
+Every grid cell of the set also runs as a ``fixed`` agent (the best cell in hindsight normalises
+the scores). Offline learners train once on ``gym.make(..., instance_set=SET, split="train")``;
+every agent then runs every test instance. Planning reuses :mod:`aees_gym.suite.plan`
+(``model_key``, :class:`TrainJob`), training :func:`~aees_gym.suite.training.train_one`, and
+resuming :func:`~aees_gym.suite.orchestrate.inspect_existing` plus one rule of its own: a finished
+run whose recorded config is not what the current code resolves for it is *stale* and runs again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aees_gym.core.grid import candidate_name
+from aees_gym.core.reward import registered_rewards
+from aees_gym.envs.instances import InstanceSet, get_instance_set
+from aees_gym.suite import agent_registry
+from aees_gym.suite.orchestrate import _evaluate, inspect_existing
+from aees_gym.suite.plan import MODELS_DIR, SuitePlan, TrainJob, model_key
+from aees_gym.suite.run_spec import RunSpec, canonical_json
+from aees_gym.suite.suite_file import EXECUTORS, AgentEntry, SuiteConfigError, _check_keys, _list, _parse_agent, _table
+from aees_gym.suite.training import train_one
+from aees_gym.tasks import make_config
+
+_KEYS = ("results_dir", "executor", "workers", "n_boot", "sets", "agents")
+_SET_KEYS = ("name", "env")
+LEADERBOARD_DIR = "leaderboard"
+RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class BoardEntry:
+    """One agent of a leaderboard: the suite's :class:`AgentEntry` and its own env settings."""
+
+    agent: AgentEntry
+    env: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.agent.label
+
+    @property
+    def reward(self) -> str:
+        """Name of the reward the agent sees (and, for a learner, trained with)."""
+        return str(dict(self.env.get("reward") or {}).get("name", "aees"))
+
+
+@dataclass(frozen=True)
+class LeaderboardSpec:
+    """A parsed leaderboard file; ``sets`` maps each instance set to the settings added to its runs."""
+
+    sets: dict[str, dict[str, Any]]
+    entries: tuple[BoardEntry, ...]
+    results_dir: str = "results"
+    executor: str = "batched"
+    workers: int = 1
+    n_boot: int = 2000
+
+    def quick(self, results_dir: str | Path) -> LeaderboardSpec:
+        """A seconds-long version for smoke tests: ``synthetic-mix-v0`` only, learners trained 64 windows on 4 envs."""
+        entries = []
+        for e in self.entries:
+            t = e.agent.training
+            if t is not None:
+                t = dataclasses.replace(t, total_timesteps=64, n_envs=min(t.n_envs, 4))
+            entries.append(dataclasses.replace(e, agent=dataclasses.replace(e.agent, training=t)))
+        return dataclasses.replace(self, sets={"synthetic-mix-v0": {}}, entries=tuple(entries), results_dir=str(results_dir), n_boot=200)
+
+
+def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") -> LeaderboardSpec:
+    """Validate a parsed leaderboard file.
+
+    Raises:
+        SuiteConfigError: Naming the offending key, or an unknown instance set or reward.
+    """
+    table = _check_keys(source, data, _KEYS, ("sets", "agents"))
+    sets: dict[str, dict[str, Any]] = {}
+    for i, raw in enumerate(_list(f"{source}: sets", table["sets"])):
+        s = _check_keys(f"{source}: sets[{i}]", raw, _SET_KEYS, ("name",))
+        try:
+            get_instance_set(s["name"])
+        except KeyError as exc:
+            raise SuiteConfigError(f"{source}: sets[{i}].name: {exc.args[0]}") from None
+        sets[s["name"]] = _table(f"{source}: sets[{i}].env", s.get("env", {}))
+    entries = []
+    for i, raw in enumerate(_list(f"{source}: agents", table["agents"])):
+        raw = dict(_table(f"{source}: agents[{i}]", raw))
+        env = _table(f"{source}: agents[{i}].env", raw.pop("env", {}))
+        entries.append(BoardEntry(_parse_agent(f"{source}: agents[{i}]", raw), env))
+    labels = [e.label for e in entries]
+    if len(set(labels)) != len(labels) or RANDOM not in labels:
+        raise SuiteConfigError(f"{source}: agent labels must be unique and include {RANDOM!r} (the score's zero); got {labels}.")
+    executor = table.get("executor", "batched")
+    if executor not in EXECUTORS:
+        raise SuiteConfigError(f"{source}: executor={executor!r} is not valid; choose one of {list(EXECUTORS)}.")
+    return LeaderboardSpec(sets, tuple(entries), str(table.get("results_dir", "results")), executor,
+                           int(table.get("workers", 1)), int(table.get("n_boot", 2000)))
+
+
+def load_leaderboard(path: Path | str) -> LeaderboardSpec:
+    path = Path(path)
+    return parse_leaderboard(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+def unavailable_rewards(spec: LeaderboardSpec) -> dict[str, str]:
+    """Agent label → reward name, for every agent whose reward is not registered in this build."""
+    known = set(registered_rewards())
+    return {e.label: e.reward for e in spec.entries if e.reward not in known}
+
+
+# ---------------------------------------------------------------------- planning
+def fixed_cells(instance_set: InstanceSet, settings: Mapping[str, Any]) -> list[BoardEntry]:
+    """One ``fixed`` agent per cell of the set's candidate grid."""
+    grid = instance_set.test[0].config(**settings).grid
+    return [
+        BoardEntry(AgentEntry("fixed", f"fixed {candidate_name(lr, noise)}", {"lr_multiplier": lr, "noise_std": noise}))
+        for lr in grid.lr_multipliers for noise in grid.noise_stds
+    ]
+
+
+@dataclass(frozen=True)
+class SetPlan:
+    """Everything one instance set needs: its entries (fixed cells included), runs and trainings."""
+
+    instance_set: InstanceSet
+    suite_dir: Path
+    entries: tuple[BoardEntry, ...]
+    plan: SuitePlan
+
+    def runs_of(self, label: str) -> list[RunSpec]:
+        return [r for r in self.plan.runs if r.agent_label == label]
+
+    def job_of(self, label: str) -> TrainJob | None:
+        return next((j for j in self.plan.trainings if j.agent_label == label), None)
+
+
+def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[str, str] = {}) -> SetPlan:
+    """Runs (test instances × entries) and training jobs (train split) of one set; ``skip`` labels are left out."""
+    instance_set = get_instance_set(name)
+    settings = spec.sets[name]
+    suite_dir = (results_dir / LEADERBOARD_DIR / name).resolve()
+    entries = tuple(e for e in (*spec.entries, *fixed_cells(instance_set, settings)) if e.label not in skip)
+    runs: list[RunSpec] = []
+    trainings: list[TrainJob] = []
+    for entry in entries:
+        own = {**settings, **entry.env, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(entry.agent.name))}
+        model_path, training = None, None
+        if entry.agent.training is not None:
+            overrides = {**own, "instance_set": name, "split": "train"}
+            task = instance_set.train[0].task
+            path = suite_dir / MODELS_DIR / f"{model_key(task, entry.agent, overrides)}.zip"
+            job = TrainJob(f"{LEADERBOARD_DIR}/{name}", task, f"{name}/train", entry.agent.name, entry.label,
+                           entry.agent.kwargs, overrides, entry.agent.training, str(path))
+            trainings.append(job)
+            model_path, training = job.model_path, job.describe()
+        runs.extend(
+            RunSpec(suite=f"{LEADERBOARD_DIR}/{name}", task=inst.task, task_label=inst.name, agent=entry.agent.name,
+                    agent_label=entry.label, seed=inst.seed, env_overrides={**inst.env_overrides, **own},
+                    agent_kwargs=entry.agent.kwargs, model_path=model_path, training=training)
+            for inst in instance_set.test
+        )
+    return SetPlan(instance_set, suite_dir, entries, SuitePlan(tuple(runs), tuple(trainings)))
+
+
+# ---------------------------------------------------------------------- resume
+def _current(spec: RunSpec, resolved: dict[str, str]) -> str:
+    key = canonical_json([spec.task, spec.env_overrides])
+    if key not in resolved:
+        resolved[key] = canonical_json(make_config(spec.task, None, **spec.env_overrides).to_dict())
+    return resolved[key]
+
+
+def finished_runs(set_plan: SetPlan) -> tuple[dict[str, Any], list[RunSpec], list[RunSpec]]:
+    """``(finished results by run id, pending runs, stale runs)`` under the suite's resume rule.
+
+    A finished run is stale (and pending again) when its recorded config differs from what the
+    current code resolves for its settings (a changed default or scoring split), so a leaderboard
+    never mixes runs of two definitions of one instance.
+    """
+    state = inspect_existing(set_plan.plan, set_plan.suite_dir)
+    resolved: dict[str, str] = {}
+    finished, stale = {}, []
+    by_id = {r.run_id: r for r in set_plan.plan.runs}
+    for run_id, result in state.finished.items():
+        if canonical_json(result.config) == _current(by_id[run_id], resolved):
+            finished[run_id] = result
+        else:
+            stale.append(by_id[run_id])
+    return finished, [*state.pending, *stale], stale
+
+
+# ---------------------------------------------------------------------- execution
+Log = Callable[[str], Any]
+
+
+def evaluate(set_plan: SetPlan, runs: list[RunSpec], spec: LeaderboardSpec, log: Log) -> None:
+    """Run ``runs`` with the configured executor, each result written as it arrives."""
+    if runs:
+        log(f"[{set_plan.instance_set.name}] running {len(runs)} test runs ({spec.executor}, {spec.workers} workers)")
+        _evaluate(runs, set_plan.suite_dir, spec.executor, spec.workers, None, True, False)
+
+
+def train(set_plan: SetPlan, job: TrainJob, log: Log) -> bool:
+    """Train ``job`` unless its model exists; True when the model is there afterwards."""
+    if Path(job.model_path).exists():
+        return True
+    t = job.training
+    log(f"[{set_plan.instance_set.name}] training {job.agent_label} on the train split ({len(set_plan.instance_set.train)} instances): "
+        f"{t.total_timesteps:,} windows, {t.n_envs} envs ({t.vec_env or 'default'})")
+    outcome = train_one(job)
+    if not outcome.ok:
+        log(f"[{set_plan.instance_set.name}] training {job.agent_label} FAILED: {(outcome.error or {}).get('message')}")
+        return False
+    log(f"[{set_plan.instance_set.name}] trained {job.agent_label} in {outcome.wall_clock_s:.0f} s "
+        f"({t.total_timesteps / max(outcome.wall_clock_s, 1e-9):.1f} windows/s)")
+    return True
+
+
+def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[str, str] = {},
+                    on_progress: Callable[[], Any] = lambda: None, log: Log = print) -> int:
+    """Run everything missing: first every set's online agents, then each learner (train, then its runs).
+
+    ``on_progress()`` is called after each stage (e.g. to rewrite the table). Returns the number of
+    failed trainings.
+    """
+    plans = [plan_set(spec, name, results_dir, skip) for name in spec.sets]
+    for p in plans:
+        _, pending, stale = finished_runs(p)
+        if stale:
+            log(f"[{p.instance_set.name}] {len(stale)} finished runs are stale (recorded config differs from the current one); rerunning them")
+        learners = {j.agent_label for j in p.plan.trainings}
+        log(f"[{p.instance_set.name}] {len(p.plan.runs) - len(pending)} of {len(p.plan.runs)} test runs finished")
+        evaluate(p, [r for r in pending if r.agent_label not in learners], spec, log)
+        on_progress()
+    failures = 0
+    for p in plans:
+        for job in p.plan.trainings:
+            if not train(p, job, log):
+                failures += 1
+                continue
+            on_progress()
+            _, pending, _ = finished_runs(p)
+            evaluate(p, [r for r in pending if r.agent_label == job.agent_label], spec, log)
+            on_progress()
+    return failures
+
+
+__all__ = [
+    "BoardEntry", "LeaderboardSpec", "SetPlan", "finished_runs", "fixed_cells", "load_leaderboard",
+    "parse_leaderboard", "plan_set", "run_leaderboard", "unavailable_rewards",
+]

@@ -1,0 +1,168 @@
+"""The leaderboard end to end on synthetic-mix-v0: quick mode, resume, stale runs, pending rows, scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from aees_gym.reporting.leaderboard import BEST_FIXED, normalised_scores
+from aees_gym.reporting.rows import TaskMetric
+from aees_gym.suite import SuiteConfigError
+from aees_gym.suite.leaderboard import load_leaderboard, parse_leaderboard, plan_set
+from experiments.leaderboard import CONFIG, main
+
+BOARD = """\
+executor = "batched"
+workers = 1
+n_boot = 200
+[[sets]]
+name = "synthetic-mix-v0"
+[[agents]]
+name = "random"
+[[agents]]
+name = "ducb"
+[[agents]]
+name = "sb3"
+label = "PPO (aees)"
+kwargs = { algo = "ppo", algo_kwargs = { n_steps = 8, batch_size = 32, n_epochs = 1 } }
+training = { total_timesteps = 64, seed = 7, n_envs = 4, vec_env = "batched" }
+[[agents]]
+name = "sb3"
+label = "PPO (unregistered)"
+kwargs = { algo = "ppo", algo_kwargs = { n_steps = 8, batch_size = 32, n_epochs = 1 } }
+env = { reward = { name = "no-such-reward" } }
+training = { total_timesteps = 64, seed = 7, n_envs = 4, vec_env = "batched" }
+"""
+
+
+def _rows(table: Path) -> dict[str, list[str]]:
+    rows = {}
+    for line in table.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and not line.startswith("| agent"):
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> Path:
+    path = tmp_path / "board.toml"
+    path.write_text(BOARD)
+    return path
+
+
+def _run(board: Path, tmp_path: Path, *extra: str) -> int:
+    return main([str(board), "--results-dir", str(tmp_path / "res"), "--out", str(tmp_path / "board.md"), *extra])
+
+
+@pytest.mark.slow
+def test_leaderboard_runs_resumes_and_lists_pending(board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # An unregistered reward is an error before anything runs …
+    assert _run(board, tmp_path) == 2
+    assert "no-such-reward" in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+    # … and with --skip-unavailable its agent is listed as pending, everything else runs.
+    assert _run(board, tmp_path, "--skip-unavailable") == 0
+    rows = _rows(tmp_path / "board.md")
+    fixed = [label for label in rows if label.startswith("fixed ")]
+    assert len(fixed) == 9  # every cell of the 3 × 3 grid
+    for label in ("random", "ducb", "PPO (aees)", BEST_FIXED, *fixed):
+        assert rows[label][-1] == "done", rows[label]
+        assert rows[label][6] == "2 (0)"  # both test runs of synthetic-mix-v0
+    assert rows["random"][3] == "0.00" and rows[BEST_FIXED][3] == "1.00"
+    assert rows["PPO (aees)"][1] == "aees" and rows["PPO (aees)"][2].startswith("64 windows")
+    assert "not registered" in rows["PPO (unregistered)"][-1]
+    suite_dir = tmp_path / "res" / "leaderboard" / "synthetic-mix-v0"
+    (model,) = (suite_dir / "models").glob("*.zip")
+    results = sorted(suite_dir.glob("*.json"))
+    assert len(results) == 2 * (9 + 3)
+    assert {json.loads(p.read_text())["task_label"].split("[")[0] for p in results} == {"Synthetic"}
+
+    # Resume: nothing is trained or run again.
+    stamps = {p: p.stat().st_mtime_ns for p in [model, *results]}
+    capsys.readouterr()
+    assert _run(board, tmp_path, "--skip-unavailable") == 0
+    out = capsys.readouterr().out
+    assert "training" not in out and "running" not in out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # A lost run is run again, alone; a run recorded under another config is stale and runs again too.
+    results[0].unlink()
+    data = json.loads(results[1].read_text())
+    data["config"]["batch_size"] += 1
+    results[1].write_text(json.dumps(data))
+    assert _run(board, tmp_path, "--skip-unavailable") == 0
+    out = capsys.readouterr().out
+    assert "1 finished runs are stale" in out and "running 2 test runs" in out and "training" not in out
+    assert results[0].exists() and json.loads(results[1].read_text())["config"]["batch_size"] == data["config"]["batch_size"] - 1
+
+
+def test_pending_rows_before_anything_ran(board: Path, tmp_path: Path) -> None:
+    assert _run(board, tmp_path, "--table-only") == 0
+    rows = _rows(tmp_path / "board.md")
+    assert rows["PPO (aees)"][-1] == "pending: trained 0 of 64 windows"
+    assert rows["random"][-1] == "pending: 0 of 2 test runs finished"
+    assert "not registered" in rows["PPO (unregistered)"][-1]
+    assert BEST_FIXED not in rows  # no score without random and the fixed cells
+
+
+def test_quick_mode_keeps_every_agent_on_the_test_set(tmp_path: Path) -> None:
+    spec = load_leaderboard(CONFIG)
+    quick = spec.quick(tmp_path)
+    assert list(quick.sets) == ["synthetic-mix-v0"] and [e.label for e in quick.entries] == [e.label for e in spec.entries]
+    learners = [e.agent.training for e in quick.entries if e.agent.training is not None]
+    assert len(learners) == 6 and all(t.total_timesteps == 64 and t.n_envs <= 4 for t in learners)
+    full = [e.agent.training for e in spec.entries if e.agent.training is not None]
+    assert all(t.total_timesteps >= 100_000 and t.vec_env == "batched" for t in full)
+    assert {e.reward for e in spec.entries if e.agent.training is not None} == {"aees", "heldout"}
+    assert len(spec.sets) >= 2
+
+
+def test_plan_trains_on_train_and_runs_the_test_split(tmp_path: Path) -> None:
+    plan = plan_set(load_leaderboard(CONFIG), "digits-mix-v0", tmp_path)
+    s = plan.instance_set
+    assert {r.task_label for r in plan.plan.runs} == {i.name for i in s.test}
+    assert all(r.env_overrides["window_length"] == 20 for r in plan.plan.runs)
+    for job in plan.plan.trainings:
+        assert job.env_overrides["instance_set"] == "digits-mix-v0" and job.env_overrides["split"] == "train"
+    heldout = [j for j in plan.plan.trainings if j.env_overrides.get("reward") == {"name": "heldout"}]
+    assert len(heldout) == 3 and len({j.model_path for j in plan.plan.trainings}) == 6
+
+
+def test_bad_leaderboard_files_are_named() -> None:
+    with pytest.raises(SuiteConfigError, match="Unknown instance set"):
+        parse_leaderboard({"sets": [{"name": "nope-v0"}], "agents": [{"name": "random"}]})
+    with pytest.raises(SuiteConfigError, match="include 'random'"):
+        parse_leaderboard({"sets": [{"name": "synthetic-mix-v0"}], "agents": [{"name": "ducb"}]})
+
+
+def _result(agent: str, config: str, seed: int, value: float | None) -> SimpleNamespace:
+    return SimpleNamespace(agent_label=agent, task_label=f"{config}#{seed}", final_metrics={"perplexity": value})
+
+
+def test_scores_follow_the_metric_direction() -> None:
+    # Lower is better: the best fixed cell is the one with the lowest mean.
+    runs = [_result("random", "A", s, v) for s, v in ((0, 10.0), (1, 12.0))]
+    runs += [_result("fixed a", "A", s, v) for s, v in ((0, 6.0), (1, 6.0))]
+    runs += [_result("fixed b", "A", s, v) for s, v in ((0, 20.0), (1, 20.0))]
+    runs += [_result("agent", "A", s, v) for s, v in ((0, 8.5), (1, None))]  # one run without the metric
+    scores, unscored = normalised_scores(runs, TaskMetric("perplexity", False), ["fixed a", "fixed b"], n_boot=100)
+    assert unscored == []
+    assert scores[BEST_FIXED].iqm == pytest.approx(1.0) and scores["random"].iqm == pytest.approx(0.0)
+    assert scores["fixed b"].iqm == pytest.approx((20 - 11) / (6 - 11))
+    # The missing value scores as the worst run of the configuration (20): normalised (20-11)/(6-11).
+    assert scores["agent"].iqm == pytest.approx(np.mean([(8.5 - 11) / (6 - 11), (20 - 11) / (6 - 11)]))
+    assert scores["agent"].diverged == 1 and scores["agent"].raw_mean == pytest.approx(8.5)
+
+
+@pytest.mark.slow
+def test_quick_mode_end_to_end(tmp_path: Path) -> None:
+    assert main(["--quick", "--skip-unavailable", "--results-dir", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "leaderboard.md")
+    for label in ("random", "ducb", "contextual", "heuristic", "PPO (aees)", "A2C (aees)", "DQN (aees)", BEST_FIXED):
+        assert rows[label][-1] == "done", rows[label]
+    assert len(list((tmp_path / "leaderboard" / "synthetic-mix-v0" / "models").glob("*.zip"))) == 3
