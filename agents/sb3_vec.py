@@ -34,7 +34,7 @@ def architecture_groups(instance_set: str, split: str, env_kwargs: dict[str, Any
     set's own name, otherwise each group is registered as a derived instance set
     ``<set>@<split>#<k>`` (holding the group in ``split``) so that one batched env can cycle through it.
     """
-    from aees_gym.envs.instances import InstanceSet, get_instance_set, register_instance_set
+    from aees_gym.envs.instances import InstanceSet, derived_set_name, get_instance_set, register_instance_set
     from aees_gym.tasks.batched import SHARED_FIELDS
 
     parent = get_instance_set(instance_set)
@@ -50,7 +50,7 @@ def architecture_groups(instance_set: str, split: str, env_kwargs: dict[str, Any
     for k, members in enumerate(groups.values()):
         # The other split is never visited by this env; it only has to be a valid, disjoint split.
         splits = {split: tuple(members), other: parent.split(other)}
-        derived = InstanceSet(f"{instance_set}@{split}#{k}", f"{parent.description} ({members[0].task} runs of {split})", **splits)
+        derived = InstanceSet(derived_set_name(instance_set, f"{split}#{k}"), f"{parent.description} ({members[0].task} runs of {split})", **splits)
         out.append((register_instance_set(derived, overwrite=True).name, tuple(members)))
     return out
 

@@ -197,8 +197,18 @@ def get_instance_set(name: str) -> InstanceSet:
         raise KeyError(f"Unknown instance set {name!r}; registered sets: {sorted(_SETS)}.") from None
 
 
-def registered_instance_sets() -> dict[str, InstanceSet]:
-    return dict(sorted(_SETS.items()))
+#: Marks the names of sets derived at run time from a registered one (e.g. one architecture's share
+#: of a set, for a batched env); listings and the docs leave them out.
+DERIVED_MARK = "@"
+
+
+def derived_set_name(parent: str, part: str) -> str:
+    return f"{parent}{DERIVED_MARK}{part}"
+
+
+def registered_instance_sets(*, derived: bool = False) -> dict[str, InstanceSet]:
+    """Registered sets by name; with ``derived=True`` also the sets derived at run time."""
+    return dict(sorted((k, v) for k, v in _SETS.items() if derived or DERIVED_MARK not in k))
 
 
 # ---------------------------------------------------------------------- env support
