@@ -145,12 +145,17 @@ def test_env_heldout_reward_telescopes_over_windows():
         gym.make("aees_gym/Digits-v0", reward={"name": "heldout"}, reward_fraction=0.0).reset(seed=0)
 
 
-def test_batched_engine_scores_like_the_single_run_and_refuses_what_it_cannot_run():
+def test_batched_engine_scores_and_rewards_on_the_single_runs_parts():
     config = make_config("Digits", total_steps=20, window_length=20)
     runs = BatchedClassificationRuns(config, 1)
-    assert runs.describe()["n_val"] == get_task("Digits").build(config, RunSeeds.derive(0)).description["n_val"]
-    with pytest.raises(ValueError, match="held-out loss"):
-        BatchedClassificationRuns(config.replace(reward=RewardConfig(name="heldout")), 1)
+    single = get_task("Digits").build(config, RunSeeds.derive(0)).description
+    assert runs.describe()["n_val"] == single["n_val"] and len(runs.x_reward) == single["n_reward_val"] > 0
+    heldout = config.replace(reward=RewardConfig(name="heldout"))
+    measured = BatchedClassificationRuns(heldout, 1)
+    measured.reset_runs([0], [heldout], [0])
+    assert measured.run_window([1.0], [0.0], [20], heldout=True).shape == (1, 22)
+    with pytest.raises(ValueError, match="reward_fraction"):
+        BatchedClassificationRuns(heldout.replace(reward_fraction=0.0), 1)
 
 
 def test_controlled_training_passes_reward_eval_through():

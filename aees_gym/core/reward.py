@@ -123,7 +123,7 @@ def compute_reward(losses: Sequence[float], config: RewardConfig, signals: Windo
     if signals is None:
         raise ValueError(
             f"Reward {config.name!r} needs the held-out loss at the window's start and end: give EpisodeControl a "
-            "reward_eval (the classification tasks provide one); the batched engine has none, use 'aees' there."
+            "reward_eval (the classification tasks provide one), or choose another reward, e.g. 'aees'."
         )
     return fn(losses, config, signals)
 

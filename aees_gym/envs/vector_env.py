@@ -9,8 +9,8 @@ semantics of :class:`~aees_gym.envs.env.AEESEnv`:
   and replays the run a single env reset with that seed trains (same weights, data order, label
   noise, dropout and gradient noise); unseeded resets continue the sub-env's own generator.
 * One ``step`` runs one window of every live run at once; the window's step losses of all runs
-  reach the host in one transfer. Scoring, divergence and infos are
-  :mod:`aees_gym.core.window`'s, so a sub-env's info has the single env's fields.
+  (and the held-out losses the ``heldout`` reward needs) reach the host in one transfer. Scoring,
+  divergence and infos are :mod:`aees_gym.core.window`'s, so a sub-env's info has the single env's fields.
 * Runs end and restart independently: next-step autoreset by default (Gymnasium's), or
   ``autoreset_mode=AutoresetMode.SAME_STEP`` / ``DISABLED`` as a keyword of ``make_vec``. A run
   that diverges ends alone; no operation of the engine mixes runs.
@@ -33,6 +33,7 @@ from gymnasium.vector.utils import batch_space
 
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
+from aees_gym.core.reward import WindowSignals, reward_uses_heldout
 from aees_gym.core.threads import apply_torch_threads
 from aees_gym.core.window import plan_window, record_evaluation, record_window, start_info, window_info
 from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
@@ -200,25 +201,29 @@ class AEESVectorEnv(VectorEnv):
             return {}
         n = self.num_envs
         started = time.perf_counter()
+        heldout = {row for row in plans if reward_uses_heldout(self._rows[row].control.reward.name)}
         losses = self.runs.run_window(
             [plans[i][0].lr_multiplier if i in plans else 1.0 for i in range(n)],
             [plans[i][0].candidate.noise_std if i in plans else 0.0 for i in range(n)],
             [plans[i][1] if i in plans else 0 for i in range(n)],
+            heldout=bool(heldout),
         )
         if self.runs.grad_norms is not None:
             losses = _with_grad_norm_column(losses, self.runs.grad_norms)
-        host = losses.tolist()  # the one host transfer of the window, for every run
+        host = losses.tolist()  # the one host transfer of the window (held-out losses included), for every run
         wall = time.perf_counter() - started
+        first = 2 if heldout else 0  # run_window puts the held-out columns first
         scored = {}
         for row, (plan, k) in plans.items():
             r = self._rows[row]
-            row_losses = host[row][:k]
+            row_losses = host[row][first : first + k]
+            signals = WindowSignals(host[row][0], host[row][1]) if row in heldout else None
             grad_norm = host[row][-1] if self.runs.grad_norms is not None else None
             lr_idx, noise_idx = r.control.grid.split(plan.action_id)
             r.history.steps_done += k  # EpisodeControl counts the steps before it closes the window
             score = record_window(
                 r.history, row_losses, r.control, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm, wall_time=wall,
-                positions=r.control.grid.positions(plan.candidate) if plan.exact else None,
+                positions=r.control.grid.positions(plan.candidate) if plan.exact else None, signals=signals,
             )
             r.diverged = score.diverged
             scored[row] = (score, row_losses, grad_norm)

@@ -75,14 +75,38 @@ def test_whole_runs_agree_statistically_over_seeds():
     envs.close()
 
 
-def test_one_loss_transfer_per_window_for_all_runs(host_reads):
-    envs = AEESVectorEnv("DigitsNoisy", 4, total_steps=40, window_length=20, eval_every=0)
+@pytest.mark.parametrize("reward", ["aees", "heldout"])
+def test_one_loss_transfer_per_window_for_all_runs(host_reads, reward):
+    envs = AEESVectorEnv("DigitsNoisy", 4, total_steps=40, window_length=20, eval_every=0, reward={"name": reward})
     envs.reset(seed=0)
     calls = host_reads(envs.runs.optimizer)
     _, _, terminated, _, _ = envs.step(np.array([0, 4, 5, 8]))
     assert not terminated.any()  # no end-of-run evaluation in this window
-    assert calls == ["tolist"]
+    assert calls == ["tolist"]  # the held-out losses cross with the step losses
     envs.close()
+
+
+@pytest.mark.parametrize("seed", [0, 21])
+def test_heldout_reward_rows_reproduce_the_single_env(seed):
+    # Rows run (x2, σ .01), (x1, σ .005), (x0.5, σ .01) and (x1, σ 0) on label-noisy Digits.
+    kwargs = {"total_steps": 40, "window_length": 20, "eval_every": 0, "reward": {"name": "heldout"}}
+    env_id, actions = "aees_gym/DigitsNoisy-v0", np.array([8, 4, 2, 3])
+    envs = gym.make_vec(env_id, num_envs=len(actions), vectorization_mode=MODE, **kwargs)
+    envs.reset(seed=seed)
+    _, reward, _, _, info = envs.step(actions)
+    for i, action in enumerate(actions):
+        _, _, s_steps = _single(seed + i, kwargs, [action], env_id)
+        s_reward, s_info = s_steps[0][1], s_steps[0][4]
+        assert reward[i] == pytest.approx(s_reward, rel=1e-5, abs=1e-5)
+        assert set(info["reward_terms"]) - {f"_{k}" for k in s_info["reward_terms"]} == set(s_info["reward_terms"])
+        for key, want in s_info["reward_terms"].items():
+            assert info["reward_terms"][key][i] == pytest.approx(want, rel=1e-5, abs=1e-5), key
+    envs.close()
+
+
+def test_heldout_reward_without_a_reward_split_is_refused():
+    with pytest.raises(ValueError, match="reward_fraction"):
+        AEESVectorEnv("Digits", 2, reward={"name": "heldout"}, reward_fraction=0.0)
 
 
 def test_next_step_autoreset_restarts_ended_runs_with_reward_zero(tiny):

@@ -163,6 +163,8 @@ def test_scores_follow_the_metric_direction() -> None:
 def test_quick_mode_end_to_end(tmp_path: Path) -> None:
     assert main(["--quick", "--skip-unavailable", "--results-dir", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "leaderboard.md")
-    for label in ("random", "ducb", "contextual", "heuristic", "PPO (aees)", "A2C (aees)", "DQN (aees)", BEST_FIXED):
+    learners = [f"{algo} ({reward})" for algo in ("PPO", "A2C", "DQN") for reward in ("aees", "heldout")]
+    for label in ("random", "ducb", "contextual", "heuristic", *learners, BEST_FIXED):
         assert rows[label][-1] == "done", rows[label]
-    assert len(list((tmp_path / "leaderboard" / "synthetic-mix-v0" / "models").glob("*.zip"))) == 3
+    # Every learner trains on the batched engine, the heldout ones included: one model each.
+    assert len(list((tmp_path / "leaderboard" / "synthetic-mix-v0" / "models").glob("*.zip"))) == 6

@@ -152,12 +152,14 @@ env = { optimizer = "sgd", grid = { lr_multipliers = [1.0], noise_stds = [0.0], 
 
 
 def test_exact_candidates_batch_and_unbatchable_settings_fall_back_to_single_runs(write_suite, tmp_path):
-    """The heuristic's exact candidates run in a batched group; a held-out reward or a momentum axis
-    (which the engine does not implement) send those runs through run_one, with the same results."""
+    """The heuristic's exact candidates and the held-out reward's runs batch; a momentum axis (which
+    the engine does not implement) sends those runs through run_one, with the same results."""
     spec = load_suite(write_suite(MIXED))
     plan = plan_suite(spec, tmp_path)
-    sizes = sorted(len(g) for g in group_runs(plan.runs))
-    assert sizes == [1, 1, 1, 1, 2]  # heuristic × 2 seeds batched; the other four alone
+    groups = group_runs(plan.runs)
+    assert sorted(len(g) for g in groups) == [1, 1, 2, 2]  # heuristic and ducb (heldout) × 2 seeds; momentum alone
+    singles = [plan.runs[g[0]] for g in groups if len(g) == 1]
+    assert all(r.env_overrides["grid"]["momenta"] == [0.0, 0.9] for r in singles)
     serial = run_suite(spec, results_dir=tmp_path / "serial", executor="serial", progress=False)
     batched = run_suite(spec, results_dir=tmp_path / "batched", executor="batched", progress=False)
     assert serial.statuses == batched.statuses == {"ok": 6}

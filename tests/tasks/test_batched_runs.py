@@ -91,6 +91,36 @@ def test_each_row_reproduces_the_single_env_with_its_seed(task, mnist_dir):
     assert runs.steps_done == [50, 50, 50]
 
 
+@pytest.mark.parametrize("task", ["DigitsNoisy", "MNIST"])
+def test_heldout_columns_are_the_single_runs_reward_eval_and_draw_nothing(task, mnist_dir):
+    # MNIST's CNN has dropout: measuring in eval mode must leave its masks (and the noise) untouched.
+    overrides = _overrides(task, mnist_dir, {"reward": {"name": "heldout"}})
+    actions, seeds = [8, 5], [3, 7]
+    singles = [gym.make(f"aees_gym/{task}-v0", **overrides) for _ in seeds]
+    infos = []
+    for env, seed, action in zip(singles, seeds, actions, strict=True):
+        env.reset(seed=seed)
+        infos.append(env.step(action)[4])
+    config = make_config(task, **overrides)
+    run_seeds = [env.unwrapped.run_seed for env in singles]
+    values = [config.grid.values(a) for a in actions]
+    steps = [config.window_length] * len(seeds)
+    out = []
+    for heldout in (False, True):
+        runs = BatchedClassificationRuns(config, len(seeds))
+        runs.reset_runs(range(len(seeds)), [config] * len(seeds), run_seeds)
+        out.append(runs.run_window([v[0] for v in values], [v[1] for v in values], steps, heldout=heldout).cpu())
+    plain, measured = out
+    assert measured.shape == (len(seeds), 2 + plain.shape[1])
+    torch.testing.assert_close(measured[:, 2:], plain, rtol=0, atol=0)  # bit for bit: no draw, no update
+    for i, info in enumerate(infos):
+        assert measured[i, 0].item() == pytest.approx(info["ema_start"], rel=1e-5)
+        assert measured[i, 1].item() == pytest.approx(info["ema_end"], rel=1e-5)
+        np.testing.assert_allclose(measured[i, 2:].numpy(), info["step_losses"], rtol=1e-5)
+    with pytest.raises(ValueError, match="reward_fraction"):
+        BatchedClassificationRuns(make_config(task, **{**overrides, "reward_fraction": 0.0}), 1)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_sgd_and_adam_rows_with_their_own_momentum_and_weight_decay(optimizer):
     rows = [{"momentum": 0.9, "weight_decay": 0.0}, {"momentum": 0.5, "weight_decay": 0.01}]

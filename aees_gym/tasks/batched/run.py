@@ -8,7 +8,9 @@ weight decay, momentum, label noise, schedule, budget and seed; they share the t
 
 One :meth:`~BatchedClassificationRuns.run_window` call trains every row for its own number of
 steps under its own LR multiplier and noise std, reads nothing back to the host and returns the
-step losses ``[N, W]`` on the device — one vector-env step. Rows restart independently with
+step losses ``[N, W]`` on the device — one vector-env step. With ``heldout=True`` (the ``heldout``
+reward) two columns come first: each row's loss on the reward-validation part when the window
+opened and when it closed, so they cross to the host with the losses. Rows restart independently with
 :meth:`~BatchedClassificationRuns.reset_runs` (autoreset), and
 :meth:`~BatchedClassificationRuns.evaluate` gives each row the single run's ``evaluate()`` metrics::
 
@@ -57,8 +59,11 @@ def batching_problem(config: EnvConfig) -> str | None:
         return str(exc)
     if config.optimizer not in OPTIMIZER_KINDS:
         return f"The batched engine implements the optimizers {list(OPTIMIZER_KINDS)}, not {config.optimizer!r}; {_SEPARATE}"
-    if reward_uses_heldout(config.reward.name):
-        return f"The batched engine measures no held-out loss, which reward {config.reward.name!r} needs; use \"aees\", {_SEPARATE}"
+    if reward_uses_heldout(config.reward.name) and config.reward_fraction == 0:
+        return (
+            f"Reward {config.reward.name!r} needs a reward-validation part of the validation split; "
+            f"reward_fraction=0 keeps none. Set reward_fraction in (0, 1) or choose another reward, e.g. 'aees'."
+        )
     if config.grid.momenta is not None:
         return f"The batched engine has no momentum axis (grid momenta {list(config.grid.momenta)}); drop it, {_SEPARATE}"
     if config.freeze_threshold is not None:
@@ -86,8 +91,10 @@ class BatchedClassificationRuns:
         self.spec = batched_task(config.task)
         self.config, self.n_runs = config, n_runs
         self.device = resolve_device(config.device)
-        data, _, _ = split_validation(self.spec.load_data(config), config.reward_fraction)  # score as the single run does
+        # Score as the single run does; its reward part (seeded, the same for every row) is the held-out batch.
+        data, x_reward, y_reward = split_validation(self.spec.load_data(config), config.reward_fraction)
         self.n_classes = data.n_classes
+        self.x_reward, self.y_reward = x_reward.to(self.device), y_reward.to(self.device)
         self.x_train, self.y_clean = data.x_train.to(self.device), data.y_train.to(self.device)
         self.x_val, self.y_val = data.x_val.to(self.device), data.y_val.to(self.device)
         self._make_model = self.spec.make_model(config, data)
@@ -215,7 +222,9 @@ class BatchedClassificationRuns:
             counts.append(k)
         return counts
 
-    def run_window(self, lr_multipliers: Sequence[float], noise_stds: Sequence[float], steps: Sequence[int]) -> torch.Tensor:
+    def run_window(
+        self, lr_multipliers: Sequence[float], noise_stds: Sequence[float], steps: Sequence[int], *, heldout: bool = False
+    ) -> torch.Tensor:
         """Train row ``i`` for ``steps[i]`` optimizer steps at LR ``base × schedule × lr_multipliers[i]``
         with gradient noise of std ``noise_stds[i]``.
 
@@ -223,11 +232,20 @@ class BatchedClassificationRuns:
         is built on the host and sent in one transfer; no value is read back. Rows with 0 steps are
         left exactly as they are.
 
+        Args:
+            heldout: Also measure every row's :meth:`heldout_loss` before the first step and after
+                the last (what the single run's ``reward_eval`` gives the ``heldout`` reward).
+
         Returns:
             ``[N, W]`` float32 step losses on the device, ``W = max(steps)``; entries past a row's
-            steps are NaN.
+            steps are NaN. With ``heldout``, ``[N, 2 + W]``: the held-out losses at window open and
+            close, then the step losses.
         """
         counts = self._validate_window(lr_multipliers, noise_stds, steps)
+        if heldout:
+            opened = self.heldout_loss()
+            losses = self.run_window(lr_multipliers, noise_stds, counts)
+            return torch.cat([opened.unsqueeze(1), self.heldout_loss().unsqueeze(1), losses], dim=1)
         n, width = self.n_runs, max(counts)
         if width == 0:
             return torch.empty(n, 0, device=self.device)
@@ -307,6 +325,18 @@ class BatchedClassificationRuns:
                 ys = y[:, start : start + chunk]
                 loss_sum += F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(r, -1).sum(1)
         return torch.cat(preds, dim=1), loss_sum
+
+    def heldout_loss(self) -> torch.Tensor:
+        """``[N]`` mean cross-entropy of every row on the reward-validation part, on the device.
+
+        The single run's ``reward_eval``: eval mode (no dropout, so no random draw), no gradient,
+        nothing read to the host. Rows without a run give the loss of all-zero parameters.
+        """
+        if not len(self.x_reward):
+            raise ValueError("This engine keeps no reward-validation part (reward_fraction=0), so it has no held-out loss.")
+        params = [p.detach() for p in self.params]
+        _, loss_sum = self._predict(params, self.x_reward, self.y_reward.unsqueeze(0).expand(self.n_runs, -1))
+        return loss_sum / len(self.x_reward)
 
     def evaluate(self, rows: Iterable[int] | None = None) -> list[dict[str, float]]:
         """The single run's ``evaluate()`` metrics of each of ``rows`` (default all), in that order.
