@@ -1,73 +1,20 @@
-"""The grid-cell heuristic variant: its law on given window outcomes, and its effect on real training."""
+"""The grid-cell heuristic variant on given window outcomes and on real training (the shared window
+classification is tested in test_heuristic.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import pytest
 from gymnasium import spaces
+from heuristic_helpers import OBS_SPACE, Outcomes
 
 import aees_gym  # noqa: F401  (registers the env ids)
 from aees_gym import CandidateGrid
 from aees_gym.envs.episode import run_episode
-from agents.heuristic import CUT, HOLD, PLATEAU, RAISE, classify_window
+from agents.heuristic import CUT
 from agents.heuristic_grid import GridHeuristicAgent as HeuristicAgent
-
-THRESHOLDS = {"instability_threshold": 0.25, "worsen_tolerance": 0.05, "improve_tolerance": 0.01}
-OBS_SPACE = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-
-
-def window(change: float = 0.0, trend: str = "stable", instability: float = 0.01, diverged: bool = False,
-           before: float = 1.0) -> dict[str, Any]:
-    """The info keys of an env step that the law reads, for a window whose loss moved by ``change``."""
-    after = before * (1.0 + change)
-    return {
-        "loss_first": before,
-        "loss_last": after,
-        "loss_mean": after,
-        "trend_bucket": trend,
-        "reward_terms": {"instability": instability},
-        "diverged": diverged,
-    }
-
-
-@pytest.mark.parametrize(
-    ("info", "previous_mean", "rule"),
-    [
-        ({"candidate_grid": None, "trend_bucket": "stable"}, None, HOLD),  # reset info: no window yet
-        (window(diverged=True), 1.0, CUT),
-        (window(change=float("nan")), 1.0, CUT),
-        (window(change=0.06), 1.0, CUT),  # the mean rose by more than 5 %
-        (window(change=-0.5, trend="improving", instability=0.3), 1.0, CUT),  # unstable wins
-        (window(change=-0.02), 1.0, RAISE),  # the mean fell by more than 1 %
-        (window(change=-0.02, trend="worsening"), 1.0, RAISE),  # the window mean decides
-        (window(change=0.005), 1.0, PLATEAU),
-        (window(change=0.04), 1.0, PLATEAU),  # within both tolerances, stable trend
-        (window(change=-0.005, trend="improving"), 1.0, HOLD),  # within tolerances, trend not flat
-        # The first window compares its own last and first loss.
-        ({**window(), "loss_first": 1.0, "loss_last": 0.9, "loss_mean": 5.0}, None, RAISE),
-        # Later windows compare means: 0.9 after a previous mean of 0.8 is +12.5 %.
-        ({**window(), "loss_first": 1.0, "loss_last": 0.5, "loss_mean": 0.9}, 0.8, CUT),
-    ],
-)
-def test_classify_window_applies_the_documented_thresholds(
-    info: dict[str, Any], previous_mean: float | None, rule: str
-) -> None:
-    assert classify_window(info, previous_mean, **THRESHOLDS) == rule
-
-
-class Outcomes:
-    """Consecutive window infos whose mean loss moves by the requested relative change."""
-
-    def __init__(self) -> None:
-        self.level = 1.0
-
-    def __call__(self, change: float = 0.0, **kwargs: Any) -> dict[str, Any]:
-        info = window(change, before=self.level, **kwargs)
-        self.level = info["loss_mean"]
-        return info
 
 
 def reset_agent(grid: CandidateGrid, mode: str = "index", **kwargs: Any) -> HeuristicAgent:
