@@ -1,5 +1,3 @@
-import os
-
 import pytest
 import torch
 from hypothesis import settings
@@ -8,9 +6,18 @@ from hypothesis import settings
 settings.register_profile("aees", deadline=None, derandomize=True, database=None)
 settings.load_profile("aees")
 
-# Parallel test workers share 2 cores; more than one torch thread each oversubscribes them.
-if os.environ.get("PYTEST_XDIST_WORKER"):
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test trains with one torch thread (tests that need more set it themselves).
+
+    Parallel test workers share 2 cores, where more than one thread each oversubscribes them; and the
+    tiny models of the tests gain nothing from a second thread.
+    """
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -1,16 +1,8 @@
 import pytest
-import torch
 
 # Tiny real runs; one torch thread keeps them fast and stable on a shared 2-core machine.
 TINY = {"total_steps": 40, "window_length": 20, "n_train": 256, "n_val": 128}
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -95,3 +95,5 @@ def mnist_data(tmp_path_factory) -> WrittenImages:
 @pytest.fixture(scope="session")
 def mnist_dir(mnist_data) -> Path:
     return mnist_data.root
+
+

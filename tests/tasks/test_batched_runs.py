@@ -25,13 +25,6 @@ ROWS = [({}, [4, 6, 0]), ({}, [6, 2, 8]), ({"base_lr": 3e-3, "weight_decay": 0.0
 SEEDS = [3, 7, 11]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _overrides(task, mnist_dir, extra):
     if task.startswith("MNIST"):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from hf_cache import save_in_hub_cache
 
 import aees_gym
 from aees_gym.envs.registration import env_id
@@ -92,22 +93,12 @@ def hf_home(tmp_path_factory, corpus) -> Path:
     config = GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=0,
                         eos_token_id=0)
     home = tmp_path_factory.mktemp("hf_home_gpt2")
-    repo = home / "hub" / "models--gpt2"
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        GPT2LMHeadModel(config).save_pretrained(repo / "snapshots" / REVISION)
-    fast.save_pretrained(repo / "snapshots" / REVISION)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(REVISION)
+        model = GPT2LMHeadModel(config)
+    save_in_hub_cache(home, "gpt2", REVISION, model, fast)
     return home
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def go_offline(monkeypatch, home: Path, datasets_cache: Path) -> None:

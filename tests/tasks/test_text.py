@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from hf_cache import save_in_hub_cache
 
 import aees_gym
 from aees_gym.envs.registration import env_id
@@ -121,24 +122,12 @@ def hf_home(tmp_path_factory, text_data) -> Path:
     config = DistilBertConfig(vocab_size=tok.get_vocab_size(), dim=32, n_layers=2, n_heads=2, hidden_dim=128,
                               max_position_embeddings=128, pad_token_id=0)
     home = tmp_path_factory.mktemp("hf_home")
-    repo = home / "hub" / "models--aees-test--tiny-distilbert"
-    revision = "0123456789abcdef0123456789abcdef01234567"
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        DistilBertForMaskedLM(config).save_pretrained(repo / "snapshots" / revision)
-    fast.save_pretrained(repo / "snapshots" / revision)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
+        model = DistilBertForMaskedLM(config)
+    save_in_hub_cache(home, "aees-test/tiny-distilbert", "0123456789abcdef0123456789abcdef01234567", model, fast)
     return home
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine it costs several times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

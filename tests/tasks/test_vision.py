@@ -27,14 +27,6 @@ VISION_IDS = ["CIFAR100", "CIFAR10", "MNIST"]
 CHECKER = {"total_steps": 4, "window_length": 2, "batch_size": 8}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Convolutions on 2 shared cores: a second busy process makes 2 threads ~10x slower than 1.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def smoke(task, data_dir, **extra):
     return {**get_task(task).smoke_overrides, "data_dir": str(data_dir), **extra}
