@@ -45,32 +45,10 @@ from aees_gym.core.config import ControlConfig
 from aees_gym.core.control_checks import OutsideSteps, check_state, layout
 from aees_gym.core.freezing import GradientFreezer
 from aees_gym.core.grid import Candidate, CandidateGrid
+from aees_gym.core.noise import GradientNoise
+from aees_gym.core.param_groups import momentum_keys, window_hyperparameters
 from aees_gym.core.reward import WindowSignals, reward_uses_heldout
 from aees_gym.core.window import plan_window, record_evaluation, record_window, start_info, window_info
-
-# The reference seeds one generator per parameter tensor this way; keeping the scheme makes the
-# gradient noise, and therefore whole runs, reproducible against it.
-_PARAM_SEED_STRIDE = 1009
-# normal_(0, σ) draws the same stream as randn() and equals randn()·σ bit for bit from this size on
-# (its vectorised path); smaller tensors keep randn()·σ so runs stay identical to the reference.
-_FUSED_NORMAL_MIN_NUMEL = 16
-
-
-def _momentum_keys(optimizer: torch.optim.Optimizer) -> list[str]:
-    """The param-group key the momentum axis sets in each group: ``momentum`` (SGD) or ``betas`` (Adam)."""
-    keys = []
-    for index, group in enumerate(optimizer.param_groups):
-        if "betas" in group:
-            keys.append("betas")
-        elif "momentum" in group:
-            keys.append("momentum")
-        else:
-            raise ValueError(
-                f"The grid has a momentum axis, but {type(optimizer).__name__} param group {index} has no "
-                "momentum: the axis needs 'momentum' (SGD, RMSprop) or 'betas' (Adam, AdamW) in every group; "
-                "drop grid 'momenta' for this optimizer."
-            )
-    return keys
 
 
 @dataclass(frozen=True)
@@ -151,12 +129,11 @@ class EpisodeControl:
         self._losses = self._buffer[self._n_signals :]
         self._grad_norms = torch.zeros_like(self._losses) if ctx.uses_grad_norm(self.config) else None
         self._loss_slots = self._losses.unbind(0)  # views made once; indexing per step costs more
-        self._momentum_keys = _momentum_keys(optimizer) if self.grid.has_momentum else []
+        self._momentum_keys = momentum_keys(optimizer) if self.grid.has_momentum else []
         threshold = self.config.freeze_threshold
         self._freezer = None if threshold is None else GradientFreezer(self._params, threshold, self.config.freeze_beta, device)
         # (param, generator, buffer) per parameter, built on the first noisy window and reused.
-        self._noise_targets: list[tuple[torch.Tensor, torch.Generator, torch.Tensor]] | None = None
-        self._generators: dict[tuple[int, int], torch.Generator] = {}
+        self._noise = GradientNoise(self.seed, self._params, self._param_keys)
         self._outside = OutsideSteps(optimizer)
         self.reset()
 
@@ -298,17 +275,9 @@ class EpisodeControl:
             self._outside.mark(self.lr_scheduler)
 
     def _optimizer_step(self, slot: int) -> None:
-        groups = self.optimizer.param_groups
-        base_lrs = [g["lr"] for g in groups]
-        momentum, keys = self._momentum, self._momentum_keys
-        base_momenta = [g[k] for g, k in zip(groups, keys, strict=True)] if momentum is not None else []
         scaler = self.grad_scaler
         noisy = self._noise_std > 0.0
-        try:
-            for group, base in zip(groups, base_lrs, strict=True):
-                group["lr"] = base * self._lr_multiplier
-            for group, key, base in zip(groups, keys, base_momenta, strict=False):
-                group[key] = (momentum, *base[1:]) if key == "betas" else momentum
+        with window_hyperparameters(self.optimizer, self._lr_multiplier, self._momentum, self._momentum_keys):
             if scaler is not None and (noisy or self._grad_norms is not None or self._freezer is not None):
                 self._unscale_once(scaler)
             if self._grad_norms is not None:
@@ -318,51 +287,18 @@ class EpisodeControl:
             if self._freezer is not None:
                 self._freezer.step()
             if noisy:
-                self._add_noise()
+                self._noise.add_(self._noise_std)
             if scaler is None:
                 self.optimizer.step()
             else:
                 scaler.step(self.optimizer)
                 scaler.update()
-        finally:
-            for group, base in zip(groups, base_lrs, strict=True):
-                group["lr"] = base
-            for group, key, base in zip(groups, keys, base_momenta, strict=False):
-                group[key] = base
 
     def _unscale_once(self, scaler: Any) -> None:
         # GradScaler refuses a second unscale_ in one step; the user may already have unscaled to clip.
         state = scaler._per_optimizer_states[id(self.optimizer)]
         if state["stage"].name != "UNSCALED":
             scaler.unscale_(self.optimizer)
-
-    def _add_noise(self) -> None:
-        if self._noise_targets is None:
-            self._noise_targets = [
-                (p, self._generator(key, p.device), torch.empty_like(p))
-                for key, p in zip(self._param_keys, self._params, strict=True)
-            ]
-        std = self._noise_std
-        grads, noises = [], []
-        for param, gen, buf in self._noise_targets:
-            if param.grad is None:
-                continue
-            if buf.numel() >= _FUSED_NORMAL_MIN_NUMEL:
-                buf.normal_(0.0, std, generator=gen)
-            else:
-                torch.randn(buf.shape, generator=gen, out=buf)
-                buf.mul_(std)
-            grads.append(param.grad)
-            noises.append(buf)
-        torch._foreach_add_(grads, noises)
-
-    def _generator(self, key: tuple[int, int], device: torch.device) -> torch.Generator:
-        gen = self._generators.get(key)
-        if gen is None:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed + key[0] * _PARAM_SEED_STRIDE + key[1])
-            self._generators[key] = gen
-        return gen
 
     def _measure_heldout(self, slot: int) -> None:
         if self._reward_eval is not None:
@@ -430,7 +366,7 @@ class EpisodeControl:
                 "heldout": self._buffer[: self._n_signals].detach().cpu().clone(),
             },
             "freezing": None if self._freezer is None else self._freezer.state_dict(),
-            "generators": {f"{g}:{p}": gen.get_state() for (g, p), gen in self._generators.items()},
+            "generators": self._noise.state_dict(),
             "layout": self._layout(),
         }
 
@@ -460,14 +396,7 @@ class EpisodeControl:
         self._load_candidate_and_freezing(w, state.get("freezing"))
         if self._n_signals and "heldout" in w and len(w["heldout"]) == self._n_signals:
             self._buffer[: self._n_signals].copy_(w["heldout"].to(self._buffer.device))
-        self._generators = {}
-        self._noise_targets = None  # they hold the previous generators
-        device = self._losses.device
-        for key, gen_state in state["generators"].items():
-            g, p = (int(x) for x in key.split(":"))
-            gen = torch.Generator(device=device)
-            gen.set_state(gen_state)
-            self._generators[(g, p)] = gen
+        self._noise.load_state_dict(self.seed, state["generators"], self._losses.device)
 
     def _load_candidate_and_freezing(self, window: Mapping[str, Any], freezing: Mapping[str, Any] | None) -> None:
         candidate = window.get("candidate")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from aees_gym.core.control import _FUSED_NORMAL_MIN_NUMEL, _PARAM_SEED_STRIDE
+from aees_gym.core.noise import draw_, noise_seed
 
 _GROUP = 0  # the tasks' optimizers hold every parameter in one param group
 
@@ -78,16 +78,13 @@ class RowGradientNoise:
         self._buffers = [torch.zeros_like(p, requires_grad=False) for p in self.params]
         # Row views built once, with the normal_/randn choice of each: the per-row loop below is
         # unavoidable (each row and tensor has its own generator), so it does nothing else.
-        self._rows = [
-            [(buf[i], buf[i].numel() >= _FUSED_NORMAL_MIN_NUMEL, gen) for buf, gen in zip(self._buffers, gens, strict=True)]
-            for i, gens in enumerate(self._generators)
-        ]
+        self._rows = [list(zip((buf[i] for buf in self._buffers), gens, strict=True)) for i, gens in enumerate(self._generators)]
         self._stds = [0.0] * n
 
     def reset(self, row: int, seed: int) -> None:
         """Seed run ``row``'s generators from its ``RunSeeds.gradient_noise`` (group 0, index j)."""
         for j, gen in enumerate(self._generators[row]):
-            gen.manual_seed(int(seed) + _GROUP * _PARAM_SEED_STRIDE + j)
+            gen.manual_seed(noise_seed(seed, _GROUP, j))
 
     def begin_window(self, stds: Sequence[float]) -> None:
         """Fix each row's noise std for the window; rows with std 0 get no noise and draw nothing."""
@@ -102,10 +99,7 @@ class RowGradientNoise:
             return
         for i in noisy:
             std = self._stds[i]
-            for row, fused, gen in self._rows[i]:
-                if fused:
-                    row.normal_(0.0, std, generator=gen)
-                else:
-                    torch.randn(row.shape, generator=gen, out=row).mul_(std)
+            for row, gen in self._rows[i]:
+                draw_(row, std, gen)
         # Rows without noise (or not stepping) hold zeros or stale noise whose step is discarded.
         torch._foreach_add_([p.grad for p in self.params], self._buffers)
