@@ -10,6 +10,7 @@ zips) and runs are kept, so a killed command loses only what was in flight; reru
     python -m experiments.leaderboard --table-only         # only rewrite the table from what exists
     python -m experiments.leaderboard --quick              # seconds-long smoke test into a temporary folder
     python -m experiments.leaderboard --skip-unavailable   # leave agents with unregistered rewards pending
+    python -m experiments.leaderboard --only "PPO (aees)"  # one agent's trainings and runs; start one per core
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import torch
 
 from aees_gym.core.fileio import atomic_write_text
 from aees_gym.reporting.leaderboard import leaderboard_table
-from aees_gym.suite.leaderboard import finished_runs, load_leaderboard, plan_set, run_leaderboard, unavailable_rewards
+from aees_gym.suite.leaderboard import (
+    check_labels,
+    finished_runs,
+    load_leaderboard,
+    plan_set,
+    run_leaderboard,
+    unavailable_rewards,
+)
+from aees_gym.suite.suite_file import SuiteConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "leaderboard.toml"
@@ -37,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="synthetic-mix-v0 only, learners trained 64 windows, into a temporary folder")
     parser.add_argument("--table-only", action="store_true", help="write the table from the results on disk; run nothing")
     parser.add_argument("--skip-unavailable", action="store_true", help="leave agents whose reward is not registered pending")
+    parser.add_argument("--only", action="append", metavar="LABEL",
+                        help="run only this agent's trainings and test runs (repeatable); processes with different "
+                             "labels can share one results folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the batched training envs and the evaluation workers share the cores
     spec = load_leaderboard(args.config)
@@ -44,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         spec = spec.quick(args.results_dir or tempfile.mkdtemp(prefix="leaderboard-quick-"))
     results_dir = args.results_dir or (ROOT / spec.results_dir if not Path(spec.results_dir).is_absolute() else Path(spec.results_dir))
     out = args.out or (results_dir / "leaderboard.md" if args.quick else ROOT / "results" / "leaderboard.md")
+    if args.only:
+        try:
+            check_labels(spec, args.only)
+        except SuiteConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     missing = unavailable_rewards(spec)
     if missing and not (args.skip_unavailable or args.table_only):
         print(f"error: rewards not registered in this build: {missing} (agent label → reward; registered ones: "
@@ -58,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(out, leaderboard_table(plans, finished, missing, str(source), spec.n_boot) + "\n")
         print(f"wrote {out}", flush=True)
 
-    failures = 0 if args.table_only else run_leaderboard(spec, results_dir, skip=missing, on_progress=write_table,
+    failures = 0 if args.table_only else run_leaderboard(spec, results_dir, skip=missing, only=args.only, on_progress=write_table,
                                                          log=lambda m: print(m, flush=True))
     write_table()
     return 1 if failures else 0

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,13 +237,27 @@ def train(set_plan: SetPlan, job: TrainJob, log: Log) -> bool:
     return True
 
 
+def check_labels(spec: LeaderboardSpec, labels: Collection[str]) -> None:
+    """Raise a :class:`SuiteConfigError` naming the valid labels when one of ``labels`` is not an agent's."""
+    known = [e.label for e in spec.entries]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise SuiteConfigError(f"--only {unknown}: no agent has that label; the file's labels are {known}.")
+
+
 def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[str, str] = {},
+                    only: Collection[str] | None = None,
                     on_progress: Callable[[], Any] = lambda: None, log: Log = print) -> int:
     """Run everything missing: first every set's online agents, then each learner (train, then its runs).
 
+    ``only`` restricts the work to those agent labels (fixed cells run only when ``only`` is None), so
+    several processes can train different learners side by side into one results folder.
     ``on_progress()`` is called after each stage (e.g. to rewrite the table). Returns the number of
     failed trainings.
     """
+    if only is not None:
+        check_labels(spec, only)
+    chosen = (lambda label: True) if only is None else (lambda label: label in only)
     plans = [plan_set(spec, name, results_dir, skip) for name in spec.sets]
     for p in plans:
         _, pending, stale = finished_runs(p)
@@ -251,11 +265,11 @@ def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[s
             log(f"[{p.instance_set.name}] {len(stale)} finished runs are stale (recorded config differs from the current one); rerunning them")
         learners = {j.agent_label for j in p.plan.trainings}
         log(f"[{p.instance_set.name}] {len(p.plan.runs) - len(pending)} of {len(p.plan.runs)} test runs finished")
-        evaluate(p, [r for r in pending if r.agent_label not in learners], spec, log)
+        evaluate(p, [r for r in pending if r.agent_label not in learners and chosen(r.agent_label)], spec, log)
         on_progress()
     failures = 0
     for p in plans:
-        for job in p.plan.trainings:
+        for job in (j for j in p.plan.trainings if chosen(j.agent_label)):
             if not train(p, job, log):
                 failures += 1
                 continue
@@ -267,6 +281,6 @@ def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[s
 
 
 __all__ = [
-    "BoardEntry", "LeaderboardSpec", "SetPlan", "finished_runs", "fixed_cells", "load_leaderboard",
+    "BoardEntry", "LeaderboardSpec", "SetPlan", "check_labels", "finished_runs", "fixed_cells", "load_leaderboard",
     "parse_leaderboard", "plan_set", "run_leaderboard", "unavailable_rewards",
 ]

@@ -101,6 +101,19 @@ def test_leaderboard_runs_resumes_and_lists_pending(board: Path, tmp_path: Path,
     assert results[0].exists() and json.loads(results[1].read_text())["config"]["batch_size"] == data["config"]["batch_size"] - 1
 
 
+@pytest.mark.slow
+def test_only_runs_the_named_agents(board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(board, tmp_path, "--only", "no such agent") == 2
+    assert "'PPO (aees)'" in capsys.readouterr().err  # the error lists the labels to choose from
+    assert _run(board, tmp_path, "--skip-unavailable", "--only", "PPO (aees)", "--only", "ducb") == 0
+    rows = _rows(tmp_path / "board.md")
+    assert rows["PPO (aees)"][-1] == rows["ducb"][-1] == "pending: waiting for random and every fixed cell (the score's scale)"
+    assert rows["PPO (aees)"][2].startswith("64 windows")
+    assert rows["random"][-1] == "pending: 0 of 2 test runs finished"
+    suite_dir = tmp_path / "res" / "leaderboard" / "synthetic-mix-v0"
+    assert {json.loads(p.read_text())["agent_label"] for p in suite_dir.glob("*.json")} == {"PPO (aees)", "ducb"}
+
+
 def test_pending_rows_before_anything_ran(board: Path, tmp_path: Path) -> None:
     assert _run(board, tmp_path, "--table-only") == 0
     rows = _rows(tmp_path / "board.md")
