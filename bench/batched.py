@@ -300,6 +300,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=None, help="window length (default: the task's)")
     parser.add_argument("--matmul-size", type=int, default=None, help="matmul peak size (default 2048 CPU, 8192 CUDA)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--conditions", default=None,
+                        help="what else the machine was doing (stored in the JSON), e.g. 'other jobs paused'")
     args = parser.parse_args(argv)
     if args.quick:
         args.ns, args.threads, args.rounds, args.min_seconds, args.window = [1, 2], [1], 1, 0.0, 5
@@ -332,6 +334,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "memory": "CUDA: max_memory_allocated growth; CPU: peak resident-set growth over the pre-build value, "
                   "sampled every 2 ms (freed pages glibc keeps, and earlier cells' leftovers, blur small figures)",
         "matmul_peak_size": args.matmul_size,
+        "conditions": args.conditions,
         "targets": targets(rows, device),
         "rows": rows,
         "machine": host_metadata(str(device)),
