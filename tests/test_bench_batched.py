@@ -33,11 +33,12 @@ def test_quick_run_writes_every_cell_with_its_fields(tmp_path, capsys):
     threads = torch.get_num_threads()
     out = tmp_path / "batched.json"
     try:
-        batched.main(["--quick", "--out", str(out)])
+        batched.main(["--quick", "--out", str(out), "--conditions", "test run"])
     finally:
         torch.set_num_threads(threads)
     data = json.loads(out.read_text())
     assert data["benchmark"] == "batched" and data["device"] == "cpu" and data["quick"] is True
+    assert data["conditions"] == "test run"
     assert [(r["task"], r["n"], r["threads"]) for r in data["rows"]] == [(t, n, 1) for t in batched.TASKS for n in (1, 2)]
     for row in data["rows"]:
         assert set(row) == ROW_FIELDS
