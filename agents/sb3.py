@@ -153,6 +153,7 @@ class SB3Agent(BaseAgent):
         env_kwargs: dict[str, Any] | None = None,
         callback: Any = None,
         vec_env: str | None = None,
+        progress_file: str | Path | None = None,
         **kw: Any,
     ) -> SB3Agent:
         """Train (or continue training) the policy for ``total_timesteps`` windows.
@@ -171,6 +172,8 @@ class SB3Agent(BaseAgent):
             vec_env: ``"batched"`` trains the ``n_envs`` runs together in this process
                 (:mod:`agents.sb3_vec`; batchable tasks only), ``"subproc"`` in ``SubprocVecEnv``
                 workers, ``"dummy"`` one after another; ``None``: ``dummy`` for one env, else ``subproc``.
+            progress_file: Also write the windows trained so far to this JSON file, atomically, every
+                30 s and at the end (:func:`agents.sb3_budget.with_progress_file`).
             **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``,
                 ``progress_bar``, which defaults to on when stderr is a terminal).
 
@@ -196,6 +199,8 @@ class SB3Agent(BaseAgent):
             kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
             sb3_budget.warn_if_rounded(budget)
             callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
+            if progress_file is not None:
+                callback = sb3_budget.with_progress_file(callback, progress_file)
             self.model.learn(budget.total, callback=callback, **kw)
         finally:
             venv.close()

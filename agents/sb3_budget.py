@@ -11,6 +11,9 @@ SB3 checks its budget only between rollouts: PPO and A2C collect whole rollouts 
   transitions of a cut-short ``train_freq`` chunk stay in the replay buffer;
 * with several envs every step counts ``n_envs`` steps, so a budget that is not a multiple of
   ``n_envs`` is rounded up, with the warning.
+
+It also holds the one other callback ``SB3Agent.learn`` adds: :func:`with_progress_file`, which
+lets a long background training be watched.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from __future__ import annotations
 import inspect
 import math
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Budget", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_stop_at_budget"]
+__all__ = ["Budget", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
+           "with_stop_at_budget"]
 
 
 class TimestepsRounded(UserWarning):
@@ -124,6 +130,42 @@ def with_stop_at_budget(callback: Any) -> list[Any]:
 
     items = list(callback) if isinstance(callback, list) else ([] if callback is None else [callback])
     return [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in items] + [StopAtBudget()]
+
+
+def with_progress_file(callback: Any, path: str | Path, every_s: float = 30.0) -> list[Any]:
+    """The user's SB3 callback(s) plus one that writes the training's progress to ``path`` as JSON.
+
+    Written atomically at the start, every ``every_s`` seconds and at the end:
+    ``{"windows_trained", "total_timesteps", "started_utc", "updated_utc"}``, so a long training
+    run in the background can be watched (the leaderboard's table reads it).
+    """
+    from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+
+    from aees_gym.core.fileio import atomic_write_json
+    from aees_gym.core.hostinfo import utc_now
+
+    class ProgressFile(BaseCallback):
+        def _write(self) -> None:
+            self._last = time.monotonic()
+            atomic_write_json(path, {
+                "windows_trained": int(self.model.num_timesteps), "total_timesteps": int(self.model._total_timesteps),
+                "started_utc": self._started, "updated_utc": utc_now(),
+            })
+
+        def _on_training_start(self) -> None:
+            self._started = utc_now()
+            self._write()
+
+        def _on_step(self) -> bool:
+            if time.monotonic() - self._last >= every_s:
+                self._write()
+            return True
+
+        def _on_training_end(self) -> None:
+            self._write()
+
+    items = list(callback) if isinstance(callback, list) else ([] if callback is None else [callback])
+    return [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in items] + [ProgressFile()]
 
 
 def progress_bar_default() -> bool:

@@ -1,4 +1,4 @@
-"""The machine and software a run or a benchmark used: the one place host metadata is gathered."""
+"""The machine and software a run or a benchmark used: the one place host metadata (and the UTC time stamp) is made."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ import numpy
 import torch
 
 from aees_gym.core.version import __version__
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 to the second, the stamp every result and report file uses."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def host_metadata(device: str | None = None) -> dict[str, Any]:
@@ -33,7 +38,7 @@ def host_metadata(device: str | None = None) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "aees_gym": __version__,
         "device": device,
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date_utc": utc_now(),
     }
     if device is not None and device.startswith("cuda"):
         meta["cuda_device"] = torch.cuda.get_device_name(torch.device(device))

@@ -23,6 +23,7 @@ from aees_gym.reporting.rows import TaskMetric, task_metric
 from aees_gym.reporting.stats import iqm, normalized_score, stratified_bootstrap_ci
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
 from aees_gym.suite.results import RunResult
+from aees_gym.suite.training import read_progress
 
 BEST_FIXED = "best fixed cell (hindsight)"
 
@@ -125,6 +126,15 @@ def _training_note(plan: SetPlan, label: str) -> str:
     return note
 
 
+def _training_pending(model_path: str, total: int) -> str:
+    progress = read_progress(model_path)
+    if progress is None:
+        return f"pending: trained 0 of {total:,} windows"
+    # A report that stopped moving is a killed training: it restarts from 0 (trainings keep no checkpoint).
+    return (f"pending: training, {progress['windows_trained']:,} of {progress['total_timesteps']:,} windows "
+            f"(report of {progress['updated_utc']}; a killed training restarts from 0)")
+
+
 def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapping[str, str], n_boot: int = 2000) -> tuple[list[BoardRow], list[str]]:
     """The rows of one set (scored ones best first, then pending ones) and the configurations left unscored."""
     by_label: dict[str, list[RunResult]] = defaultdict(list)
@@ -135,7 +145,7 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
         done = [finished[r.run_id] for r in runs if r.run_id in finished]
         job = plan.job_of(entry.label)
         if job is not None and not Path(job.model_path).exists():
-            pending[entry.label] = f"pending: trained 0 of {job.training.total_timesteps:,} windows"
+            pending[entry.label] = _training_pending(job.model_path, job.training.total_timesteps)
         elif len(done) < len(runs):
             pending[entry.label] = f"pending: {len(done)} of {len(runs)} test runs finished"
         else:

@@ -19,10 +19,10 @@ from typing import Any
 
 from aees_gym.core.fileio import json_safe
 from aees_gym.core.grid import Candidate
+from aees_gym.core.hostinfo import utc_now
 from aees_gym.suite.executors import execute
 from aees_gym.suite.one_run import (
     _make_agent,
-    _now,
     _snapshot_windows,
     _state_snapshot,
     _window_log,
@@ -89,11 +89,11 @@ def run_group(specs: Sequence[RunSpec], on_windows: WindowsCallback | None = Non
     specs = list(specs)
     if len(specs) == 1 or not is_batchable(specs[0]):
         return [run_one(s) for s in specs]
-    started_at, started = _now(), time.perf_counter()
+    started_at, started = utc_now(), time.perf_counter()
     results: dict[int, RunResult] = {}
 
     def fail(row: int, exc: BaseException) -> None:
-        runtime = {"wall_clock_s": time.perf_counter() - started, "started_at": started_at, "finished_at": _now(), "batched_runs": len(specs)}
+        runtime = {"wall_clock_s": time.perf_counter() - started, "started_at": started_at, "finished_at": utc_now(), "batched_runs": len(specs)}
         results[row] = error_result(specs[row], exc, runtime)
 
     slots: dict[int, _Slot] = {}

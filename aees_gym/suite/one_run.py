@@ -11,11 +11,10 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aees_gym.core.fileio import json_safe
-from aees_gym.core.hostinfo import host_metadata
+from aees_gym.core.hostinfo import host_metadata, utc_now
 from aees_gym.envs.episode import run_episode
 from aees_gym.suite import agent_registry
 from aees_gym.suite.results import RunResult
@@ -27,10 +26,6 @@ SNAPSHOT_FRACTIONS = (0.25, 0.5, 0.75)
 MAX_STATE_CHARS = 20_000
 
 WindowCallback = Callable[[int, int], None]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
@@ -165,18 +160,18 @@ def run_one(spec: RunSpec, *, on_window: WindowCallback | None = None) -> RunRes
         spec: The run.
         on_window: Optional progress callback ``(windows_done, windows_total)``.
     """
-    started_at, started = _now(), time.perf_counter()
+    started_at, started = utc_now(), time.perf_counter()
     try:
         episode = _episode(spec, on_window)
     except Exception as exc:  # a failing run is data, not a crash of the suite
-        runtime = {"wall_clock_s": time.perf_counter() - started, "started_at": started_at, "finished_at": _now()}
+        runtime = {"wall_clock_s": time.perf_counter() - started, "started_at": started_at, "finished_at": utc_now()}
         return error_result(spec, exc, runtime)
     return finished_result(spec, episode, started_at, started)
 
 
 def finished_result(spec: RunSpec, episode: dict[str, Any], started_at: str, started: float) -> RunResult:
     """The result of a run that reached its end: ``episode`` is ``_episode``'s record (config, windows, …)."""
-    runtime = {"wall_clock_s": time.perf_counter() - started, **episode.pop("runtime"), "started_at": started_at, "finished_at": _now()}
+    runtime = {"wall_clock_s": time.perf_counter() - started, **episode.pop("runtime"), "started_at": started_at, "finished_at": utc_now()}
     device = episode.pop("device")
     status = "diverged" if episode["final_metrics"].get("diverged") else "ok"
     return RunResult(**_identity(spec), status=status, **episode, runtime=json_safe(runtime), host=host_metadata(device))

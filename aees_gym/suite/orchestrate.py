@@ -15,11 +15,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aees_gym.core.fileio import atomic_write_text, dumps_json
+from aees_gym.core.hostinfo import utc_now
 from aees_gym.core.threads import single_thread
 from aees_gym.suite.executors import execute
 from aees_gym.suite.extras import check_suite_extras
@@ -212,7 +212,7 @@ def _tune(spec: SuiteSpec, suite_dir: Path, executor: str, workers: int, ray_add
 def _write_last_session(outcome: SuiteOutcome, executor: str, workers: int, suite_dir: Path) -> None:
     """What the latest ``run_suite`` call did and how long it took (the suite's wall clock is no run's)."""
     record = {
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": utc_now(),
         "wall_clock_s": round(outcome.wall_clock_s, 1),
         "executor": executor,
         "workers": workers,

@@ -3,12 +3,16 @@
 ``train_one(job)`` is a top-level function like ``run_one``, so every executor can run it. The model
 is saved atomically (temporary name, then ``os.replace``) as ``<suite>/models/<hash>.zip`` beside a
 ``<hash>.json`` that records the training settings, wall time and machine. An existing model file
-is never retrained. With the Ray executor on several machines the results folder must be on a
+is never retrained. While a learner whose ``learn`` takes ``progress_file`` (the SB3 agent does) trains,
+``<hash>.progress.json`` (:func:`progress_path`) says how far it got; it is removed once the model is saved.
+With the Ray executor on several machines the results folder must be on a
 shared file system, because evaluation workers load the model from that path.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +35,21 @@ class TrainOutcome:
     wall_clock_s: float
     error: dict[str, str] | None = None
     skipped: bool = False
+
+
+def progress_path(model_path: Path | str) -> Path:
+    """Where the training of ``model_path`` reports its progress while it runs."""
+    return Path(model_path).with_suffix(".progress.json")
+
+
+def read_progress(model_path: Path | str) -> dict[str, Any] | None:
+    """The last progress report of the training of ``model_path``, or None (none written, or unreadable)."""
+    try:
+        data = json.loads(progress_path(model_path).read_text(encoding="utf-8"))
+        return {"windows_trained": int(data["windows_trained"]), "total_timesteps": int(data["total_timesteps"]),
+                "updated_utc": str(data["updated_utc"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def train_agent(
@@ -60,8 +79,14 @@ def train_agent(
     extra = dict(learn_kwargs or {})
     if vec_env is not None:
         extra["vec_env"] = vec_env
+    reports = "progress_file" in inspect.signature(instance.learn).parameters
+    if reports:
+        extra.setdefault("progress_file", str(progress_path(path)))
     instance.learn(env_id(task), total_timesteps, seed=seed, n_envs=n_envs, env_kwargs=dict(env_overrides or {}), **extra)
-    return atomic_write_with(path, lambda tmp: instance.save(str(tmp)))
+    saved = atomic_write_with(path, lambda tmp: instance.save(str(tmp)))
+    if reports:
+        progress_path(path).unlink(missing_ok=True)
+    return saved
 
 
 def train_one(job: TrainJob) -> TrainOutcome:

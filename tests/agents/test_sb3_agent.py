@@ -189,3 +189,14 @@ def test_missing_packages_name_what_to_install(monkeypatch: pytest.MonkeyPatch) 
 def test_importing_the_agent_module_does_not_import_stable_baselines3() -> None:
     code = "import sys, agents.sb3, agents.deploy; assert 'stable_baselines3' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_progress_file_reports_the_windows_trained(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "progress.json"
+    agent = SB3Agent("ppo", algo_kwargs=ALGO_KWARGS["ppo"])
+    agent.learn("Synthetic-v0", 64, seed=0, env_kwargs=SMALL_ENV, progress_file=path)
+    report = json.loads(path.read_text())
+    assert report["windows_trained"] == report["total_timesteps"] == 64
+    assert report["started_utc"] <= report["updated_utc"] and report["updated_utc"].endswith("+00:00")

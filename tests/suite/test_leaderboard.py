@@ -78,6 +78,7 @@ def test_leaderboard_runs_resumes_and_lists_pending(board: Path, tmp_path: Path,
     assert "not registered" in rows["PPO (unregistered)"][-1]
     suite_dir = tmp_path / "res" / "leaderboard" / "synthetic-mix-v0"
     (model,) = (suite_dir / "models").glob("*.zip")
+    assert not list((suite_dir / "models").glob("*.progress.json"))  # the report goes once the model is saved
     results = sorted(suite_dir.glob("*.json"))
     assert len(results) == 2 * (9 + 3)
     assert {json.loads(p.read_text())["task_label"].split("[")[0] for p in results} == {"Synthetic"}
@@ -181,3 +182,20 @@ def test_quick_mode_end_to_end(tmp_path: Path) -> None:
         assert rows[label][-1] == "done", rows[label]
     # Every learner trains on the batched engine, the heldout ones included: one model each.
     assert len(list((tmp_path / "leaderboard" / "synthetic-mix-v0" / "models").glob("*.zip"))) == 6
+
+
+def test_a_training_in_flight_shows_its_last_progress_report(board: Path, tmp_path: Path) -> None:
+    from aees_gym.core.fileio import atomic_write_json
+    from aees_gym.suite.training import progress_path
+
+    spec = load_leaderboard(board)
+    job = plan_set(spec, "synthetic-mix-v0", tmp_path / "res").job_of("PPO (aees)")
+    report = {"windows_trained": 32, "total_timesteps": 64, "started_utc": "2026-01-01T00:00:00+00:00",
+              "updated_utc": "2026-01-01T00:05:00+00:00"}
+    atomic_write_json(progress_path(job.model_path), report)
+    assert _run(board, tmp_path, "--table-only") == 0
+    status = _rows(tmp_path / "board.md")["PPO (aees)"][-1]
+    assert status.startswith("pending: training, 32 of 64 windows (report of 2026-01-01T00:05:00+00:00")
+    progress_path(job.model_path).write_text("{not json")  # a torn or foreign file reads as no report
+    assert _run(board, tmp_path, "--table-only") == 0
+    assert _rows(tmp_path / "board.md")["PPO (aees)"][-1] == "pending: trained 0 of 64 windows"
