@@ -5,10 +5,11 @@ QRDQN, RecurrentPPO and MaskablePPO. It is an *offline* learner (``requires_trai
 :meth:`SB3Agent.learn` trains on ``aees_gym`` envs, :meth:`SB3Agent.save` writes one zip,
 :meth:`SB3Agent.load` reads it back without unpickling anything from the file
 (:mod:`agents.sb3_files`), and during evaluation the policy only acts (``update`` does not learn).
-``learn`` trains the ``total_timesteps`` asked or warns why it rounds (:mod:`agents.sb3_budget`).
+``learn`` trains the ``total_timesteps`` asked or warns why it rounds (:mod:`agents.sb3_budget`),
+and with ``checkpoint=path`` survives being killed (:mod:`agents.sb3_checkpoint`).
 stable-baselines3 is imported lazily, so importing this module needs only gymnasium.
 
-With ``n_envs > 1`` training uses ``SubprocVecEnv`` (spawn start method) over the
+Training envs (:mod:`agents.sb3_training_envs`): with ``n_envs > 1`` training uses ``SubprocVecEnv`` (spawn start method) over the
 ``"aees_gym:aees_gym/<Task>-v0"`` id, so every worker imports ``aees_gym`` and builds its own env;
 each worker runs one torch thread so that the workers do not oversubscribe the cores.
 ``learn(..., vec_env="batched")`` instead trains the ``n_envs`` runs as one batched computation in
@@ -17,11 +18,9 @@ this process (:mod:`agents.sb3_vec`), for the tasks the batched engine can train
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,63 +28,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from agents import sb3_budget, sb3_checkpoint
 from agents.base import BaseAgent
 from agents.sb3_algorithms import ALGORITHMS
 from agents.sb3_algorithms import algorithm_class as _algorithm_class
 from agents.sb3_algorithms import algorithm_spec as _spec
 from agents.sb3_algorithms import require_installed as _require_installed
+from agents.sb3_training_envs import VEC_ENVS, all_valid_mask, full_env_id, training_vec_env
 
 __all__ = ["ALGORITHMS", "VEC_ENVS", "SB3Agent", "full_env_id"]
-
-#: How ``SB3Agent.learn`` runs its ``n_envs`` training envs (``None``: dummy for one env, else subproc).
-VEC_ENVS = (None, "batched", "subproc", "dummy")
-
-
-def full_env_id(env_id: str) -> str:
-    """``"Digits-v0"`` or ``"aees_gym/Digits-v0"`` → ``"aees_gym:aees_gym/Digits-v0"``.
-
-    The ``module:`` prefix makes ``gymnasium.make`` import ``aees_gym`` first, which registers the
-    ids in a freshly spawned worker process. Ids that already name a module are kept.
-    """
-    from aees_gym.envs.registration import importable_env_id  # deferred: listing agents must not import torch
-
-    return importable_env_id(env_id)
-
-
-def all_valid_mask(action_space: spaces.Space[Any]) -> np.ndarray:
-    """An action mask that allows every action (MaskablePPO's format for this space)."""
-    if isinstance(action_space, spaces.Discrete):
-        return np.ones(int(action_space.n), dtype=bool)
-    if isinstance(action_space, spaces.MultiDiscrete):
-        return np.ones(int(np.sum(action_space.nvec)), dtype=bool)
-    if isinstance(action_space, spaces.MultiBinary):
-        return np.ones(2 * int(np.prod(action_space.shape)), dtype=bool)
-    raise TypeError(f"action masks are defined for discrete action spaces, got {action_space}.")
-
-
-def _mask_env(env: gym.Env[Any, Any]) -> np.ndarray:
-    return all_valid_mask(env.action_space)
-
-
-def _wrap(env: gym.Env[Any, Any], masked: bool) -> gym.Env[Any, Any]:
-    from stable_baselines3.common.monitor import Monitor
-
-    env = Monitor(env)  # episode return/length for SB3's logs (and TensorBoard)
-    if masked:
-        from sb3_contrib.common.wrappers import ActionMasker
-
-        env = ActionMasker(env, _mask_env)
-    return env
-
-
-def make_training_env(env_id: str, env_kwargs: Mapping[str, Any], masked: bool, single_thread: bool) -> gym.Env[Any, Any]:
-    """Build one training env; a top-level function so that spawned workers can unpickle it."""
-    if single_thread:
-        from aees_gym.core.threads import init_worker  # deferred: listing agents must not import torch
-
-        init_worker()  # one thread per vector-env worker; the workers share the cores
-    return _wrap(gym.make(env_id, **env_kwargs), masked)
-
 
 def _check_action_space(algo: str, action_space: spaces.Space[Any]) -> None:
     spec = _spec(algo)
@@ -141,6 +92,8 @@ class SB3Agent(BaseAgent):
         self._action_space: spaces.Space[Any] | None = None
         self._lstm_state: Any = None
         self._episode_start = True
+        #: Windows the last ``learn`` found already trained in its checkpoint (``None``: it started afresh).
+        self.resumed_at: int | None = None
 
     # ------------------------------------------------------------------ training and files
     def learn(
@@ -154,6 +107,7 @@ class SB3Agent(BaseAgent):
         callback: Any = None,
         vec_env: str | None = None,
         progress_file: str | Path | None = None,
+        checkpoint: str | Path | None = None,
         **kw: Any,
     ) -> SB3Agent:
         """Train (or continue training) the policy for ``total_timesteps`` windows.
@@ -174,6 +128,10 @@ class SB3Agent(BaseAgent):
                 workers, ``"dummy"`` one after another; ``None``: ``dummy`` for one env, else ``subproc``.
             progress_file: Also write the windows trained so far to this JSON file, atomically, every
                 30 s and at the end (:func:`agents.sb3_budget.with_progress_file`).
+            checkpoint: Save the training here every 10 minutes, resume from it when it exists
+                (training only the windows still missing) and remove it when done
+                (:mod:`agents.sb3_checkpoint`; a resumed training is not bit-identical to an
+                uninterrupted one). :attr:`resumed_at` says at which window it resumed (``None``: it did not).
             **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``,
                 ``progress_bar``, which defaults to on when stderr is a terminal).
 
@@ -182,29 +140,48 @@ class SB3Agent(BaseAgent):
             ValueError: If ``n_envs`` < 1, an env instance is given with ``n_envs`` > 1, ``vec_env`` is
                 unknown, or ``vec_env="batched"`` is asked for a task the batched engine cannot train.
         """
-        from agents import sb3_budget
-
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
-        venv = self._vec_env(env_id, n_envs, dict(env_kwargs or {}), vec_env)
+        venv = training_vec_env(self._algo_spec.masked, env_id, n_envs, dict(env_kwargs or {}), vec_env)
         try:
             _check_action_space(self.algo, venv.action_space)
-            venv.seed(seed)
-            budget = sb3_budget.plan_budget(_algorithm_class(self._algo_spec), total_timesteps, n_envs, self.algo_kwargs, self.model)
-            if self.model is None:
-                self.model = self._new_model(venv, seed, budget.algo_kwargs)
-            else:
-                self.model.set_env(venv)
-            kw.setdefault("tb_log_name", self.algo)
-            kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
-            sb3_budget.warn_if_rounded(budget)
-            callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
-            if progress_file is not None:
-                callback = sb3_budget.with_progress_file(callback, progress_file)
-            self.model.learn(budget.total, callback=callback, **kw)
+            done = self._resume(checkpoint)
+            venv.seed(seed + done)
+            if done < total_timesteps:
+                self._learn(venv, total_timesteps - done, seed, done, n_envs, callback, progress_file, checkpoint, kw)
         finally:
             venv.close()
+        if checkpoint is not None:
+            sb3_checkpoint.remove_checkpoint(checkpoint)
         return self
+
+    def _resume(self, checkpoint: str | Path | None) -> int:
+        """Load ``checkpoint`` when there is one and no policy yet; the windows it has trained (0 otherwise)."""
+        self.resumed_at = None
+        if checkpoint is None or self.model is not None or not Path(checkpoint).is_file():
+            return 0
+        self.resumed_at = sb3_checkpoint.load_checkpoint(self, checkpoint, str(self.algo_kwargs.get("device", "cpu")))
+        return self.resumed_at
+
+    def _learn(self, venv: Any, budget_left: int, seed: int, done: int, n_envs: int, callback: Any,
+               progress_file: str | Path | None, checkpoint: str | Path | None, kw: dict[str, Any]) -> None:
+        budget = sb3_budget.plan_budget(_algorithm_class(self._algo_spec), budget_left, n_envs, self.algo_kwargs, self.model)
+        if self.model is None:
+            self.model = self._new_model(venv, seed, budget.algo_kwargs)
+        else:
+            self.model.set_env(venv)
+        if done:  # a resumed training: go on counting, with generators of its own
+            self.model.set_random_seed(seed + done)
+            kw.setdefault("reset_num_timesteps", False)
+        kw.setdefault("tb_log_name", self.algo)
+        kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
+        sb3_budget.warn_if_rounded(budget)
+        callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
+        if progress_file is not None:
+            callback = sb3_budget.with_progress_file(callback, progress_file)
+        if checkpoint is not None:
+            callback = sb3_checkpoint.with_checkpoints(callback, self, checkpoint)
+        self.model.learn(budget.total, callback=callback, **kw)
 
     def save(self, path: str | Path) -> Path:
         """Write the policy to ``path`` as one zip, atomically (a failed save leaves no file).
@@ -371,24 +348,3 @@ class SB3Agent(BaseAgent):
             self.policy, vec_env, seed=seed, policy_kwargs=self.policy_kwargs or None,
             tensorboard_log=self.tensorboard_log, **algo_kwargs,
         )
-
-    def _vec_env(self, env: str | gym.Env[Any, Any], n_envs: int, env_kwargs: dict[str, Any], kind: str | None = None) -> Any:
-        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
-
-        if kind not in VEC_ENVS:
-            raise ValueError(f"vec_env={kind!r} is not valid; choose one of {list(VEC_ENVS)}.")
-        masked = self._algo_spec.masked
-        if isinstance(env, gym.Env):
-            if n_envs != 1 or env_kwargs or kind == "batched":
-                raise ValueError("an env instance trains with n_envs=1, no env_kwargs and no batched vec_env; pass an env id instead.")
-            wrapped = _wrap(env, masked)
-            return DummyVecEnv([lambda: wrapped])
-        if kind == "batched":
-            from agents.sb3_vec import BatchedVecEnv
-
-            return VecMonitor(BatchedVecEnv(env, n_envs, env_kwargs))  # episode returns for SB3's logs
-        factory = functools.partial(make_training_env, full_env_id(env), env_kwargs, masked)
-        if kind == "dummy" or (kind is None and n_envs == 1):
-            return DummyVecEnv([functools.partial(factory, False)] * n_envs)
-        return SubprocVecEnv([functools.partial(factory, True)] * n_envs, start_method="spawn")
-

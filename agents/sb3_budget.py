@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Budget", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
+__all__ = ["Budget", "callback_list", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
            "with_stop_at_budget"]
 
 
@@ -116,20 +116,27 @@ def warn_if_rounded(budget: Budget) -> None:
         warnings.warn(budget.reason, TimestepsRounded, stacklevel=3)
 
 
+def callback_list(callback: Any) -> list[Any]:
+    """``learn``'s ``callback`` argument (None, a callable, a callback or a list of them) as a list of SB3 callbacks."""
+    from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+
+    items = list(callback) if isinstance(callback, list) else ([] if callback is None else [callback])
+    return [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in items]
+
+
 def with_stop_at_budget(callback: Any) -> list[Any]:
     """The user's SB3 callback(s) plus one that ends ``learn`` on the step that reaches SB3's target.
 
     SB3 sets ``_total_timesteps`` to the budget (plus the steps done before when
     ``reset_num_timesteps=False``), so the stop honours both.
     """
-    from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+    from stable_baselines3.common.callbacks import BaseCallback
 
     class StopAtBudget(BaseCallback):
         def _on_step(self) -> bool:
             return self.model.num_timesteps < self.model._total_timesteps
 
-    items = list(callback) if isinstance(callback, list) else ([] if callback is None else [callback])
-    return [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in items] + [StopAtBudget()]
+    return [*callback_list(callback), StopAtBudget()]
 
 
 def with_progress_file(callback: Any, path: str | Path, every_s: float = 30.0) -> list[Any]:
@@ -139,7 +146,7 @@ def with_progress_file(callback: Any, path: str | Path, every_s: float = 30.0) -
     ``{"windows_trained", "total_timesteps", "started_utc", "updated_utc"}``, so a long training
     run in the background can be watched (the leaderboard's table reads it).
     """
-    from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+    from stable_baselines3.common.callbacks import BaseCallback
 
     from aees_gym.core.fileio import atomic_write_json
     from aees_gym.core.hostinfo import utc_now
@@ -164,8 +171,7 @@ def with_progress_file(callback: Any, path: str | Path, every_s: float = 30.0) -
         def _on_training_end(self) -> None:
             self._write()
 
-    items = list(callback) if isinstance(callback, list) else ([] if callback is None else [callback])
-    return [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in items] + [ProgressFile()]
+    return [*callback_list(callback), ProgressFile()]
 
 
 def progress_bar_default() -> bool:

@@ -23,7 +23,7 @@ from aees_gym.reporting.rows import TaskMetric, task_metric
 from aees_gym.reporting.stats import iqm, normalized_score, stratified_bootstrap_ci
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
 from aees_gym.suite.results import RunResult
-from aees_gym.suite.training import read_progress
+from aees_gym.suite.training import checkpoint_path, read_progress
 
 BEST_FIXED = "best fixed cell (hindsight)"
 
@@ -120,19 +120,22 @@ def _training_note(plan: SetPlan, label: str) -> str:
     note = f"{job.training.total_timesteps:,} windows"
     sidecar = Path(job.model_path).with_suffix(".json")
     if sidecar.exists():
-        wall = float(json.loads(sidecar.read_text(encoding="utf-8")).get("wall_clock_s") or 0.0)
-        if wall > 0:
-            note += f" ({job.training.total_timesteps / wall:.0f}/s)"
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+        wall, resumed = float(record.get("wall_clock_s") or 0.0), int(record.get("resumed_at_windows") or 0)
+        if wall > 0:  # the last process's wall clock covers the windows after the resume point
+            note += f" ({(job.training.total_timesteps - resumed) / wall:.0f}/s" + (f", resumed at {resumed:,})" if resumed else ")")
     return note
 
 
 def _training_pending(model_path: str, total: int) -> str:
     progress = read_progress(model_path)
+    resumable = checkpoint_path(model_path).is_file()
     if progress is None:
-        return f"pending: trained 0 of {total:,} windows"
-    # A report that stopped moving is a killed training: it restarts from 0 (trainings keep no checkpoint).
-    return (f"pending: training, {progress['windows_trained']:,} of {progress['total_timesteps']:,} windows "
-            f"(report of {progress['updated_utc']}; a killed training restarts from 0)")
+        return f"pending: trained 0 of {total:,} windows" + ("; a checkpoint is kept" if resumable else "")
+    # A report that stopped moving is a killed training; the next start resumes from the checkpoint, if one is kept.
+    restart = "a restart resumes from its last checkpoint" if resumable else "a restart begins again from 0"
+    return (f"pending: {progress['windows_trained']:,} of {progress['total_timesteps']:,} windows trained "
+            f"(report of {progress['updated_utc']}; {restart})")
 
 
 def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapping[str, str], n_boot: int = 2000) -> tuple[list[BoardRow], list[str]]:

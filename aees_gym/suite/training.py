@@ -5,7 +5,9 @@ is saved atomically (temporary name, then ``os.replace``) as ``<suite>/models/<h
 ``<hash>.json`` that records the training settings, wall time and machine. An existing model file
 is never retrained. While a learner whose ``learn`` takes ``progress_file`` (the SB3 agent does) trains,
 ``<hash>.progress.json`` (:func:`progress_path`) says how far it got; it is removed once the model is saved.
-With the Ray executor on several machines the results folder must be on a
+A learner whose ``learn`` takes ``checkpoint`` keeps ``<hash>.checkpoint.zip`` (:func:`checkpoint_path`)
+and resumes from it when the training is started again after a kill; the sidecar records
+``resumed_at_windows``. With the Ray executor on several machines the results folder must be on a
 shared file system, because evaluation workers load the model from that path.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,11 @@ def progress_path(model_path: Path | str) -> Path:
     return Path(model_path).with_suffix(".progress.json")
 
 
+def checkpoint_path(model_path: Path | str) -> Path:
+    """Where a resumable learner keeps the checkpoint of the training of ``model_path``."""
+    return Path(model_path).with_suffix(".checkpoint.zip")
+
+
 def read_progress(model_path: Path | str) -> dict[str, Any] | None:
     """The last progress report of the training of ``model_path``, or None (none written, or unreadable)."""
     try:
@@ -64,10 +72,14 @@ def train_agent(
     env_overrides: dict[str, Any] | None = None,
     learn_kwargs: dict[str, Any] | None = None,
     vec_env: str | None = None,
+    on_trained: Callable[[Any], Any] | None = None,
 ) -> Path:
     """Construct ``agent``, ``learn`` on ``aees_gym/<task>-v0`` and save it atomically to ``path``.
 
-    ``vec_env`` (``batched``, ``subproc``, ``dummy``) is passed to ``learn`` when given.
+    ``vec_env`` (``batched``, ``subproc``, ``dummy``) is passed to ``learn`` when given. A learner
+    whose ``learn`` takes ``progress_file`` / ``checkpoint`` gets :func:`progress_path` /
+    :func:`checkpoint_path` of ``path``, so a killed training is watched and resumed.
+    ``on_trained(agent)`` is called with the trained agent once its model is saved.
 
     Raises:
         TypeError: If the agent is not an offline learner (no ``learn``/``save``).
@@ -79,13 +91,15 @@ def train_agent(
     extra = dict(learn_kwargs or {})
     if vec_env is not None:
         extra["vec_env"] = vec_env
-    reports = "progress_file" in inspect.signature(instance.learn).parameters
-    if reports:
-        extra.setdefault("progress_file", str(progress_path(path)))
+    accepted = inspect.signature(instance.learn).parameters
+    for name, where in (("progress_file", progress_path(path)), ("checkpoint", checkpoint_path(path))):
+        if name in accepted:
+            extra.setdefault(name, str(where))
     instance.learn(env_id(task), total_timesteps, seed=seed, n_envs=n_envs, env_kwargs=dict(env_overrides or {}), **extra)
     saved = atomic_write_with(path, lambda tmp: instance.save(str(tmp)))
-    if reports:
-        progress_path(path).unlink(missing_ok=True)
+    progress_path(path).unlink(missing_ok=True)
+    if on_trained is not None:
+        on_trained(instance)
     return saved
 
 
@@ -95,11 +109,12 @@ def train_one(job: TrainJob) -> TrainOutcome:
     path = Path(job.model_path)
     if path.exists():
         return TrainOutcome(job.model_path, True, 0.0, skipped=True)
+    learner: list[Any] = []
     try:
         train_agent(
             job.agent, job.task, path, total_timesteps=job.training.total_timesteps, seed=job.training.seed,
             n_envs=job.training.n_envs, agent_kwargs=job.agent_kwargs, env_overrides=job.env_overrides,
-            learn_kwargs=job.training.kwargs, vec_env=job.training.vec_env,
+            learn_kwargs=job.training.kwargs, vec_env=job.training.vec_env, on_trained=learner.append,
         )
     except Exception as exc:  # reported on the dependent runs, which the next suite run retries
         return TrainOutcome(job.model_path, False, time.perf_counter() - started, error_info(exc))
@@ -108,6 +123,8 @@ def train_one(job: TrainJob) -> TrainOutcome:
         "task": job.task, "task_label": job.task_label, "agent": job.agent, "agent_label": job.agent_label,
         "agent_kwargs": job.agent_kwargs, "env_overrides": job.env_overrides, "training": asdict(job.training),
         "training_seeds": list(job.training.seeds), "wall_clock_s": wall, "host": host_metadata(),
+        # A resumed training's wall clock covers only the windows after this one.
+        "resumed_at_windows": getattr(learner[0], "resumed_at", None),
     }
     atomic_write_text(path.with_suffix(".json"), dumps_json(sidecar))
     return TrainOutcome(job.model_path, True, wall)

@@ -186,7 +186,7 @@ def test_quick_mode_end_to_end(tmp_path: Path) -> None:
 
 def test_a_training_in_flight_shows_its_last_progress_report(board: Path, tmp_path: Path) -> None:
     from aees_gym.core.fileio import atomic_write_json
-    from aees_gym.suite.training import progress_path
+    from aees_gym.suite.training import checkpoint_path, progress_path
 
     spec = load_leaderboard(board)
     job = plan_set(spec, "synthetic-mix-v0", tmp_path / "res").job_of("PPO (aees)")
@@ -195,7 +195,10 @@ def test_a_training_in_flight_shows_its_last_progress_report(board: Path, tmp_pa
     atomic_write_json(progress_path(job.model_path), report)
     assert _run(board, tmp_path, "--table-only") == 0
     status = _rows(tmp_path / "board.md")["PPO (aees)"][-1]
-    assert status.startswith("pending: training, 32 of 64 windows (report of 2026-01-01T00:05:00+00:00")
+    assert status == "pending: 32 of 64 windows trained (report of 2026-01-01T00:05:00+00:00; a restart begins again from 0)"
+    checkpoint_path(job.model_path).write_bytes(b"")  # only its presence is read here
+    assert _run(board, tmp_path, "--table-only") == 0
+    assert _rows(tmp_path / "board.md")["PPO (aees)"][-1].endswith("a restart resumes from its last checkpoint)")
     progress_path(job.model_path).write_text("{not json")  # a torn or foreign file reads as no report
     assert _run(board, tmp_path, "--table-only") == 0
-    assert _rows(tmp_path / "board.md")["PPO (aees)"][-1] == "pending: trained 0 of 64 windows"
+    assert _rows(tmp_path / "board.md")["PPO (aees)"][-1] == "pending: trained 0 of 64 windows; a checkpoint is kept"

@@ -1,0 +1,116 @@
+"""Resumable SB3 trainings: ``SB3Agent.learn(..., checkpoint=path)``.
+
+Hours-long trainings (the leaderboard's) outlive the process that runs them only if they keep
+their progress. With a checkpoint path, ``learn`` saves the agent there every
+:data:`CHECKPOINT_EVERY_S` seconds, always between two updates (at the start of a rollout, so the
+windows counted are windows trained on), in the safe policy-zip format of :meth:`SB3Agent.save`
+(policy and optimizer weights read back with ``weights_only=True``, settings and counters as JSON);
+an off-policy algorithm's replay buffer goes beside it as ``<path stem>.replay.npz`` (plain arrays,
+``allow_pickle=False``). A later ``learn`` with the same path loads the checkpoint and trains only
+the windows still missing; a finished ``learn`` removes both files.
+
+A resumed training is a valid training of the same budget, not a bit-for-bit copy of an
+uninterrupted one: the envs restart their episodes (reseeded from ``seed + windows done``), and
+counters SB3 keeps outside its saved state (e.g. DQN's target-update phase) start again.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Seconds between two checkpoints of one training.
+CHECKPOINT_EVERY_S = 600.0
+_BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def replay_path(path: Path | str) -> Path:
+    """Where the replay buffer of the checkpoint at ``path`` is kept."""
+    return Path(path).with_suffix(".replay.npz")
+
+
+def save_checkpoint(agent: Any, path: Path | str) -> None:
+    """Write ``agent``'s model (and replay buffer) to ``path``; the zip is written last, so it marks a whole checkpoint."""
+    from aees_gym.core.fileio import atomic_write_bytes
+
+    model = agent.model
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is not None:
+        arrays = {name: getattr(buffer, name) for name in _BUFFER_ARRAYS if isinstance(getattr(buffer, name, None), np.ndarray)}
+        data = io.BytesIO()
+        np.savez(data, **arrays, pos=np.int64(buffer.pos), full=np.bool_(buffer.full),
+                 num_timesteps=np.int64(model.num_timesteps))
+        atomic_write_bytes(replay_path(path), data.getvalue())
+    agent.save(path)
+
+
+def load_checkpoint(agent: Any, path: Path | str, device: str) -> int:
+    """Load the checkpoint at ``path`` into ``agent`` (its model and replay buffer); returns the windows trained.
+
+    Raises:
+        ValueError: If the checkpoint does not fit the agent's settings (from :meth:`SB3Agent.load`).
+    """
+    loaded = type(agent).load(path, device=device, algo=agent.algo, policy=agent.policy, policy_kwargs=agent.policy_kwargs,
+                              algo_kwargs=agent.algo_kwargs, deterministic=agent.deterministic)
+    model = loaded.model
+    done = int(model.num_timesteps)
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is not None:
+        _restore_buffer(buffer, replay_path(path), done)
+    agent.model = model
+    return done
+
+
+def _restore_buffer(buffer: Any, path: Path, done: int) -> None:
+    if not path.is_file():
+        warnings.warn(f"{path} is missing: the resumed training starts with an empty replay buffer.", stacklevel=3)
+        return
+    with np.load(path, allow_pickle=False) as stored:
+        if int(stored["num_timesteps"]) != done:
+            warnings.warn(f"{path} belongs to another checkpoint (window {int(stored['num_timesteps'])}, not {done}): "
+                          "the resumed training starts with an empty replay buffer.", stacklevel=3)
+            return
+        for name in _BUFFER_ARRAYS:
+            if name in stored.files:
+                target = getattr(buffer, name)
+                if target.shape != stored[name].shape:
+                    raise ValueError(f"{path}: {name} has shape {stored[name].shape}; this replay buffer needs {target.shape}.")
+                target[...] = stored[name]
+        buffer.pos, buffer.full = int(stored["pos"]), bool(stored["full"])
+
+
+def remove_checkpoint(path: Path | str) -> None:
+    Path(path).unlink(missing_ok=True)
+    replay_path(path).unlink(missing_ok=True)
+
+
+def with_checkpoints(callback: Any, agent: Any, path: Path | str, every_s: float | None = None) -> list[Any]:
+    """``callback`` (as ``learn`` takes it) plus one that checkpoints ``agent`` every ``every_s`` seconds
+    (default :data:`CHECKPOINT_EVERY_S`, read at the call)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from agents.sb3_budget import callback_list
+
+    every_s = CHECKPOINT_EVERY_S if every_s is None else every_s
+
+    class Checkpoint(BaseCallback):
+        def _on_training_start(self) -> None:
+            self._last = time.monotonic()
+
+        def _on_rollout_start(self) -> None:
+            if time.monotonic() - self._last >= every_s:
+                save_checkpoint(agent, path)
+                self._last = time.monotonic()
+
+        def _on_step(self) -> bool:
+            return True
+
+    return [*callback_list(callback), Checkpoint()]
+
+
+__all__ = ["CHECKPOINT_EVERY_S", "load_checkpoint", "remove_checkpoint", "replay_path", "save_checkpoint", "with_checkpoints"]
