@@ -175,7 +175,7 @@ class SB3Agent(BaseAgent):
             kw.setdefault("reset_num_timesteps", False)
         kw.setdefault("tb_log_name", self.algo)
         kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
-        sb3_budget.warn_if_rounded(budget)
+        sb3_budget.warn_if_rounded(budget, stacklevel=4)  # points at the caller of learn()
         callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
         if progress_file is not None:
             callback = sb3_budget.with_progress_file(callback, progress_file)

@@ -110,10 +110,10 @@ def plan_budget(
     return Budget(asked, total, algo_kwargs=chosen, reason=reason)
 
 
-def warn_if_rounded(budget: Budget) -> None:
-    """Print the budget's rounding warning, if it rounds."""
+def warn_if_rounded(budget: Budget, stacklevel: int = 3) -> None:
+    """Print the budget's rounding warning, if it rounds; ``stacklevel`` counts from this function."""
     if budget.reason is not None:
-        warnings.warn(budget.reason, TimestepsRounded, stacklevel=3)
+        warnings.warn(budget.reason, TimestepsRounded, stacklevel=stacklevel)
 
 
 def callback_list(callback: Any) -> list[Any]:
