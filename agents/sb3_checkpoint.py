@@ -5,7 +5,7 @@ their progress. With a checkpoint path, ``learn`` saves the agent there every
 :data:`CHECKPOINT_EVERY_S` seconds, always between two updates (at the start of a rollout, so the
 windows counted are windows trained on), in the safe policy-zip format of :meth:`SB3Agent.save`
 (policy and optimizer weights read back with ``weights_only=True``, settings and counters as JSON);
-an off-policy algorithm's replay buffer goes beside it as ``<path stem>.replay.npz`` (plain arrays,
+an off-policy algorithm's replay buffer goes beside it as ``<path stem>.replay.npz`` (compressed plain arrays,
 ``allow_pickle=False``). A later ``learn`` with the same path loads the checkpoint and trains only
 the windows still missing; a finished ``learn`` removes both files.
 
@@ -43,7 +43,7 @@ def save_checkpoint(agent: Any, path: Path | str) -> None:
     if buffer is not None:
         arrays = {name: getattr(buffer, name) for name in _BUFFER_ARRAYS if isinstance(getattr(buffer, name, None), np.ndarray)}
         data = io.BytesIO()
-        np.savez(data, **arrays, pos=np.int64(buffer.pos), full=np.bool_(buffer.full),
+        np.savez_compressed(data, **arrays, pos=np.int64(buffer.pos), full=np.bool_(buffer.full),
                  num_timesteps=np.int64(model.num_timesteps))
         atomic_write_bytes(replay_path(path), data.getvalue())
     agent.save(path)
