@@ -70,6 +70,14 @@ def _restore_buffer(buffer: Any, path: Path, done: int) -> None:
     if not path.is_file():
         warnings.warn(f"{path} is missing: the resumed training starts with an empty replay buffer.", stacklevel=3)
         return
+    try:
+        _copy_buffer(buffer, path, done)
+    except (ValueError, KeyError, OSError) as exc:  # object arrays are refused by allow_pickle=False
+        raise ValueError(f"{path} is not a replay buffer this training can use ({exc}); delete it and the "
+                         "checkpoint beside it to train from the start.") from None
+
+
+def _copy_buffer(buffer: Any, path: Path, done: int) -> None:
     with np.load(path, allow_pickle=False) as stored:
         if int(stored["num_timesteps"]) != done:
             warnings.warn(f"{path} belongs to another checkpoint (window {int(stored['num_timesteps'])}, not {done}): "

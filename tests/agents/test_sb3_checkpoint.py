@@ -86,3 +86,15 @@ def test_the_suite_resumes_a_killed_training_and_records_where(tmp_path: Path, m
     train_agent("sb3", "Synthetic", path, total_timesteps=64, seed=0, on_trained=trained.append, **settings)
     assert path.is_file() and trained[0].resumed_at is not None and trained[0].resumed_at > 0
     assert not checkpoint_path(path).exists() and not progress_path(path).exists()
+
+
+def test_a_replay_file_holding_objects_is_refused_unread(tmp_path: Path) -> None:
+    trained = SB3Agent("dqn", algo_kwargs=SETTINGS["dqn"]).learn("Synthetic-v0", 48, seed=0, env_kwargs=SMALL_ENV)
+    path = tmp_path / "dqn.zip"
+    sb3_checkpoint.save_checkpoint(trained, path)
+    with np.load(sb3_checkpoint.replay_path(path)) as stored:
+        arrays = dict(stored)
+    arrays["rewards"] = np.array([print], dtype=object)  # would need unpickling to read
+    np.savez(sb3_checkpoint.replay_path(path), **arrays)
+    with pytest.raises(ValueError, match="delete it and the checkpoint"):
+        sb3_checkpoint.load_checkpoint(SB3Agent("dqn", algo_kwargs=SETTINGS["dqn"]), path, "cpu")
