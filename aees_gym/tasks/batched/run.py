@@ -43,6 +43,9 @@ from aees_gym.tasks.config import EnvConfig
 SHARED_FIELDS = ("task", "options", "batch_size", "optimizer", "device", "reward_fraction")
 _ADAM_BETA1 = 0.9  # torch.optim.Adam/AdamW default, what the single run uses
 _EVAL_EXAMPLES = 2048  # examples × rows per evaluation forward pass (bounds activation memory)
+# Examples per evaluation chunk, the same for every batch size: a row's summed loss then adds the
+# same chunks in the same order whatever N is, so its result never depends on which runs share its batch.
+_EVAL_CHUNK = 256
 
 
 _SEPARATE = 'or run such runs as separate envs, e.g. gymnasium.make_vec(..., vectorization_mode="async").'
@@ -313,17 +316,22 @@ class BatchedClassificationRuns:
         """Predicted classes ``[R, M]`` of every row on shared inputs ``x`` and, when ``y`` ``[R, M]`` is
         given, each row's summed cross-entropy ``[R]``."""
         r = params[0].shape[0]
-        chunk = max(1, _EVAL_EXAMPLES // r)
+        block = max(1, _EVAL_EXAMPLES // _EVAL_CHUNK)  # rows per forward pass
         preds, loss_sum = [], torch.zeros(r, device=self.device)
-        for start in range(0, len(x), chunk):
-            xs = x[start : start + chunk]
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-                logits = self._forward(params, xs.unsqueeze(0).expand(r, *xs.shape), None)
-            logits = logits.float()
-            preds.append(logits.argmax(dim=2))
-            if y is not None:
-                ys = y[:, start : start + chunk]
-                loss_sum += F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(r, -1).sum(1)
+        for start in range(0, len(x), _EVAL_CHUNK):
+            xs = x[start : start + _EVAL_CHUNK]
+            chunk_preds = []
+            for first in range(0, r, block):
+                rows = slice(first, first + block)
+                part = [p[rows] for p in params]
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+                    logits = self._forward(part, xs.unsqueeze(0).expand(part[0].shape[0], *xs.shape), None)
+                logits = logits.float()
+                chunk_preds.append(logits.argmax(dim=2))
+                if y is not None:
+                    ys = y[rows, start : start + _EVAL_CHUNK]
+                    loss_sum[rows] += F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(-1, len(xs)).sum(1)
+            preds.append(torch.cat(chunk_preds))
         return torch.cat(preds, dim=1), loss_sum
 
     def heldout_loss(self) -> torch.Tensor:
