@@ -177,10 +177,12 @@ class SB3Agent(BaseAgent):
         kw.setdefault("progress_bar", sb3_budget.progress_bar_default())
         sb3_budget.warn_if_rounded(budget, stacklevel=4)  # points at the caller of learn()
         callback = sb3_budget.with_stop_at_budget(callback) if budget.stop_callback else callback
-        if progress_file is not None:
-            callback = sb3_budget.with_progress_file(callback, progress_file)
         if checkpoint is not None:
-            callback = sb3_checkpoint.with_checkpoints(callback, self, checkpoint)
+            callback = sb3_checkpoint.with_checkpoints(callback, self, checkpoint, saved_at=self.resumed_at)
+            saver = callback[-1]
+        if progress_file is not None:  # its reports say where a restart would resume
+            checkpointed = (lambda: saver.saved_at) if checkpoint is not None else None
+            callback = sb3_budget.with_progress_file(callback, progress_file, checkpointed=checkpointed)
         self.model.learn(budget.total, callback=callback, **kw)
 
     def save(self, path: str | Path) -> Path:

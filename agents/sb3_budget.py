@@ -23,12 +23,16 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Budget", "callback_list", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
+__all__ = ["PROGRESS_EVERY_S", "Budget", "callback_list", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
            "with_stop_at_budget"]
+
+#: Seconds between two progress reports of one training (:func:`with_progress_file`).
+PROGRESS_EVERY_S = 30.0
 
 
 class TimestepsRounded(UserWarning):
@@ -139,25 +143,35 @@ def with_stop_at_budget(callback: Any) -> list[Any]:
     return [*callback_list(callback), StopAtBudget()]
 
 
-def with_progress_file(callback: Any, path: str | Path, every_s: float = 30.0) -> list[Any]:
+def with_progress_file(callback: Any, path: str | Path, every_s: float | None = None,
+                       checkpointed: Callable[[], int | None] | None = None) -> list[Any]:
     """The user's SB3 callback(s) plus one that writes the training's progress to ``path`` as JSON.
 
-    Written atomically at the start, every ``every_s`` seconds and at the end:
+    Written atomically at the start, every ``every_s`` seconds (default :data:`PROGRESS_EVERY_S`,
+    read at the call) and at the end:
     ``{"windows_trained", "total_timesteps", "started_utc", "updated_utc"}``, so a long training
-    run in the background can be watched (the leaderboard's table reads it).
+    run in the background can be watched (the leaderboard's table reads it). With ``checkpointed``
+    (the window of the checkpoint on disk, or ``None``) the report also says ``checkpoint_windows``:
+    where a restart after a kill would resume.
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
     from aees_gym.core.fileio import atomic_write_json
     from aees_gym.core.hostinfo import utc_now
 
+    every_s = PROGRESS_EVERY_S if every_s is None else every_s
+
     class ProgressFile(BaseCallback):
         def _write(self) -> None:
             self._last = time.monotonic()
-            atomic_write_json(path, {
+            report = {
                 "windows_trained": int(self.model.num_timesteps), "total_timesteps": int(self.model._total_timesteps),
                 "started_utc": self._started, "updated_utc": utc_now(),
-            })
+            }
+            saved_at = checkpointed() if checkpointed is not None else None
+            if saved_at is not None:
+                report["checkpoint_windows"] = int(saved_at)
+            atomic_write_json(path, report)
 
         def _on_training_start(self) -> None:
             self._started = utc_now()

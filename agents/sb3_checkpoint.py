@@ -97,9 +97,14 @@ def remove_checkpoint(path: Path | str) -> None:
     replay_path(path).unlink(missing_ok=True)
 
 
-def with_checkpoints(callback: Any, agent: Any, path: Path | str, every_s: float | None = None) -> list[Any]:
+def with_checkpoints(callback: Any, agent: Any, path: Path | str, every_s: float | None = None,
+                     saved_at: int | None = None) -> list[Any]:
     """``callback`` (as ``learn`` takes it) plus one that checkpoints ``agent`` every ``every_s`` seconds
-    (default :data:`CHECKPOINT_EVERY_S`, read at the call)."""
+    (default :data:`CHECKPOINT_EVERY_S`, read at the call).
+
+    The added callback is the list's last; its ``saved_at`` is the window of the checkpoint on disk
+    (``saved_at`` at the start: the one a resumed training loaded, or ``None``), for progress reports.
+    """
     from stable_baselines3.common.callbacks import BaseCallback
 
     from agents.sb3_budget import callback_list
@@ -107,12 +112,17 @@ def with_checkpoints(callback: Any, agent: Any, path: Path | str, every_s: float
     every_s = CHECKPOINT_EVERY_S if every_s is None else every_s
 
     class Checkpoint(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.saved_at = saved_at
+
         def _on_training_start(self) -> None:
             self._last = time.monotonic()
 
         def _on_rollout_start(self) -> None:
             if time.monotonic() - self._last >= every_s:
                 save_checkpoint(agent, path)
+                self.saved_at = int(self.model.num_timesteps)
                 self._last = time.monotonic()
 
         def _on_step(self) -> bool:

@@ -133,7 +133,10 @@ def _training_pending(model_path: str, total: int) -> str:
     if progress is None:
         return f"pending: trained 0 of {total:,} windows" + ("; a checkpoint is kept" if resumable else "")
     # A report that stopped moving is a killed training; the next start resumes from the checkpoint, if one is kept.
-    restart = "a restart resumes from its last checkpoint" if resumable else "a restart begins again from 0"
+    restart = "a restart begins again from 0"
+    if resumable:
+        at = progress["checkpoint_windows"]
+        restart = "a restart resumes from its last checkpoint" + (f", at window {at:,}" if at is not None else "")
     return (f"pending: {progress['windows_trained']:,} of {progress['total_timesteps']:,} windows trained "
             f"(report of {progress['updated_utc']}; {restart})")
 

@@ -51,11 +51,17 @@ def checkpoint_path(model_path: Path | str) -> Path:
 
 
 def read_progress(model_path: Path | str) -> dict[str, Any] | None:
-    """The last progress report of the training of ``model_path``, or None (none written, or unreadable)."""
+    """The last progress report of the training of ``model_path``, or None (none written, or unreadable).
+
+    ``checkpoint_windows`` is the window of the learner's checkpoint at that report (``None``: the
+    learner did not say), where a restart after a kill resumes.
+    """
     try:
         data = json.loads(progress_path(model_path).read_text(encoding="utf-8"))
+        checkpointed = data.get("checkpoint_windows")
         return {"windows_trained": int(data["windows_trained"]), "total_timesteps": int(data["total_timesteps"]),
-                "updated_utc": str(data["updated_utc"])}
+                "updated_utc": str(data["updated_utc"]),
+                "checkpoint_windows": None if checkpointed is None else int(checkpointed)}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import aees_gym  # noqa: F401  (registers the env ids)
-from agents import sb3_checkpoint
+from agents import sb3_budget, sb3_checkpoint
 from agents.sb3 import SB3Agent
 
 SMALL_ENV = {"total_steps": 100, "window_length": 20}  # 5 windows per episode
@@ -77,14 +77,17 @@ def test_the_suite_resumes_a_killed_training_and_records_where(tmp_path: Path, m
     from aees_gym.suite.training import checkpoint_path, progress_path, read_progress, train_agent
 
     monkeypatch.setattr(sb3_checkpoint, "CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr(sb3_budget, "PROGRESS_EVERY_S", 0.0)  # a report at every window
     path = tmp_path / "models" / "ppo.zip"
     settings = {"agent_kwargs": {"algo": "ppo", "algo_kwargs": SETTINGS["ppo"]}, "env_overrides": SMALL_ENV}
     with pytest.raises(Killed):
         train_agent("sb3", "Synthetic", path, total_timesteps=64, seed=0, learn_kwargs={"callback": _kill_after(40)}, **settings)
-    assert checkpoint_path(path).is_file() and read_progress(path) is not None and not path.exists()
+    report = read_progress(path)
+    assert checkpoint_path(path).is_file() and report is not None and not path.exists()
+    assert 0 < report["checkpoint_windows"] <= report["windows_trained"]  # the kill lost the windows in between
     trained: list[SB3Agent] = []
     train_agent("sb3", "Synthetic", path, total_timesteps=64, seed=0, on_trained=trained.append, **settings)
-    assert path.is_file() and trained[0].resumed_at is not None and trained[0].resumed_at > 0
+    assert path.is_file() and trained[0].resumed_at == report["checkpoint_windows"]  # the report said where
     assert not checkpoint_path(path).exists() and not progress_path(path).exists()
 
 
