@@ -13,7 +13,7 @@ import pytest
 import aees_gym  # noqa: F401  (registers the env ids)
 from aees_gym.cli import main
 from agents.sb3 import SB3Agent
-from agents.sb3_budget import TimestepsRounded, plan_budget, progress_bar_default
+from agents.sb3.budget import TimestepsRounded, plan_budget, progress_bar_default
 
 SMALL_ENV = {"total_steps": 100, "window_length": 20}
 

@@ -11,7 +11,7 @@ pytest.importorskip("stable_baselines3", reason="needs the 'sb3' extra")
 
 from aees_gym.envs.instances import get_instance_set  # noqa: E402
 from agents.sb3 import SB3Agent  # noqa: E402
-from agents.sb3_vec import BatchedVecEnv, architecture_groups, share_envs  # noqa: E402
+from agents.sb3.vec import BatchedVecEnv, architecture_groups, share_envs  # noqa: E402
 
 CHEAP = {"total_steps": 20, "window_length": 10, "eval_every": 0}
 

@@ -244,7 +244,7 @@ def test_sb3_ppo_trains_on_the_batched_vec_env_with_exact_budget(tiny):
 
 
 def test_batched_vec_env_seeds_and_resets_in_the_same_step(tiny):
-    from agents.sb3_vec import BatchedVecEnv
+    from agents.sb3.vec import BatchedVecEnv
 
     venv = BatchedVecEnv("aees_gym/Synthetic-v0", 2, tiny)
     venv.seed(10)

@@ -84,7 +84,7 @@ def training_vec_env(masked: bool, env: str | gym.Env[Any, Any], n_envs: int, en
         wrapped = _wrap(env, masked)
         return DummyVecEnv([lambda: wrapped])
     if kind == "batched":
-        from agents.sb3_vec import BatchedVecEnv
+        from agents.sb3.vec import BatchedVecEnv
 
         return VecMonitor(BatchedVecEnv(env, n_envs, env_kwargs))  # episode returns for SB3's logs
     factory = functools.partial(make_training_env, full_env_id(env), env_kwargs, masked)

@@ -107,7 +107,7 @@ def with_checkpoints(callback: Any, agent: Any, path: Path | str, every_s: float
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from agents.sb3_budget import callback_list
+    from agents.sb3.budget import callback_list
 
     every_s = CHECKPOINT_EVERY_S if every_s is None else every_s
 

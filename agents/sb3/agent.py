@@ -4,16 +4,16 @@
 QRDQN, RecurrentPPO and MaskablePPO. It is an *offline* learner (``requires_training = True``):
 :meth:`SB3Agent.learn` trains on ``aees_gym`` envs, :meth:`SB3Agent.save` writes one zip,
 :meth:`SB3Agent.load` reads it back without unpickling anything from the file
-(:mod:`agents.sb3_files`), and during evaluation the policy only acts (``update`` does not learn).
-``learn`` trains the ``total_timesteps`` asked or warns why it rounds (:mod:`agents.sb3_budget`),
-and with ``checkpoint=path`` survives being killed (:mod:`agents.sb3_checkpoint`).
+(:mod:`agents.sb3.files`), and during evaluation the policy only acts (``update`` does not learn).
+``learn`` trains the ``total_timesteps`` asked or warns why it rounds (:mod:`agents.sb3.budget`),
+and with ``checkpoint=path`` survives being killed (:mod:`agents.sb3.checkpoint`).
 stable-baselines3 is imported lazily, so importing this module needs only gymnasium.
 
-Training envs (:mod:`agents.sb3_training_envs`): with ``n_envs > 1`` training uses ``SubprocVecEnv`` (spawn start method) over the
+Training envs (:mod:`agents.sb3.training_envs`): with ``n_envs > 1`` training uses ``SubprocVecEnv`` (spawn start method) over the
 ``"aees_gym:aees_gym/<Task>-v0"`` id, so every worker imports ``aees_gym`` and builds its own env;
 each worker runs one torch thread so that the workers do not oversubscribe the cores.
 ``learn(..., vec_env="batched")`` instead trains the ``n_envs`` runs as one batched computation in
-this process (:mod:`agents.sb3_vec`), for the tasks the batched engine can train.
+this process (:mod:`agents.sb3.vec`), for the tasks the batched engine can train.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agents import sb3_budget, sb3_checkpoint
+from agents.sb3 import budget as sb3_budget
+from agents.sb3 import checkpoint as sb3_checkpoint
 from agents.base import BaseAgent
-from agents.sb3_algorithms import ALGORITHMS
-from agents.sb3_algorithms import algorithm_class as _algorithm_class
-from agents.sb3_algorithms import algorithm_spec as _spec
-from agents.sb3_algorithms import require_installed as _require_installed
-from agents.sb3_training_envs import VEC_ENVS, all_valid_mask, full_env_id, training_vec_env
+from agents.sb3.algorithms import ALGORITHMS
+from agents.sb3.algorithms import algorithm_class as _algorithm_class
+from agents.sb3.algorithms import algorithm_spec as _spec
+from agents.sb3.algorithms import require_installed as _require_installed
+from agents.sb3.training_envs import VEC_ENVS, all_valid_mask, full_env_id, training_vec_env
 
 __all__ = ["ALGORITHMS", "VEC_ENVS", "SB3Agent", "full_env_id"]
 
@@ -113,7 +114,7 @@ class SB3Agent(BaseAgent):
         """Train (or continue training) the policy for ``total_timesteps`` windows.
 
         Exactly ``total_timesteps`` are trained where SB3 allows; otherwise a ``TimestepsRounded``
-        warning says how many and why (:mod:`agents.sb3_budget`).
+        warning says how many and why (:mod:`agents.sb3.budget`).
 
         Args:
             env_id: An env id (``"Digits-v0"``, ``"aees_gym/Digits-v0"`` or a full
@@ -124,13 +125,13 @@ class SB3Agent(BaseAgent):
             env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field).
             callback: SB3 callback(s).
             vec_env: ``"batched"`` trains the ``n_envs`` runs together in this process
-                (:mod:`agents.sb3_vec`; batchable tasks only), ``"subproc"`` in ``SubprocVecEnv``
+                (:mod:`agents.sb3.vec`; batchable tasks only), ``"subproc"`` in ``SubprocVecEnv``
                 workers, ``"dummy"`` one after another; ``None``: ``dummy`` for one env, else ``subproc``.
             progress_file: Also write the windows trained so far to this JSON file, atomically, every
-                30 s and at the end (:func:`agents.sb3_budget.with_progress_file`).
+                30 s and at the end (:func:`agents.sb3.budget.with_progress_file`).
             checkpoint: Save the training here every 10 minutes, resume from it when it exists
                 (training only the windows still missing) and remove it when done
-                (:mod:`agents.sb3_checkpoint`; a resumed training is not bit-identical to an
+                (:mod:`agents.sb3.checkpoint`; a resumed training is not bit-identical to an
                 uninterrupted one). :attr:`resumed_at` says at which window it resumed (``None``: it did not).
             **kw: Passed to the algorithm's ``learn`` (e.g. ``log_interval``, ``tb_log_name``,
                 ``progress_bar``, which defaults to on when stderr is a terminal).
@@ -196,7 +197,7 @@ class SB3Agent(BaseAgent):
             ValueError: If a ``policy_kwargs``/``algo_kwargs`` value cannot be written as JSON
                 (a function, an object, a class from outside torch/SB3); the message names it.
         """
-        from agents.sb3_files import META_NAME
+        from agents.sb3.files import META_NAME
 
         model = self._require_model()
         meta = json.dumps(self._metadata(), sort_keys=True)  # first: a setting JSON cannot hold fails before writing
@@ -221,7 +222,7 @@ class SB3Agent(BaseAgent):
         """Read a policy written by :meth:`save` (or by SB3 itself, given ``algo``), running no code from it.
 
         The algorithm is rebuilt from the file's JSON settings, the weights read with
-        ``weights_only=True`` (:mod:`agents.sb3_files`). Settings a plain SB3 zip holds only pickled
+        ``weights_only=True`` (:mod:`agents.sb3.files`). Settings a plain SB3 zip holds only pickled
         (schedules) take the defaults, which matter only for further training (see ``algo_kwargs``).
 
         Args:
@@ -241,7 +242,7 @@ class SB3Agent(BaseAgent):
                 weight files, or needs unpickling for a setting not given here (the message
                 names the argument to pass).
         """
-        from agents import sb3_files
+        from agents.sb3 import files as sb3_files
 
         path = Path(path)
         if not path.is_file():
@@ -340,7 +341,7 @@ class SB3Agent(BaseAgent):
         return self.model
 
     def _metadata(self) -> dict[str, Any]:
-        from agents import sb3_files
+        from agents.sb3 import files as sb3_files
 
         return sb3_files.agent_metadata(self._require_model(), self.algo, self.policy, self.deterministic, self.algo_kwargs, self.policy_kwargs)
 

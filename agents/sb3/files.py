@@ -5,8 +5,8 @@ class, spaces, schedules, buffers) before checking anything, so opening a file r
 it carries. Here a policy is rebuilt instead from JSON settings only:
 
 * our saves carry ``aees_agent.json`` (format version 2): algorithm, policy name, ``policy_kwargs``
-  and the constructor hyperparameters in a JSON form (:func:`agents.sb3_json.encode_setting`), and
-  both spaces (:func:`agents.sb3_json.space_to_json`);
+  and the constructor hyperparameters in a JSON form (:func:`agents.sb3.json_settings.encode_setting`), and
+  both spaces (:func:`agents.sb3.json_settings.space_to_json`);
 * a zip written by plain SB3 gives what its ``data`` JSON holds in readable form: plain-valued
   hyperparameters, ``policy_kwargs`` when JSON, and the spaces from the attribute strings SB3
   writes beside each pickled space. ``:serialized:`` payloads are never decoded.
@@ -31,7 +31,7 @@ from typing import Any
 
 from gymnasium import spaces
 
-from agents.sb3_json import (
+from agents.sb3.json_settings import (
     UnsafePolicyFile,
     decode_setting,
     encode_setting,
