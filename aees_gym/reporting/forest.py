@@ -38,7 +38,7 @@ def forest_figure(rows: Sequence[ReportRow], styles: dict[str, AgentStyle], titl
     from aees_gym.reporting.plots import _figure
 
     entries = forest_layout(rows, styles)
-    fig = _figure(10.0, 1.3 + 0.27 * len(entries))
+    fig = _figure(9.0, 1.3 + 0.28 * len(entries))
     ax_iqm, ax_poi = fig.subplots(1, 2, sharey=True, width_ratios=[1.2, 1.0])
     ys = list(range(len(entries)))[::-1]
     base_row = next((r for r in rows if r.is_baseline), None)
@@ -59,9 +59,9 @@ def forest_figure(rows: Sequence[ReportRow], styles: dict[str, AgentStyle], titl
             ax_poi.errorbar([p], [y], xerr=[[p - low], [high - p]], fmt="o", color=style.color, markersize=4.5, capsize=2.5,
                             linewidth=1.6)
         elif row.is_baseline:
-            ax_poi.text(0.5, y, "baseline", ha="center", va="center", fontsize=8, color="0.3")
+            ax_poi.text(0.5, y, "baseline", ha="center", va="center", fontsize=9, color="0.3")
     labels = [f"{name}:" if row is None else name for name, row in entries]
-    ax_iqm.set_yticks(ys, labels, fontsize=8)
+    ax_iqm.set_yticks(ys, labels, fontsize=9)
     for tick, (_, row) in zip(ax_iqm.get_yticklabels(), entries, strict=True):
         if row is None:
             tick.set_fontweight("bold")
@@ -70,11 +70,11 @@ def forest_figure(rows: Sequence[ReportRow], styles: dict[str, AgentStyle], titl
     if base_row is not None and (s := _summary(base_row)) is not None:
         ax_iqm.axvline(s.iqm, color="0.4", linewidth=0.8, linestyle=(0, (4, 2)))
     name = "metric" if metric is None else f"final {metric.name} {metric.arrow}"
-    ax_iqm.set_xlabel(f"{name}: IQM and 95% CI (dashed: baseline)", fontsize=9)
+    ax_iqm.set_xlabel(f"{name}: IQM, 95% CI (dashed: baseline)", fontsize=9)
     ax_poi.axvline(0.5, color="0.4", linewidth=0.8, linestyle=(0, (4, 2)))
     ax_poi.set_xlim(-0.02, 1.02)
     base = base_row.agent_label if base_row is not None else next((r.baseline for r in rows if r.baseline), None) or "baseline"
-    ax_poi.set_xlabel(f"P(a run ends better than a run of {base}), 95% CI", fontsize=9)
+    ax_poi.set_xlabel(f"P(a run beats a run of {base}), 95% CI", fontsize=9)
     for ax in (ax_iqm, ax_poi):
         ax.grid(alpha=0.3, axis="x")
         ax.tick_params(axis="y", length=0)
