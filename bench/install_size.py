@@ -71,8 +71,8 @@ def folder_blocks(path: Path) -> int:
     """Allocated bytes under ``path`` (what ``du`` reports), each inode counted once."""
     seen: set[tuple[int, int]] = set()
     total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
+    for dirpath, dirs, files in os.walk(path):
+        for name in [*files, *dirs]:  # du counts the folders' own blocks too
             try:
                 st = os.lstat(os.path.join(dirpath, name))
             except OSError:
