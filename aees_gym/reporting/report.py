@@ -367,7 +367,7 @@ def write_report(report: Report, out_dir: Path | str | None = None, *, plots: bo
 
         order = list(dict.fromkeys(row.agent_label for row in report.rows))
         # The headline forest plots come first in the report's plot section.
-        images = write_forest_plots(report.overall, report.results, out / "plots")
+        images = write_forest_plots(report.overall, report.results, out / "plots", report.n_boot)
         images += write_plots(report.results, out / "plots", agent_order=order)
         for p in report.profiles:
             styles = run_styles([r for r in report.results if r.suite == p.suite], order)

@@ -7,7 +7,7 @@ import pytest
 from suite_helpers import make_result
 
 from aees_gym.reporting import styles as st
-from aees_gym.reporting.forest import forest_figure, forest_layout, write_forest_plots
+from aees_gym.reporting.forest import forest_figure, forest_layout, tuned_label, versus_reference, write_forest_plots
 from aees_gym.reporting.plots import CROWDED, _agent_curves, legend_outside, profile_figure, run_styles
 from aees_gym.reporting.report import build_report
 from aees_gym.suite.results import write_result
@@ -124,7 +124,14 @@ def test_forest_plot_shows_every_agent_with_its_numbers(tmp_path):
     assert iqms == pytest.approx(sorted(r.metrics["final_val_accuracy"].iqm for r in rows))
     pois = [line.get_xdata()[0] for line in ax_poi.get_lines() if line.get_marker() == "o"]
     assert len(pois) == len(rows) - 1 and all(0 <= p <= 1 for p in pois)
-    written = write_forest_plots(report.overall, report.results, tmp_path / "plots")
+    # Against the tuned constant (0.95, above every other run): every agent's P(better) is exactly 0.
+    assert tuned_label(report.results) == "tuned constant"
+    versus = versus_reference(report.results, "tuned constant", [r.agent_label for r in rows], n_boot=100)
+    assert set(versus) == {r.agent_label for r in rows} - {"tuned constant"} and all(v == (0.0, 0.0, 0.0) for v in versus.values())
+    fig = forest_figure(rows, styles, "title", ("tuned constant", versus))
+    assert len(fig.axes) == 3 and "tuned constant" in fig.axes[2].get_xlabel()
+    assert sorted(line.get_xdata()[0] for line in fig.axes[2].get_lines() if line.get_marker() == "o") == [0.0] * len(versus)
+    written = write_forest_plots(report.overall, report.results, tmp_path / "plots", n_boot=100)
     assert [p.name for p in written] == ["hand_forest.png"] and written[0].read_bytes()[:4] == b"\x89PNG"
 
 
