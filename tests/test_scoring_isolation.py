@@ -119,3 +119,20 @@ def test_scrambling_the_scoring_part_leaves_tuned_picks_unchanged(scramble) -> N
     again, scrambled_scores = tune()
     assert choice.point == again.point and choice.table == again.table and choice.point is not None
     assert scores != scrambled_scores
+
+
+def test_validation_features_without_a_reward_validation_part_are_refused() -> None:
+    from aees_gym.envs.vector_env import AEESVectorEnv
+
+    settings = {**ENV, "reward": {"name": "aees"}, "reward_fraction": 0.0}
+    with pytest.raises(ValueError, match="reward-validation part.*set reward_fraction in \\(0, 1\\)"):
+        gym.make("aees_gym/Digits-v0", **settings).reset(seed=0)
+    with pytest.raises(ValueError, match="reward-validation part.*set reward_fraction in \\(0, 1\\)"):
+        AEESVectorEnv("Digits", 2, **settings)
+    # Without those features such a run still works; evaluations then show the agent nothing mid-run.
+    env = gym.make("aees_gym/Digits-v0", total_steps=40, window_length=20, eval_every=1, reward_fraction=0.0)
+    env.reset(seed=0)
+    _, _, done, _, info = env.step(0)
+    assert not done and "eval" not in info
+    _, _, done, _, info = env.step(0)
+    assert done and np.isnan(info["final_metrics"]["reward_val_accuracy"]) and 0 <= info["final_metrics"]["val_accuracy"] <= 1
