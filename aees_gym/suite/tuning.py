@@ -17,7 +17,8 @@ validation data is the same examples whatever the seed, so choosing by it would 
 data every test run is scored on. A point with a failed or diverged run, or without the
 reward-validation metric, is never chosen; ties keep the earlier point. Every choice records its search
 budget (points, instances, runs, optimizer steps). :func:`apply_choice` gives an instance's settings
-under the choice.
+under the choice, and :func:`tuned_specs` the tuned agent's runs on a list of test instances (e.g. an
+instance family's ``tuning`` and ``test`` splits).
 
 A suite's ``[tuning]`` table (:mod:`aees_gym.suite.tuning_spec`) is one problem per task variant, whose
 tuning instances are the variant on the tuning seeds: :func:`sweep_runs` (written under
@@ -235,6 +236,36 @@ def choice_point(choice: TuningChoice) -> TuningPoint | None:
     return None if choice.point is None else TuningPoint(**choice.point)
 
 
+def choice_record(choice: TuningChoice, tuning_instances: Sequence[TuningInstanceLike]) -> dict[str, Any]:
+    """What a tuned run records in ``RunResult.training``: how its settings were chosen, and at what cost."""
+    return {"kind": "tuning", "instances": [i.name for i in tuning_instances], "seeds": [i.seed for i in tuning_instances],
+            "metric": choice.selection_metric, "point": choice.point, "base_lr_multiplier": choice.multiplier,
+            "base_lr": choice.base_lr, "candidates": list(choice.grid.get("base_lr_multipliers", [])), "grid": choice.grid,
+            "budget": choice.budget}
+
+
+def tuned_specs(problem: TuningProblem, choice: TuningChoice, tuning_instances: Sequence[TuningInstanceLike],
+                test_instances: Sequence[TuningInstanceLike], suite: str, label: str) -> list[RunSpec]:
+    """Agent ``label`` at the chosen point on every test instance (empty when every point failed).
+
+    Raises:
+        ValueError: If a test instance is also a tuning instance (same name and seed).
+    """
+    point = choice_point(choice)
+    if point is None:
+        return []
+    shared = {(i.name, i.seed) for i in tuning_instances} & {(i.name, i.seed) for i in test_instances}
+    if shared:
+        raise ValueError(f"test instances {sorted(shared)} are tuning instances too; choose on instances never scored.")
+    record = choice_record(choice, tuning_instances)
+    runs = []
+    for inst in test_instances:
+        env, kwargs = apply_choice(problem, point, inst)
+        runs.append(RunSpec(suite=suite, task=inst.task, task_label=inst.name, agent=problem.agent, agent_label=label,
+                            seed=inst.seed, env_overrides=env, agent_kwargs=kwargs, training=record))
+    return runs
+
+
 # ---------------------------------------------------------------------- a suite's [tuning] table
 def _variants(spec: SuiteSpec) -> list[TaskVariant]:
     return [variant for task in spec.tasks for variant in task_variants(spec, task)]
@@ -278,11 +309,7 @@ def tuned_runs(spec: SuiteSpec, choices: Sequence[TuningChoice]) -> list[RunSpec
         point = None if choice is None else choice_point(choice)
         if choice is None or point is None:
             continue
-        record = {
-            "kind": "tuning", "seeds": list(tuning.seeds), "metric": choice.selection_metric, "point": choice.point,
-            "base_lr_multiplier": choice.multiplier, "base_lr": choice.base_lr, "candidates": list(tuning.base_lr_multipliers),
-            "grid": choice.grid, "budget": choice.budget,
-        }
+        record = choice_record(choice, _instances(spec, variant))
         for seed in spec.seeds:
             if seed in tuning.seeds:  # parse_tuning refuses this; never evaluate on a tuning seed
                 raise ValueError(f"evaluation seed {seed} is a tuning seed {list(tuning.seeds)}.")
