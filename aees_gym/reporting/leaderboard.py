@@ -275,7 +275,20 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
         poi = ("ref.", "—") if r.label == plan.reference else _ci(sc.poi, 2)
         lines.append(f"| {r.rank} | {r.label} | {r.reward} | {r.training} | {sc.iqm:.4f} | [{sc.low:.4f}, {sc.high:.4f}] | "
                      f"{poi[0]} | {poi[1]} | {' | '.join(_ci(sc.normalised, 2))} | {sc.raw_mean:.4f} | {sc.runs} ({sc.diverged}) | done |")
+    widths = ci_widths([r.score for r in rows if r.score is not None])
+    if widths:
+        lines += ["", f"95% CI widths over the scored rows (median / widest): IQM {widths['iqm'][0]:.4f} / {widths['iqm'][1]:.4f}; "
+                  f"P(better than ref.) {widths['poi'][0]:.2f} / {widths['poi'][1]:.2f}."]
     return [*lines, ""]
+
+
+def ci_widths(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:
+    """Median and widest 95% CI width of the raw IQM and of P(better than the reference) over ``scores``."""
+    iqm_w = [s.high - s.low for s in scores if np.isfinite(s.high - s.low)]
+    poi_w = [s.poi[2] - s.poi[1] for s in scores if s.poi is not None]
+    if not iqm_w or not poi_w:
+        return {}
+    return {"iqm": (float(np.median(iqm_w)), max(iqm_w)), "poi": (float(np.median(poi_w)), max(poi_w))}
 
 
 def leaderboard_markdown(sections: Sequence[list[str]], source: str) -> str:
@@ -301,6 +314,6 @@ def leaderboard_table(plans: Sequence[SetPlan], finished: Mapping[str, Mapping[s
 
 
 __all__ = [
-    "BEST_FIXED", "NORMALISER_FLOOR", "BoardRow", "Score", "competition_ranks", "leaderboard_table", "metric_scale", "rank_key",
+    "BEST_FIXED", "NORMALISER_FLOOR", "BoardRow", "Score", "ci_widths", "competition_ranks", "leaderboard_table", "metric_scale", "rank_key",
     "raw_scores", "set_rows",
 ]

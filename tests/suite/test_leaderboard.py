@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from aees_gym.reporting.leaderboard import BEST_FIXED, raw_scores
+from aees_gym.reporting.leaderboard import BEST_FIXED, ci_widths, raw_scores
 from aees_gym.reporting.rows import TaskMetric
 from aees_gym.suite import SuiteConfigError
 from aees_gym.suite.leaderboard import load_leaderboard, parse_leaderboard, plan_set
@@ -183,6 +183,8 @@ def test_the_normaliser_floor_keeps_tiny_ranges_from_magnifying() -> None:
     scores = raw_scores(runs, TaskMetric("val_accuracy", True), ["fixed a"], "fixed a", n_boot=100)
     assert scores["agent"].normalised[0] == pytest.approx(0.005 / 0.05)  # floor: 5% of the accuracy scale
     assert scores["agent"].poi[0] == 1.0
+    widths = ci_widths(list(scores.values()))
+    assert widths["iqm"] == (0.0, 0.0) and widths["poi"] == (0.0, 0.0)  # runs identical within each agent
 
 
 def test_a_reference_missing_from_the_set_is_named(board: Path, tmp_path: Path) -> None:
