@@ -251,7 +251,7 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
 def _ci(triple: tuple[float, float, float] | None, digits: int) -> tuple[str, str]:
     if triple is None or not np.isfinite(triple[0]):
         return "—", "—"
-    point, low, high = triple
+    point, low, high = (round(x, digits) + 0.0 for x in triple)  # + 0.0: never print "-0.00"
     return f"{point:.{digits}f}", f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
