@@ -29,7 +29,6 @@ tuning instances are the variant on the tuning seeds: :func:`sweep_runs` (writte
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from aees_gym.suite import agent_registry
 from aees_gym.suite.results import RESERVED_PREFIX, RunResult
 from aees_gym.suite.run_spec import RunSpec
 from aees_gym.suite.suite_file import SuiteSpec, TaskVariant, task_variants
+from aees_gym.suite.tuning_spec import TuningPoint, TuningProblem
 from aees_gym.tasks import get_task
 
 TUNING_DIR = "tuning"
@@ -67,49 +67,6 @@ class TuningInstance:
     name: str
     seed: int
     env_overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TuningPoint:
-    """One candidate: a base-LR multiplier, env settings and agent arguments."""
-
-    base_lr_multiplier: float = 1.0
-    env: dict[str, Any] = field(default_factory=dict)
-    agent: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        parts = [] if self.base_lr_multiplier == 1.0 and (self.env or self.agent) else [f"base_lr×{self.base_lr_multiplier:g}"]
-        parts += [f"{k}={v}" for k, v in {**self.env, **self.agent}.items()]
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class TuningProblem:
-    """An agent and its candidate grid (see the module docstring)."""
-
-    agent: str = "fixed"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    base_lr_multipliers: tuple[float, ...] = (1.0,)
-    env: dict[str, Any] = field(default_factory=dict)
-    env_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    agent_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-
-    def points(self) -> list[TuningPoint]:
-        """Every candidate, in grid order (base LR multipliers outermost)."""
-        env_keys, agent_keys = list(self.env_grid), list(self.agent_grid)
-        out = []
-        for m, env_values, agent_values in itertools.product(
-            self.base_lr_multipliers, itertools.product(*self.env_grid.values()), itertools.product(*self.agent_grid.values())
-        ):
-            out.append(TuningPoint(float(m), dict(zip(env_keys, env_values, strict=True)), dict(zip(agent_keys, agent_values, strict=True))))
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        """The grid, for records."""
-        return {"agent": self.agent, "kwargs": dict(self.kwargs), "base_lr_multipliers": list(self.base_lr_multipliers),
-                "env": dict(self.env), "env_grid": {k: list(v) for k, v in self.env_grid.items()},
-                "agent_grid": {k: list(v) for k, v in self.agent_grid.items()}}
 
 
 @dataclass(frozen=True)
