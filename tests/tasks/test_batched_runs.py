@@ -301,3 +301,18 @@ def test_prefetched_permutations_give_the_same_batches():
 
     for a, b in zip(batches(True), batches(False), strict=True):
         assert torch.equal(a, b)
+
+
+def test_gemm_digits_cnn_forward_matches_the_grouped_convolution():
+    from aees_gym.tasks.batched.conv_gemm import digits_cnn_gemm_forward
+    from aees_gym.tasks.batched.nets import digits_cnn_forward
+
+    gen = torch.Generator().manual_seed(0)
+    n, b = 3, 5
+    shapes = [(n, 16, 1, 3, 3), (n, 16), (n, 32, 16, 3, 3), (n, 32), (n, 10, 512), (n, 10)]
+    params = [(torch.randn(s, generator=gen) * 0.3).requires_grad_() for s in shapes]
+    x = torch.randn(n, b, 64, generator=gen)
+    grouped, gemm = digits_cnn_forward(params, x), digits_cnn_gemm_forward(params, x)
+    torch.testing.assert_close(gemm, grouped, rtol=1e-5, atol=1e-5 * grouped.abs().max().item())
+    for g_ref, g in zip(torch.autograd.grad(grouped.square().sum(), params), torch.autograd.grad(gemm.square().sum(), params), strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5 * g_ref.abs().max().item())
