@@ -2,6 +2,7 @@
 
     python bench/gpu_check.py          # on a CUDA machine: about 3-5 minutes on one H200
     python bench/gpu_check.py --tiny   # anywhere: tiny sizes (CPU without CUDA), a smoke run
+    python bench/gpu_check.py --table results/bench/gpu_check.json   # the docs' Markdown table
 
 Sections of ``results/bench/gpu_check.json`` (written atomically):
 
@@ -24,6 +25,7 @@ No figure here is asserted by a test; ``tests/test_cuda.py`` checks equivalence 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -87,7 +89,8 @@ def graph_vs_eager(task: str, device: torch.device, n: int, width: int) -> dict[
         worst_loss = max(worst_loss, float((a[both] - b[both]).abs().max()) if both.any() else 0.0)
     worst_param = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(engines[0].params, engines[1].params, strict=True))
     return {"task": task, "n": n, "window": width, "windows": [name for name, *_ in plan], "max_abs_loss_diff": worst_loss,
-            "max_abs_param_diff": worst_param, "graph_replays": engines[0].graphs.replays, "graph_captures": engines[0].graphs.captures}
+            "max_abs_param_diff": worst_param, "graph_replays": engines[0].graphs.replays, "graph_captures": engines[0].graphs.captures,
+            "graph_failure": engines[0].graphs.failure}
 
 
 def vector_vs_single(task: str, device: torch.device, n: int, window: int) -> dict[str, Any]:
@@ -318,12 +321,64 @@ def run(tiny: bool, path: Path, budget_s: float) -> dict[str, Any]:
     return result
 
 
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 10 ** (digits - 1) else f"{value:.{digits}g}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The docs' GPU table from a ``gpu_check.json`` result (what ``--table`` prints)."""
+    env = result.get("environment", {})
+    lines = [f"Device: {env.get('cuda_device', result.get('device'))}, torch {env.get('torch', '?')}, mode {result.get('mode')}.", ""]
+    if isinstance(result.get("targets"), dict):
+        lines += ["| target | goal | measured | met |", "| --- | --- | --- | --- |"]
+        lines += [f"| {k} | {t['goal']} | {_fmt(t['measured'], 4)} | {'yes' if t['met'] else ('—' if t['met'] is None else 'no')} |"
+                  for k, t in result["targets"].items()]
+        lines.append("")
+    if isinstance(result.get("scale"), list):
+        lines += ["| task | N | window | eager steps/s | CUDA-graph steps/s |", "| --- | --- | --- | --- | --- |"]
+        cells: dict[tuple[str, int, int], dict[bool, float]] = {}
+        for row in result["scale"]:
+            cells.setdefault((row["task"], row["n"], row["window"]), {})[row["graphs"]] = row["steps_per_s"]
+        lines += [f"| {t} | {n:,} | {w} | {_fmt(v.get(False))} | {_fmt(v.get(True))} |" for (t, n, w), v in cells.items()]
+        lines.append("")
+    if isinstance(result.get("versus_sequential"), list):
+        lines += ["| task | N | sequential steps/s | batched eager (× seq.) | batched graphs (× seq.) |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['task']} | {r['n']} | {_fmt(r['sequential_steps_per_s'])} | {_fmt(r['eager']['batched_steps_per_s'])} "
+                  f"({_fmt(r['eager']['batched_over_sequential'])}×) | {_fmt(r['graphs']['batched_steps_per_s'])} "
+                  f"({_fmt(r['graphs']['batched_over_sequential'])}×) |" for r in result["versus_sequential"]]
+        lines.append("")
+    syncs = result.get("syncs")
+    if isinstance(syncs, dict) and "single_env" in syncs:
+        lines += ["| synchronising calls | per window |", "| --- | --- |"]
+        lines += [f"| single env {r['task']} | {r['per_window']:g} |" for r in syncs["single_env"]]
+        lines += [f"| batched {r['task']} ({'graphs' if r['graphs'] else 'eager'}) | {r['per_window']:g} |" for r in syncs["batched"]]
+        lines += [f"| vector env {r['task']} (per step) | {r['per_step']:g} |" for r in syncs["vector_env"]]
+        lines.append("")
+    epoch = result.get("epoch")
+    if isinstance(epoch, dict) and "round_ratios" in epoch:
+        lines += ["| CIFAR-100 step | ms/step | ratio per round: median (range) |", "| --- | --- | --- |"]
+        ratios = epoch["round_ratios"]
+        shown = {"reference": None, "plain": "plain_over_reference", "env": "env_over_plain"}
+        for name, key in shown.items():
+            r = ratios.get(key) if key else None
+            spread = f"{r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f}, {len(r['per_round'])} rounds)" if r else "—"
+            lines.append(f"| {name} | {epoch['ms_per_step'][name]:.2f} | {spread} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke run; automatic without CUDA)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--budget-s", type=float, default=270.0, help="start no new section (or scale cell) after this many seconds")
+    parser.add_argument("--table", type=Path, default=None, help="print the Markdown table of this JSON and exit")
     args = parser.parse_args(argv)
+    if args.table is not None:
+        result = json.loads(args.table.read_text())
+        print(markdown(result), end="")
+        return result
     started = time.perf_counter()
     result = run(args.tiny, args.out, args.budget_s)
     result["total_seconds"] = time.perf_counter() - started

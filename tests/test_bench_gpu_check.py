@@ -37,3 +37,5 @@ def test_tiny_gpu_check_writes_every_section(tmp_path):
     assert all(r["steps_per_s"] > 0 for r in result["scale"])
     assert all(r["graphs"]["batched_over_sequential"] > 0 for r in result["versus_sequential"])
     assert set(result["epoch"]["round_ratios"]) == {"plain_over_reference", "env_over_plain"}
+    table = gpu_check.markdown(result)
+    assert "| Digits | 2 | 4 |" in table and "| plain |" in table

@@ -10,10 +10,13 @@ steps. The kernels are the eager window's, so the results are the same (tested a
 Windows outside that shape (rows with different step counts, noise draws or dropout masks, which
 use per-row generators the host advances) run eagerly, as on CPU. The first uniform window of each
 ``W`` also runs eagerly, on a side stream: it warms up the kernels and autograd before capture.
+Should capture fail (an operation that torch or the driver cannot capture), the engine warns once
+and runs every later window eagerly; :attr:`WindowGraphs.failure` says why.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +50,8 @@ class WindowGraphs:
         #: Windows replayed from a graph and windows captured (for tests and benchmarks).
         self.replays = 0
         self.captures = 0
+        #: Why capture failed (then every window runs eagerly), or ``None``.
+        self.failure: str | None = None
 
     def eligible(self, counts: Sequence[int], noise_stds: Sequence[float], dropout_drew: bool) -> bool:
         """Whether this window can be a graph: every row steps ``max(counts)`` times, none draws noise or dropout."""
@@ -80,7 +85,13 @@ class WindowGraphs:
             if key not in self._warm:
                 self._warm.add(key)
                 return self._warm_up(key, plan, steps, n)
-            captured = self._capture(key, plan, steps, n)
+            try:
+                captured = self._capture(key, plan, steps, n)
+            except RuntimeError as exc:  # an op this torch/driver cannot capture: stay correct, run eagerly
+                self.enabled, self.failure = False, f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"CUDA-graph capture of a training window failed, windows run eagerly from now on: {self.failure}",
+                              RuntimeWarning, stacklevel=3)
+                return None
         elif plan.data_ptr() != captured.plan.data_ptr():
             captured.plan.copy_(plan)
         captured.graph.replay()
