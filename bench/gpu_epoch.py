@@ -63,7 +63,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     if cpu:
         return Settings("cpu", "resnet8", 32, args.steps or 30, 10, 3, args.repeats or 2, 1024, args.compile, True)
     n_train = 50_000
-    return Settings("cuda", args.model, 128, args.steps or n_train // 128, 200, 20, args.repeats or 3, n_train, args.compile, False)
+    return Settings("cuda", args.model, 128, args.steps or n_train // 128, 200, 20, args.repeats or 5, n_train, args.compile, False)
 
 
 def write_synthetic_cifar100(root: Path, n_train: int, n_test: int) -> None:
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-smoke", action="store_true", help="reduced CPU run (automatic without CUDA)")
     parser.add_argument("--model", default="resnet18", choices=["resnet18", "resnet8", "vgg16"])
     parser.add_argument("--steps", type=int, default=0, help="optimizer steps per variant (default: one epoch / 30 on CPU)")
-    parser.add_argument("--repeats", type=int, default=0, help="timed rounds per variant (default 3 on CUDA, 2 on CPU)")
+    parser.add_argument("--repeats", type=int, default=0, help="timed rounds per variant (default 5 on CUDA, 2 on CPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
