@@ -309,8 +309,9 @@ class BatchedClassificationRuns:
         n, width = self.n_runs, losses.shape[0]
         plan = unpack(packed, width, n, self.config.batch_size)
         everyone = list(range(n))
+        fewest = width if counts is None else min(counts)
         for s in range(width):
-            rows = everyone if counts is None else [i for i in everyone if counts[i] > s]
+            rows = everyone if s < fewest else [i for i in everyone if counts[i] > s]
             self.dropout.rows = rows
             loss = self._train_step(plan.index[s])
             losses[s].copy_(loss.detach())
