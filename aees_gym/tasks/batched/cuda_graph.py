@@ -12,6 +12,11 @@ use per-row generators the host advances) run eagerly, as on CPU. The first unif
 ``W`` also runs eagerly, on a side stream: it warms up the kernels and autograd before capture.
 Should capture fail (an operation that torch or the driver cannot capture), the engine warns once
 and runs every later window eagerly; :attr:`WindowGraphs.failure` says why.
+
+A replay re-reads the memory the captured kernels read. So every per-window input of the window's
+steps must come from the packed plan (``window_plan``) or from a persistent buffer written in place
+(like the optimizer's per-row ``weight_decay`` and ``momentum``); a tensor made afresh each window
+would be read stale.
 """
 
 from __future__ import annotations
