@@ -116,6 +116,18 @@ def corrupt_labels(
     return noisy, mask
 
 
+def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` (on the host) moved to ``device`` without making the host wait for the device.
+
+    A copy from pageable host memory synchronises with the device; from pinned memory with
+    ``non_blocking`` it is queued on the stream like a kernel (the caching host allocator keeps the
+    pinned block alive until the copy has run). On CPU the tensor is returned as it is.
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class DeviceBatches:
     """Seeded minibatches from tensors on the device (drop-last, one permutation per epoch)."""
 
@@ -130,7 +142,7 @@ class DeviceBatches:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pos == self.steps_per_epoch:
-            self._perm = torch.randperm(len(self.x), generator=self._gen).to(self.x.device)
+            self._perm = to_device_async(torch.randperm(len(self.x), generator=self._gen), self.x.device)
             self._pos = 0
         idx = self._perm[self._pos * self.batch_size : (self._pos + 1) * self.batch_size]
         self._pos += 1

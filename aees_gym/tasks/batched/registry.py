@@ -92,7 +92,13 @@ def _tabular() -> None:
     mlp = BatchedTaskSpec(digits_data, digits_mlp, lambda config: mlp_forward, loss_and_grads=lambda config: mlp_loss_and_grads)
     register_batched_task("Digits", mlp)
     register_batched_task("DigitsNoisy", mlp)
-    register_batched_task("DigitsCNN", BatchedTaskSpec(digits_data, lambda c, d: DigitsCNN, lambda c: digits_cnn_forward))
+    def digits_cnn(config: EnvConfig) -> BatchedForward:
+        # On a GPU the convolutions as batched GEMMs far outrun cuDNN's many-group kernels; CPU keeps the grouped form.
+        from aees_gym.tasks.batched.conv_gemm import digits_cnn_gemm_forward
+
+        return digits_cnn_gemm_forward if resolve_device(config.device).type == "cuda" else digits_cnn_forward
+
+    register_batched_task("DigitsCNN", BatchedTaskSpec(digits_data, lambda c, d: DigitsCNN, digits_cnn))
     register_batched_task(
         "Synthetic",
         BatchedTaskSpec(

@@ -32,10 +32,12 @@ import torch.nn.functional as F
 
 from aees_gym.core.reward import reward_uses_heldout
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
+from aees_gym.tasks.batched.cuda_graph import WindowGraphs
 from aees_gym.tasks.batched.nets import RowDropout, scratch
 from aees_gym.tasks.batched.optim import OPTIMIZER_KINDS, BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
 from aees_gym.tasks.batched.streams import RowBatches, RowGradientNoise
+from aees_gym.tasks.batched.window_plan import host_plan, send, unpack
 from aees_gym.tasks.classification import corrupt_labels, split_validation
 from aees_gym.tasks.config import EnvConfig
 
@@ -83,9 +85,12 @@ class BatchedClassificationRuns:
         n_runs: Number of rows (N).
         track_grad_norms: Also record each row's gradient norm per step (before noise, like the
             ``grad_norm`` context feature of the single env) in :attr:`grad_norms`.
+        cuda_graphs: On a GPU, replay uniform windows (every row the same steps, no noise, no
+            dropout) from CUDA graphs (:mod:`~aees_gym.tasks.batched.cuda_graph`); ``False`` runs
+            every window eagerly. No effect on CPU.
     """
 
-    def __init__(self, config: EnvConfig, n_runs: int, *, track_grad_norms: bool = False) -> None:
+    def __init__(self, config: EnvConfig, n_runs: int, *, track_grad_norms: bool = False, cuda_graphs: bool = True) -> None:
         if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1:
             raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}.")
         problem = batching_problem(config)
@@ -99,6 +104,7 @@ class BatchedClassificationRuns:
         self.n_classes = data.n_classes
         self.x_reward, self.y_reward = x_reward.to(self.device), y_reward.to(self.device)
         self.x_train, self.y_clean = data.x_train.to(self.device), data.y_train.to(self.device)
+        self._y_clean_host = data.y_train.cpu().numpy()  # read once, not at every row's reset
         self.x_val, self.y_val = data.x_val.to(self.device), data.y_val.to(self.device)
         self._make_model = self.spec.make_model(config, data)
         self._forward = self.spec.forward(config)
@@ -132,6 +138,7 @@ class BatchedClassificationRuns:
         self.track_grad_norms = track_grad_norms
         #: ``[N, W]`` gradient norms of the last window (NaN where a row did not step), when tracked.
         self.grad_norms: torch.Tensor | None = None
+        self.graphs = WindowGraphs(self.device, enabled=cuda_graphs)
 
     # ------------------------------------------------------------------ rows
     def check_config(self, config: EnvConfig) -> None:
@@ -173,7 +180,7 @@ class BatchedClassificationRuns:
         with torch.no_grad():
             for stacked, p in zip(self.params, module.parameters(), strict=True):
                 stacked[row].copy_(p)
-            y_clean = self.y_clean.cpu().numpy()
+            y_clean = self._y_clean_host
             labels, corrupted = y_clean, np.zeros(len(y_clean), dtype=bool)
             if config.label_noise > 0:
                 labels, corrupted = corrupt_labels(y_clean, config.label_noise, self.n_classes, seeds.label_noise, config.label_noise_kind)
@@ -232,8 +239,9 @@ class BatchedClassificationRuns:
         with gradient noise of std ``noise_stds[i]``.
 
         Host values in, device tensor out: the window's plan (LRs, batch indices, which rows step)
-        is built on the host and sent in one transfer; no value is read back. Rows with 0 steps are
-        left exactly as they are.
+        is built on the host and sent in one packed transfer that never blocks the host
+        (:mod:`~aees_gym.tasks.batched.window_plan`); no value is read back. Rows with 0 steps are
+        left exactly as they are. On a GPU a uniform window replays a CUDA graph.
 
         Args:
             heldout: Also measure every row's :meth:`heldout_loss` before the first step and after
@@ -252,42 +260,66 @@ class BatchedClassificationRuns:
         n, width = self.n_runs, max(counts)
         if width == 0:
             return torch.empty(n, 0, device=self.device)
-        lr = np.zeros((width, n))
-        active = np.zeros((width, n), dtype=bool)
+        host = host_plan(width, n, self.config.batch_size, self.device)
         for i, k in enumerate(counts):
             if k:
-                done, mult = self.steps_done[i], float(lr_multipliers[i])
-                lr[:k, i] = [self.base_lr(i, done + s) * mult for s in range(k)]
-                active[:k, i] = True
-        lr_t = torch.as_tensor(lr, device=self.device)
-        active_t = torch.as_tensor(active, device=self.device)
-        index_t = self.batches.plan(counts, width).to(self.device)
-        rows_at = [[i for i in range(n) if counts[i] > s] for s in range(width)]
+                done, mult, config = self.steps_done[i], float(lr_multipliers[i]), self.configs[i]
+                if config.schedule == "none":  # a constant LR: one assignment instead of k calls
+                    host.lr[:k, i] = config.base_lr * mult
+                else:
+                    host.lr[:k, i] = [self.base_lr(i, done + s) * mult for s in range(k)]
+                host.active[:k, i] = 1
+        self.batches.plan(counts, width, out=host.index)
         for i, k in enumerate(counts):
             if k:
                 self.dropout.reseed(i, self.seeds[i].dropout + self.windows_done[i])
         self.noise.begin_window([s if k else 0.0 for s, k in zip(noise_stds, counts, strict=True)])
-        losses = torch.empty(width, n, device=self.device)
-        norms = torch.empty(width, n, device=self.device) if self.track_grad_norms else None
-        for s in range(width):
-            rows = rows_at[s]
-            self.dropout.rows = rows
-            loss = self._train_step(index_t[s])
-            losses[s].copy_(loss.detach())
-            if norms is not None:
-                grads = [p.grad.flatten(1) for p in self.params]
-                norms[s].copy_(torch.linalg.vector_norm(torch.stack([g.norm(dim=1) for g in grads]), dim=0))
-            self.noise.add_(rows)
-            self.optimizer.step(lr_t[s], active=None if len(rows) == n else active_t[s])
+        key = (width, self.track_grad_norms)
+        graphed = self.graphs.eligible(counts, noise_stds, self.dropout.drew)
+        packed = send(host, self.device, self.graphs.static_plan(key) if graphed else None)  # the one transfer
+        result = self.graphs.run(key, packed, self._window_steps, n) if graphed else None
+        if result is None:
+            losses = torch.empty(width, n, device=self.device)
+            norms = torch.empty(width, n, device=self.device) if self.track_grad_norms else None
+            self._window_steps(packed, losses, norms, counts)
+        else:
+            losses, norms = result
+        # The device trains now; draw the permutations the next window will start meanwhile.
+        self.batches.prefetch(counts)
         self.optimizer.zero_grad()
         for i, k in enumerate(counts):
             if k:
                 self.steps_done[i] += k
                 self.windows_done[i] += 1
-        losses.masked_fill_(~active_t, math.nan)
+        if graphed:  # every row ran every step: nothing to mask
+            if norms is not None:
+                self.grad_norms = norms.t()
+            return losses.t()
+        active = unpack(packed, width, n, self.config.batch_size).active
+        losses.masked_fill_(~active, math.nan)
         if norms is not None:
-            self.grad_norms = norms.masked_fill_(~active_t, math.nan).t()
+            self.grad_norms = norms.masked_fill_(~active, math.nan).t()
         return losses.t()
+
+    def _window_steps(self, packed: torch.Tensor, losses: torch.Tensor, norms: torch.Tensor | None, counts: Sequence[int] | None = None) -> None:
+        """The window's steps from its packed plan, writing ``losses`` (and ``norms``) ``[W, N]``.
+
+        ``counts=None``: every row takes every step (what a CUDA graph captures).
+        """
+        n, width = self.n_runs, losses.shape[0]
+        plan = unpack(packed, width, n, self.config.batch_size)
+        everyone = list(range(n))
+        fewest = width if counts is None else min(counts)
+        for s in range(width):
+            rows = everyone if s < fewest else [i for i in everyone if counts[i] > s]
+            self.dropout.rows = rows
+            loss = self._train_step(plan.index[s])
+            losses[s].copy_(loss.detach())
+            if norms is not None:
+                grads = [p.grad.flatten(1) for p in self.params]
+                norms[s].copy_(torch.linalg.vector_norm(torch.stack([g.norm(dim=1) for g in grads]), dim=0))
+            self.noise.add_(rows)
+            self.optimizer.step(plan.lr[s], active=None if len(rows) == n else plan.active[s])
 
     def _train_step(self, index: torch.Tensor) -> torch.Tensor:
         """Forward and backward of every row on its batch ``index`` ``[N, B]``; returns the ``[N]`` mean losses."""
