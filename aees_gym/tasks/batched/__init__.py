@@ -11,6 +11,9 @@ weights, data order, label noise, dropout and gradient-noise streams.
 from aees_gym.tasks.batched.optim import BatchedOptimizer
 from aees_gym.tasks.batched.registry import BatchedTaskSpec, batchable_tasks, batched_task, register_batched_task
 from aees_gym.tasks.batched.run import SHARED_FIELDS, BatchedClassificationRuns, batching_problem
+from aees_gym.tasks.batched.text_nets import register_text_rows
+
+register_text_rows()
 
 __all__ = [
     "SHARED_FIELDS",

@@ -57,9 +57,12 @@ def batching_problem(config: EnvConfig) -> str | None:
     The suite's batched executor asks this per run and sends the others through ``run_one``.
     """
     try:
-        batched_task(config.task)
+        spec = batched_task(config.task)
     except ValueError as exc:
         return str(exc)
+    problem = spec.problem(config)
+    if problem is not None:
+        return problem
     if config.optimizer not in OPTIMIZER_KINDS:
         return f"The batched engine implements the optimizers {list(OPTIMIZER_KINDS)}, not {config.optimizer!r}; {_SEPARATE}"
     if reward_uses_heldout(config.reward.name) and config.reward_fraction == 0:
@@ -107,7 +110,10 @@ class BatchedClassificationRuns:
         self._loss_and_grads = None if self._autocast else self.spec.loss_and_grads(config)
         template = self._make_model()
         self.param_names = [name for name, _ in template.named_parameters()]
-        self.flops_per_step = 3.0 * config.batch_size * estimate_forward_flops(template, data.x_train[:1])
+        if self.spec.flops is not None:
+            self.flops_per_step = self.spec.flops(config, data, template)
+        else:
+            self.flops_per_step = 3.0 * config.batch_size * estimate_forward_flops(template, data.x_train[:1])
         self.params = [
             torch.zeros((n_runs, *p.shape), dtype=p.dtype, device=self.device).requires_grad_() for p in template.parameters()
         ]
