@@ -46,6 +46,8 @@ class BatchedTaskSpec:
             closed form (``None``: counted from one forward pass of ``template``).
         problem: ``problem(config)`` → why this task's run with ``config`` cannot be a row (an option
             the batched network lacks), or ``None``.
+        engine: The engine class when the task is not trained as classification (``None``:
+            :class:`~aees_gym.tasks.batched.run.BatchedClassificationRuns`); same constructor and API.
     """
 
     load_data: Callable[[EnvConfig], ClassificationData]
@@ -55,6 +57,7 @@ class BatchedTaskSpec:
     loss_and_grads: Callable[[EnvConfig], BatchedLossAndGrads | None] = lambda config: None
     flops: Callable[[EnvConfig, ClassificationData, nn.Module], float] | None = None
     problem: Callable[[EnvConfig], str | None] = lambda config: None
+    engine: type | None = None
 
 
 _BATCHED: dict[str, BatchedTaskSpec] = {}

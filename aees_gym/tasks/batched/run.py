@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from aees_gym.core.reward import reward_uses_heldout
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
+from aees_gym.tasks.batched.freezing import RowFreezer
 from aees_gym.tasks.batched.nets import RowDropout, scratch
 from aees_gym.tasks.batched.optim import OPTIMIZER_KINDS, BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
@@ -70,11 +71,13 @@ def batching_problem(config: EnvConfig) -> str | None:
             f"Reward {config.reward.name!r} needs a reward-validation part of the validation split; "
             f"reward_fraction=0 keeps none. Set reward_fraction in (0, 1) or choose another reward, e.g. 'aees'."
         )
-    if config.grid.momenta is not None:
-        return f"The batched engine has no momentum axis (grid momenta {list(config.grid.momenta)}); drop it, {_SEPARATE}"
-    if config.freeze_threshold is not None:
-        return f"The batched engine does not freeze parameters (freeze_threshold={config.freeze_threshold}); {_SEPARATE}"
     return None
+
+
+def batched_runs(config: EnvConfig, n_runs: int, *, track_grad_norms: bool = False) -> BatchedClassificationRuns:
+    """The batched engine of ``config``'s task (its spec's ``engine``, by default :class:`BatchedClassificationRuns`)."""
+    engine = batched_task(config.task).engine or BatchedClassificationRuns
+    return engine(config, n_runs, track_grad_norms=track_grad_norms)
 
 
 class BatchedClassificationRuns:
@@ -126,6 +129,10 @@ class BatchedClassificationRuns:
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.noise = RowGradientNoise(self.params)
         self.dropout = RowDropout(n_runs, self.device)
+        self.freezer = RowFreezer(self.params)
+        #: ``[N]`` share of each row's parameters frozen in the last window (device), when any row freezes.
+        self.frozen_fractions: torch.Tensor | None = None
+        self._base_momentum = [0.0] * n_runs
         n_train = len(self.x_train)
         self.y_train = self.y_clean.unsqueeze(0).repeat(n_runs, 1)  # each row's (possibly corrupted) labels
         self.corrupted = torch.zeros(n_runs, n_train, dtype=torch.bool, device=self.device)
@@ -190,6 +197,8 @@ class BatchedClassificationRuns:
         with torch.no_grad():
             self.optimizer.weight_decay[row] = config.weight_decay
             self.optimizer.momentum[row] = config.momentum if config.optimizer == "sgd" else _ADAM_BETA1
+        self._base_momentum[row] = config.momentum if config.optimizer == "sgd" else _ADAM_BETA1
+        self.freezer.reset(row, config.freeze_threshold, config.freeze_beta)
         self.batches.reset(row, seeds.data_order)
         self.noise.reset(row, seeds.gradient_noise)
         self.configs[row], self.seeds[row] = config, seeds
@@ -232,7 +241,13 @@ class BatchedClassificationRuns:
         return counts
 
     def run_window(
-        self, lr_multipliers: Sequence[float], noise_stds: Sequence[float], steps: Sequence[int], *, heldout: bool = False
+        self,
+        lr_multipliers: Sequence[float],
+        noise_stds: Sequence[float],
+        steps: Sequence[int],
+        *,
+        heldout: bool = False,
+        momenta: Sequence[float | None] | None = None,
     ) -> torch.Tensor:
         """Train row ``i`` for ``steps[i]`` optimizer steps at LR ``base × schedule × lr_multipliers[i]``
         with gradient noise of std ``noise_stds[i]``.
@@ -244,6 +259,11 @@ class BatchedClassificationRuns:
         Args:
             heldout: Also measure every row's :meth:`heldout_loss` before the first step and after
                 the last (what the single run's ``reward_eval`` gives the ``heldout`` reward).
+            momenta: Each row's SGD momentum / Adam β1 for this window (a grid's momentum axis);
+                ``None`` entries (or no list) keep the row's own.
+
+        Rows with ``freeze_threshold`` skip their frozen tensors (see :mod:`.freezing`); each row's
+        frozen share of this window is left in :attr:`frozen_fractions`.
 
         Returns:
             ``[N, W]`` float32 step losses on the device, ``W = max(steps)``; entries past a row's
@@ -253,7 +273,7 @@ class BatchedClassificationRuns:
         counts = self._validate_window(lr_multipliers, noise_stds, steps)
         if heldout:
             opened = self.heldout_loss()
-            losses = self.run_window(lr_multipliers, noise_stds, counts)
+            losses = self.run_window(lr_multipliers, noise_stds, counts, momenta=momenta)
             return torch.cat([opened.unsqueeze(1), self.heldout_loss().unsqueeze(1), losses], dim=1)
         n, width = self.n_runs, max(counts)
         if width == 0:
@@ -273,6 +293,14 @@ class BatchedClassificationRuns:
             if k:
                 self.dropout.reseed(i, self.seeds[i].dropout + self.windows_done[i])
         self.noise.begin_window([s if k else 0.0 for s, k in zip(noise_stds, counts, strict=True)])
+        momentum_t = self._window_momenta(momenta)
+        freezer = self.freezer if self.freezer.active else None
+        frozen_host = None
+        if freezer is not None:
+            freezer.begin_window(counts)
+            self.frozen_fractions = freezer.fractions()
+            # Noise draws skip frozen tensors, which needs the frozen sets on the host (rows that freeze and add noise).
+            frozen_host = freezer.host_frozen([i for i, k in enumerate(counts) if k and noise_stds[i] > 0 and freezer.enabled[i]])
         losses = torch.empty(width, n, device=self.device)
         norms = torch.empty(width, n, device=self.device) if self.track_grad_norms else None
         for s in range(width):
@@ -283,9 +311,14 @@ class BatchedClassificationRuns:
             if norms is not None:
                 grads = [p.grad.flatten(1) for p in self.params]
                 norms[s].copy_(torch.linalg.vector_norm(torch.stack([g.norm(dim=1) for g in grads]), dim=0))
-            self.noise.add_(rows)
-            self.optimizer.step(lr_t[s], active=None if len(rows) == n else active_t[s])
+            row_mask = None if len(rows) == n else active_t[s]
+            if freezer is not None:  # before the noise, as the single run's freezer
+                freezer.step([p.grad for p in self.params], row_mask)
+            self.noise.add_(rows, frozen_host)
+            self.optimizer.step(lr_t[s], momentum=momentum_t, active=row_mask, frozen=None if freezer is None else freezer.frozen)
         self.optimizer.zero_grad()
+        if freezer is not None:
+            freezer.decide(counts)
         for i, k in enumerate(counts):
             if k:
                 self.steps_done[i] += k
@@ -294,6 +327,17 @@ class BatchedClassificationRuns:
         if norms is not None:
             self.grad_norms = norms.masked_fill_(~active_t, math.nan).t()
         return losses.t()
+
+    def _window_momenta(self, momenta: Sequence[float | None] | None) -> torch.Tensor | None:
+        """``[N]`` momenta of this window when any row has its own (a momentum axis), else ``None``."""
+        if momenta is None or all(m is None for m in momenta):
+            return None
+        if len(momenta) != self.n_runs:
+            raise ValueError(f"momenta needs one value (or None) per run ({self.n_runs}), got {len(momenta)}.")
+        values = [self._base_momentum[i] if m is None else float(m) for i, m in enumerate(momenta)]
+        if not all(0.0 <= v < 1.0 for v in values):
+            raise ValueError(f"momenta must be in [0, 1), got {values}.")
+        return torch.tensor(values, dtype=torch.float64, device=self.device)
 
     def _train_step(self, index: torch.Tensor) -> torch.Tensor:
         """Forward and backward of every row on its batch ``index`` ``[N, B]``; returns the ``[N]`` mean losses."""
