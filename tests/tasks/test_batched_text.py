@@ -16,6 +16,7 @@ import torch
 import aees_gym  # noqa: F401  (registers the ids)
 from aees_gym import make_config
 from aees_gym.tasks.batched import BatchedClassificationRuns, batchable_tasks, batching_problem
+from aees_gym.tasks.batched.text_nets import lstm_layer
 
 WORDS = ("good", "bad", "great", "awful", "film", "plot", "the", "a", "fun", "dull", "moving", "boring", "cast", "score")
 TINY = {"embed_dim": 8, "hidden": 8, "vocab_size": 40, "min_freq": 1, "max_length": 12, "batch_size": 8,
@@ -61,6 +62,20 @@ def test_lstm_rows_reproduce_the_single_env(rotten_dir, extra):
         assert set(got_metrics) == set(want)
         for key, value in want.items():
             assert got_metrics[key] == pytest.approx(value, rel=1e-3, abs=1e-3), key
+
+
+def test_lstm_layer_backward_is_the_exact_gradient():
+    gen = torch.Generator().manual_seed(0)
+    n, b, t, i, h = 2, 3, 4, 3, 2
+    inputs = [torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
+              for shape in ((n, b, t, i), (n, 4 * h, i), (n, 4 * h, h), (n, 4 * h), (n, 4 * h))]
+    assert torch.autograd.gradcheck(lstm_layer, inputs)
+    lstm = torch.nn.LSTM(i, h, batch_first=True).double()  # and the forward is nn.LSTM's, row by row
+    for row in range(n):
+        with torch.no_grad():
+            for p, value in zip(lstm.parameters(), (inputs[1][row], inputs[2][row], inputs[3][row], inputs[4][row]), strict=True):
+                p.copy_(value)
+        torch.testing.assert_close(lstm_layer(*inputs)[row], lstm(inputs[0][row])[0])
 
 
 def test_vector_env_sub_envs_match_single_envs(rotten_dir):

@@ -37,23 +37,72 @@ def stacked_embedding(ids: torch.Tensor, weight: torch.Tensor, pad_id: int) -> t
     return torch.where((ids == pad_id).unsqueeze(-1), looked.detach(), looked)
 
 
+class _LSTMLayer(torch.autograd.Function):
+    """One LSTM layer over stacked weights with a hand-written backward through time.
+
+    Autograd over the step loop would record ~10 nodes per time step and, in the backward, one
+    small GEMM per step for ``W_hh``'s gradient; here the step loop keeps only the recurrence
+    (``dh_{t-1} = dgates_t · W_hh``) and the weight gradients are three GEMMs over all steps.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):  # noqa: ANN001, ANN205  (autograd.Function signature)
+        n, b, t, _ = x.shape
+        hidden = w_hh.shape[2]
+        xw = linear(x.reshape(n, b * t, -1), w_ih, b_ih).view(n, b, t, 4 * hidden).add_(b_hh[:, None, None, :])
+        acts = torch.empty_like(xw)  # i, f, g, o after their nonlinearities
+        cs = x.new_empty(n, b, t, hidden)
+        hs = x.new_empty(n, b, t, hidden)
+        h, c = x.new_zeros(n, b, hidden), x.new_zeros(n, b, hidden)
+        w_hh_t = w_hh.transpose(1, 2)
+        for step in range(t):
+            gates = torch.baddbmm(xw[:, :, step], h, w_hh_t)
+            a = acts[:, :, step]
+            a.copy_(torch.sigmoid(gates))
+            a[..., 2 * hidden : 3 * hidden] = torch.tanh(gates[..., 2 * hidden : 3 * hidden])
+            i, f, g, o = a.chunk(4, dim=2)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            cs[:, :, step] = c
+            hs[:, :, step] = h
+        ctx.save_for_backward(x, w_ih, w_hh, acts, cs, hs)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs):  # noqa: ANN001, ANN205
+        x, w_ih, w_hh, acts, cs, hs = ctx.saved_tensors
+        n, b, t, hidden = hs.shape
+        dgates = torch.empty_like(acts)
+        dh_next = hs.new_zeros(n, b, hidden)
+        dc_next = hs.new_zeros(n, b, hidden)
+        for step in reversed(range(t)):
+            i, f, g, o = acts[:, :, step].chunk(4, dim=2)
+            tanh_c = torch.tanh(cs[:, :, step])
+            dh = grad_hs[:, :, step] + dh_next
+            dc = dh * o * (1.0 - tanh_c * tanh_c) + dc_next
+            c_prev = cs[:, :, step - 1] if step else torch.zeros_like(dc)
+            d = dgates[:, :, step]
+            d[..., :hidden] = dc * g * i * (1.0 - i)
+            d[..., hidden : 2 * hidden] = dc * c_prev * f * (1.0 - f)
+            d[..., 2 * hidden : 3 * hidden] = dc * i * (1.0 - g * g)
+            d[..., 3 * hidden :] = dh * tanh_c * o * (1.0 - o)
+            dc_next = dc * f
+            dh_next = torch.bmm(d, w_hh)
+        h_prev = torch.cat([hs.new_zeros(n, b, 1, hidden), hs[:, :, :-1]], dim=2)
+        flat = dgates.view(n, b * t, 4 * hidden)
+        grad_w_hh = torch.bmm(flat.transpose(1, 2), h_prev.reshape(n, b * t, hidden))
+        grad_w_ih = torch.bmm(flat.transpose(1, 2), x.reshape(n, b * t, -1))
+        grad_b = flat.sum(dim=1)
+        grad_x = torch.bmm(flat, w_ih).view(x.shape)
+        return grad_x, grad_w_ih, grad_w_hh, grad_b, grad_b.clone()
+
+
 def lstm_layer(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-    """One ``nn.LSTM`` layer (zero initial state, ``batch_first``) per row: x ``[N, B, T, I]`` → ``[N, B, T, H]``."""
-    n, b, t, _ = x.shape
-    hidden = w_hh.shape[2]
-    # The input projection of every time step at once; the recurrence then adds h·W_hhᵀ + b_hh per step.
-    xw = linear(x.reshape(n, b * t, -1), w_ih, b_ih).view(n, b, t, 4 * hidden)
-    w_hh_t = w_hh.transpose(1, 2)
-    h = x.new_zeros(n, b, hidden)
-    c = x.new_zeros(n, b, hidden)
-    outs = []
-    for step in range(t):
-        gates = torch.baddbmm(xw[:, :, step] + b_hh.unsqueeze(1), h, w_hh_t)
-        i, f, g, o = gates.chunk(4, dim=2)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        outs.append(h)
-    return torch.stack(outs, dim=2)
+    """One ``nn.LSTM`` layer (zero initial state, ``batch_first``) per row: x ``[N, B, T, I]`` → ``[N, B, T, H]``.
+
+    PyTorch's gate order ``i, f, g, o``: ``c' = f·c + i·g``, ``h' = o·tanh(c')``.
+    """
+    return _LSTMLayer.apply(x, w_ih, w_hh, b_ih, b_hh)
 
 
 def lstm_forward_for(
