@@ -66,3 +66,18 @@ def test_rows_with_and_without_freezing_share_one_engine(tiny):
     for name, value in runs.row_state_dict(1).items():
         assert torch.equal(value, before[1][name]), name  # frozen: not moved, not decayed, noise never applied
     assert any(not torch.equal(value, before[0][name]) for name, value in runs.row_state_dict(0).items())
+
+
+def test_bad_momenta_are_refused_before_anything_moves(tiny):
+    config = make_config("Synthetic", **tiny)
+    runs = BatchedClassificationRuns(config, 2)
+    runs.reset_runs([0, 1], [config, config], [1, 2])
+    for bad, match in (([0.5], "one value"), ([0.5, 1.5], r"\[0, 1\)")):
+        with pytest.raises(ValueError, match=match):
+            runs.run_window([1.0, 1.0], [0.0, 0.0], [5, 5], momenta=bad)
+    assert runs.steps_done == [0, 0]
+    plain = BatchedClassificationRuns(config, 2)
+    plain.reset_runs([0, 1], [config, config], [1, 2])
+    # The refused calls drew no batch: the next window is the one a fresh engine trains.
+    torch.testing.assert_close(runs.run_window([1.0, 1.0], [0.0, 0.0], [5, 5]), plain.run_window([1.0, 1.0], [0.0, 0.0], [5, 5]),
+                               rtol=0, atol=0)

@@ -271,6 +271,7 @@ class BatchedClassificationRuns:
             close, then the step losses.
         """
         counts = self._validate_window(lr_multipliers, noise_stds, steps)
+        momentum_t = self._window_momenta(momenta)  # checked before any state moves
         if heldout:
             opened = self.heldout_loss()
             losses = self.run_window(lr_multipliers, noise_stds, counts, momenta=momenta)
@@ -293,7 +294,6 @@ class BatchedClassificationRuns:
             if k:
                 self.dropout.reseed(i, self.seeds[i].dropout + self.windows_done[i])
         self.noise.begin_window([s if k else 0.0 for s, k in zip(noise_stds, counts, strict=True)])
-        momentum_t = self._window_momenta(momenta)
         freezer = self.freezer if self.freezer.active else None
         frozen_host = None
         if freezer is not None:
