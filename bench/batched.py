@@ -226,6 +226,9 @@ def measure(args: argparse.Namespace, device: torch.device) -> list[dict[str, An
             options = aees_gym.get_task(task).options_cls
             has_data_dir = dataclasses.is_dataclass(options) and "data_dir" in {f.name for f in dataclasses.fields(options)}
             task_overrides = {**overrides, "data_dir": str(args.data_dir)} if args.data_dir and has_data_dir else overrides
+            if args.smoke_sizes:  # the task's small model and data, with this benchmark's budget and window
+                small = {k: v for k, v in aees_gym.get_task(task).smoke_overrides.items() if k not in ("total_steps", "window_length")}
+                task_overrides = {**small, **task_overrides}
             samples: dict[int, dict[str, list[Measure]]] = {n: {"plain": [], "sequential": [], "batched": []} for n in args.ns}
             flops = 0.0
             for r in range(args.rounds):
@@ -319,6 +322,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--quick", action="store_true", help="smoke run: N 1 and 2, one thread, short windows, one round")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASK_CHOICES)
+    parser.add_argument("--smoke-sizes", action="store_true",
+                        help="train each task's smoke-test model and data (its smoke_overrides) instead of its defaults")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="prepared data sets (aees-gym data prepare) for MNIST, RottenTomatoes, NewsTweets, GPT2")
     parser.add_argument("--ns", nargs="+", type=int, default=list(NS))
@@ -356,6 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rounds": args.rounds,
         "min_seconds_per_cell": args.min_seconds,
         "window_length": args.window or "task default",
+        "sizes": "each task's smoke_overrides (small model and data)" if args.smoke_sizes else "task defaults",
         "statistic": "median over rounds; ratios are medians of per-round ratios; rounds rotate the variant order",
         "flops": "task flops_per_step = 3 x forward FLOPs of one batch (Linear/Conv matmuls); the MLP's first layer "
                  "needs no input gradient, so this overstates its work by about a third",

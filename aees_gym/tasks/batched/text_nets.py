@@ -41,8 +41,10 @@ class _LSTMLayer(torch.autograd.Function):
     """One LSTM layer over stacked weights with a hand-written backward through time.
 
     Autograd over the step loop would record ~10 nodes per time step and, in the backward, one
-    small GEMM per step for ``W_hh``'s gradient; here the step loop keeps only the recurrence
-    (``dh_{t-1} = dgates_t · W_hh``) and the weight gradients are three GEMMs over all steps.
+    small GEMM per step for ``W_hh``'s gradient. Here everything that does not depend on the
+    recurrence is computed for all steps at once; the step loops keep only the recurrence (a few
+    element-wise ops and ``h·W_hhᵀ`` forward, ``dgates·W_hh`` backward), and the weight gradients
+    are three GEMMs over all steps. Step tensors are kept time-major so each step's slice is contiguous.
     """
 
     @staticmethod
@@ -50,47 +52,50 @@ class _LSTMLayer(torch.autograd.Function):
         n, b, t, _ = x.shape
         hidden = w_hh.shape[2]
         xw = linear(x.reshape(n, b * t, -1), w_ih, b_ih).view(n, b, t, 4 * hidden).add_(b_hh[:, None, None, :])
+        xw = xw.permute(2, 0, 1, 3).contiguous()  # [T, N, B, 4H]
         acts = torch.empty_like(xw)  # i, f, g, o after their nonlinearities
-        cs = x.new_empty(n, b, t, hidden)
-        hs = x.new_empty(n, b, t, hidden)
+        cs = x.new_empty(t, n, b, hidden)
+        hs = x.new_empty(t, n, b, hidden)
         h, c = x.new_zeros(n, b, hidden), x.new_zeros(n, b, hidden)
         w_hh_t = w_hh.transpose(1, 2)
+        g_slice = slice(2 * hidden, 3 * hidden)
         for step in range(t):
-            gates = torch.baddbmm(xw[:, :, step], h, w_hh_t)
-            a = acts[:, :, step]
-            a.copy_(torch.sigmoid(gates))
-            a[..., 2 * hidden : 3 * hidden] = torch.tanh(gates[..., 2 * hidden : 3 * hidden])
+            gates = torch.baddbmm(xw[step], h, w_hh_t)
+            a = acts[step]
+            torch.sigmoid(gates, out=a)
+            torch.tanh(gates[..., g_slice], out=a[..., g_slice])
             i, f, g, o = a.chunk(4, dim=2)
-            c = f * c + i * g
-            h = o * torch.tanh(c)
-            cs[:, :, step] = c
-            hs[:, :, step] = h
+            c = torch.addcmul(f * c, i, g, out=cs[step])
+            h = torch.mul(o, torch.tanh(c), out=hs[step])
         ctx.save_for_backward(x, w_ih, w_hh, acts, cs, hs)
-        return hs
+        return hs.permute(1, 2, 0, 3)
 
     @staticmethod
     def backward(ctx, grad_hs):  # noqa: ANN001, ANN205
         x, w_ih, w_hh, acts, cs, hs = ctx.saved_tensors
-        n, b, t, hidden = hs.shape
-        dgates = torch.empty_like(acts)
+        t, n, b, hidden = hs.shape
+        i, f, g, o = acts.chunk(4, dim=3)
+        tanh_c = torch.tanh(cs)
+        c_prev = torch.cat([cs.new_zeros(1, n, b, hidden), cs[:-1]])
+        # d(pre-activation) = (dc for i, f, g; dh for o) × partner × the nonlinearity's derivative.
+        coef = torch.stack([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g), tanh_c * o * (1.0 - o)], dim=3)
+        dc_from_h = o * (1.0 - tanh_c * tanh_c)
+        f = f.contiguous()
+        grad_hs = grad_hs.permute(2, 0, 1, 3).contiguous()  # [T, N, B, H]
+        dgates = coef.new_empty(t, n, b, 4, hidden)
         dh_next = hs.new_zeros(n, b, hidden)
         dc_next = hs.new_zeros(n, b, hidden)
         for step in reversed(range(t)):
-            i, f, g, o = acts[:, :, step].chunk(4, dim=2)
-            tanh_c = torch.tanh(cs[:, :, step])
-            dh = grad_hs[:, :, step] + dh_next
-            dc = dh * o * (1.0 - tanh_c * tanh_c) + dc_next
-            c_prev = cs[:, :, step - 1] if step else torch.zeros_like(dc)
-            d = dgates[:, :, step]
-            d[..., :hidden] = dc * g * i * (1.0 - i)
-            d[..., hidden : 2 * hidden] = dc * c_prev * f * (1.0 - f)
-            d[..., 2 * hidden : 3 * hidden] = dc * i * (1.0 - g * g)
-            d[..., 3 * hidden :] = dh * tanh_c * o * (1.0 - o)
-            dc_next = dc * f
-            dh_next = torch.bmm(d, w_hh)
-        h_prev = torch.cat([hs.new_zeros(n, b, 1, hidden), hs[:, :, :-1]], dim=2)
-        flat = dgates.view(n, b * t, 4 * hidden)
-        grad_w_hh = torch.bmm(flat.transpose(1, 2), h_prev.reshape(n, b * t, hidden))
+            dh = grad_hs[step] + dh_next
+            dc = torch.addcmul(dc_next, dh, dc_from_h[step])
+            d = dgates[step]
+            torch.mul(coef[step, :, :, :3], dc.unsqueeze(2), out=d[:, :, :3])
+            torch.mul(coef[step, :, :, 3], dh, out=d[:, :, 3])
+            dc_next = dc.mul_(f[step])
+            dh_next = torch.bmm(d.view(n, b, 4 * hidden), w_hh)
+        flat = dgates.view(t, n, b, 4 * hidden).permute(1, 2, 0, 3).reshape(n, b * t, 4 * hidden)
+        h_prev = torch.cat([hs.new_zeros(1, n, b, hidden), hs[:-1]]).permute(1, 2, 0, 3).reshape(n, b * t, hidden)
+        grad_w_hh = torch.bmm(flat.transpose(1, 2), h_prev)
         grad_w_ih = torch.bmm(flat.transpose(1, 2), x.reshape(n, b * t, -1))
         grad_b = flat.sum(dim=1)
         grad_x = torch.bmm(flat, w_ih).view(x.shape)
