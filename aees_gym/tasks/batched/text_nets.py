@@ -3,11 +3,12 @@
 The text tasks train :class:`~aees_gym.tasks.text.LSTMClassifier` through the generic classification
 run: its "features" are indices into one device-resident table of padded token ids and lengths
 (:class:`~aees_gym.tasks.text.IndexedTextModel`). The batched rows do the same: the engine gathers
-``[N, B]`` indices per step and :func:`lstm_forward` looks them up, so batches, label noise and
-evaluation are the engine's unchanged.
+``[N, B]`` indices per step and the forward of :func:`lstm_forward_for` looks them up, so batches,
+label noise and evaluation are the engine's unchanged.
 
 The LSTM is written out with batched GEMMs over the stacked weights (PyTorch's gate order
-``i, f, g, o``; ``c' = f·c + i·g``, ``h' = o·tanh(c')``); autograd gives the backward. The single
+``i, f, g, o``; ``c' = f·c + i·g``, ``h' = o·tanh(c')``) with a hand-written backward through time
+(:func:`lstm_layer`); autograd connects it to the embedding and the head. The single
 run's ``padding_idx`` (no gradient into the padding row) is reproduced by detaching the looked-up
 padding embeddings; the head's dropout draws from each row's own generator (``RowDropout``), as
 ``nn.Dropout`` draws from the seeded global RNG in the single run.
