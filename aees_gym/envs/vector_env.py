@@ -39,7 +39,7 @@ from aees_gym.core.window import plan_window, record_evaluation, record_window, 
 from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
 from aees_gym.envs.metrics import final_metrics
 from aees_gym.tasks import RunSeeds
-from aees_gym.tasks.batched import SHARED_FIELDS, BatchedClassificationRuns, batched_task
+from aees_gym.tasks.batched import SHARED_FIELDS, BatchedClassificationRuns, batched_runs, batched_task
 from aees_gym.tasks.config import EnvConfig
 
 #: ``(observation, reward, terminated, info)`` of one sub-env after one window.
@@ -130,7 +130,12 @@ class AEESVectorEnv(VectorEnv):
                 f"The observation features {list(ctx.VALIDATION_FEATURES)} are measured on the reward-validation part, and "
                 "reward_fraction=0 keeps none; set reward_fraction in (0, 1) or leave those features out."
             )
-        self.runs = BatchedClassificationRuns(self.config, self.num_envs, track_grad_norms=ctx.uses_grad_norm(self.config))
+        self.runs: BatchedClassificationRuns = batched_runs(self.config, self.num_envs, track_grad_norms=ctx.uses_grad_norm(self.config))
+        if not self.runs.has_monitor and ctx.uses_validation(self.config):  # as the single env refuses it (GPT2)
+            raise ValueError(
+                f"The observation features {list(ctx.VALIDATION_FEATURES)} are measured on the reward-validation part, and "
+                f"this {self.config.task} run keeps none; leave those features out."
+            )
         self.grid = self.config.grid
         self.feature_names = tuple(self.config.context.features)
         low, high = ctx.feature_bounds(self.config)
@@ -213,9 +218,13 @@ class AEESVectorEnv(VectorEnv):
             [plans[i][0].candidate.noise_std if i in plans else 0.0 for i in range(n)],
             [plans[i][1] if i in plans else 0 for i in range(n)],
             heldout=bool(heldout),
+            momenta=[plans[i][0].candidate.momentum if i in plans else None for i in range(n)],
         )
         if self.runs.grad_norms is not None:
             losses = _with_grad_norm_column(losses, self.runs.grad_norms)
+        frozen = self.runs.frozen_fractions if self.runs.freezer.active else None
+        if frozen is not None:  # each run's frozen share crosses in the same transfer, as the last column
+            losses = _with_column(losses, frozen)
         host = losses.tolist()  # the one host transfer of the window (held-out losses included), for every run
         wall = time.perf_counter() - started
         first = 2 if heldout else 0  # run_window puts the held-out columns first
@@ -224,18 +233,19 @@ class AEESVectorEnv(VectorEnv):
             r = self._rows[row]
             row_losses = host[row][first : first + k]
             signals = WindowSignals(host[row][0], host[row][1]) if row in heldout else None
-            grad_norm = host[row][-1] if self.runs.grad_norms is not None else None
-            lr_idx, noise_idx = r.control.grid.split(plan.action_id)
+            grad_norm = host[row][-1 - (frozen is not None)] if self.runs.grad_norms is not None else None
+            lr_idx, noise_idx, momentum_idx = r.control.grid.indices(plan.action_id)
             r.history.steps_done += k  # EpisodeControl counts the steps before it closes the window
             score = record_window(
                 r.history, row_losses, r.control, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm, wall_time=wall,
                 positions=r.control.grid.positions(plan.candidate) if plan.exact else None, signals=signals,
+                momentum_index=momentum_idx,
             )
             r.diverged = score.diverged
-            scored[row] = (score, row_losses, grad_norm)
+            scored[row] = (score, row_losses, grad_norm, host[row][-1] if frozen is not None else 0.0)
         evaluations = self._evaluate([row for row in plans if self._wants_eval(row)])
         out = {}
-        for row, (score, row_losses, grad_norm) in scored.items():
+        for row, (score, row_losses, grad_norm, frozen_fraction) in scored.items():
             r, (plan, k) = self._rows[row], plans[row]
             evaluation = evaluations.get(row)
             if evaluation is not None:
@@ -248,7 +258,8 @@ class AEESVectorEnv(VectorEnv):
             info = window_info(
                 r.history, r.control, score, row_losses, action=plan.action_id, lr_multiplier=plan.lr_multiplier,
                 noise_std=plan.candidate.noise_std, effective_lr=effective, grad_norm=grad_norm,
-                candidate_name=plan.candidate.label if plan.exact else None,
+                candidate_name=plan.candidate.label if plan.exact else None, momentum=plan.candidate.momentum,
+                frozen_fraction=frozen_fraction,
             )
             done = r.done
             if evaluation is not None and not done:
@@ -348,6 +359,13 @@ def _with_grad_norm_column(losses: Any, grad_norms: Any) -> Any:
     import torch
 
     return torch.cat([losses, grad_norms.nanmean(dim=1, keepdim=True).to(losses.dtype)], dim=1)
+
+
+def _with_column(losses: Any, values: Any) -> Any:
+    """``[N, W]`` losses with ``values`` ``[N]`` appended as a last column (one transfer for both)."""
+    import torch
+
+    return torch.cat([losses, values.unsqueeze(1).to(losses.dtype)], dim=1)
 
 
 def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:

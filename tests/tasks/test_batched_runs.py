@@ -279,10 +279,12 @@ def test_window_plan_packs_and_unpacks_every_field():
     host.lr[:] = [[1e-3, 2.5e-4], [1e-3, 2.5e-4], [0.0, 7e-5]]
     host.active[:2] = 1
     host.index[:] = np.arange(24).reshape(3, 2, 4)
+    host.momentum[:] = [0.0, 0.95]
     plan = unpack(send(host, torch.device("cpu")), 3, 2, 4)
     assert plan.lr.dtype == torch.float64 and plan.lr[2, 1].item() == 7e-5 and plan.lr[0, 1].item() == 2.5e-4
     assert plan.active.tolist() == [[True, True], [True, True], [False, False]]
     assert torch.equal(plan.index, torch.arange(24).view(3, 2, 4))
+    assert plan.momentum.dtype == torch.float64 and plan.momentum.tolist() == [0.0, 0.95]
 
 
 def test_prefetched_permutations_give_the_same_batches():

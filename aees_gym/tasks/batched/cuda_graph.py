@@ -8,7 +8,7 @@ static input is the packed plan buffer on the device, and replayed afterwards: o
 steps. The kernels are the eager window's, so the results are the same (tested against eager).
 
 Windows outside that shape (rows with different step counts, noise draws or dropout masks, which
-use per-row generators the host advances) run eagerly, as on CPU. The first uniform window of each
+use per-row generators the host advances, a momentum axis or rows that freeze) run eagerly, as on CPU. The first uniform window of each
 ``W`` also runs eagerly, on a side stream: it warms up the kernels and autograd before capture.
 Should capture fail (an operation that torch or the driver cannot capture), the engine warns once
 and runs every later window eagerly; :attr:`WindowGraphs.failure` says why.
@@ -58,9 +58,13 @@ class WindowGraphs:
         #: Why capture failed (then every window runs eagerly), or ``None``.
         self.failure: str | None = None
 
-    def eligible(self, counts: Sequence[int], noise_stds: Sequence[float], dropout_drew: bool) -> bool:
-        """Whether this window can be a graph: every row steps ``max(counts)`` times, none draws noise or dropout."""
-        if not self.enabled or dropout_drew or not counts:
+    def eligible(
+        self, counts: Sequence[int], noise_stds: Sequence[float], dropout_drew: bool, *, momentum_axis: bool = False, freezing: bool = False
+    ) -> bool:
+        """Whether this window can be a graph: every row steps ``max(counts)`` times, none draws noise or
+        dropout, and it has no momentum axis and no freezing rows (their per-window inputs are not in
+        the static plan and buffers a graph re-reads; see :mod:`.window_axes`)."""
+        if not self.enabled or dropout_drew or momentum_axis or freezing or not counts:
             return False
         width = counts[0]
         return width > 0 and all(k == width for k in counts) and all(float(s) == 0.0 for s in noise_stds)

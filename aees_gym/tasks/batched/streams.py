@@ -119,14 +119,20 @@ class RowGradientNoise:
         for buf in self._buffers:
             buf.zero_()
 
-    def add_(self, rows: Sequence[int]) -> None:
-        """Draw the next noise of each noisy row in ``rows`` and add it to the stacked gradients."""
+    def add_(self, rows: Sequence[int], frozen: Sequence[Sequence[int]] | None = None) -> None:
+        """Draw the next noise of each noisy row in ``rows`` and add it to the stacked gradients.
+
+        ``frozen[i]`` lists row ``i``'s frozen tensors: like the single run, which adds noise only to
+        tensors that still have a gradient, they draw nothing (their generators do not advance).
+        """
         noisy = [i for i in rows if self._stds[i] > 0.0]
         if not noisy:
             return
         for i in noisy:
             std = self._stds[i]
-            for row, gen in self._rows[i]:
-                draw_(row, std, gen)
+            skip = frozen[i] if frozen else ()
+            for j, (row, gen) in enumerate(self._rows[i]):
+                if j not in skip:
+                    draw_(row, std, gen)
         # Rows without noise (or not stepping) hold zeros or stale noise whose step is discarded.
         torch._foreach_add_([p.grad for p in self.params], self._buffers)

@@ -7,7 +7,9 @@ allocator, which reuses a block only once the copy that read it has run. On CPU 
 are the buffer itself (no copy at all).
 
 Layout, in int64 slots: ``[W·N]`` LRs (float64 bit patterns), ``[W·N]`` active flags (0/1),
-``[W·N·B]`` batch indices.
+``[W·N·B]`` batch indices, ``[N]`` momenta (float64 bit patterns; read only when the window has a
+momentum axis). Every per-window input of the steps travels here, so a window needs no other
+host-to-device copy (and a CUDA graph, which re-reads its static plan buffer, reads nothing stale).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class WindowPlan:
     lr: torch.Tensor  #: ``[W, N]`` float64 learning rates
     active: torch.Tensor  #: ``[W, N]`` bool, whether row ``n`` takes step ``w``
     index: torch.Tensor  #: ``[W, N, B]`` int64 batch indices
+    momentum: torch.Tensor  #: ``[N]`` float64 momenta of a momentum axis (zeros without one)
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,12 @@ class HostPlan:
     lr: np.ndarray
     active: np.ndarray
     index: np.ndarray
+    momentum: np.ndarray
 
 
 def plan_size(width: int, n: int, batch: int) -> int:
     """int64 slots of a packed plan."""
-    return width * n * (2 + batch)
+    return width * n * (2 + batch) + n
 
 
 def host_plan(width: int, n: int, batch: int, device: torch.device) -> HostPlan:
@@ -56,7 +60,8 @@ def host_plan(width: int, n: int, batch: int, device: torch.device) -> HostPlan:
         buffer,
         flat[:wn].view(np.float64).reshape(width, n),
         flat[wn : 2 * wn].reshape(width, n),
-        flat[2 * wn :].reshape(width, n, batch),
+        flat[2 * wn : -n].reshape(width, n, batch),
+        flat[-n:].view(np.float64),
     )
 
 
@@ -66,7 +71,8 @@ def unpack(packed: torch.Tensor, width: int, n: int, batch: int) -> WindowPlan:
     return WindowPlan(
         packed[:wn].view(torch.float64).view(width, n),
         packed[wn : 2 * wn].view(width, n) != 0,
-        packed[2 * wn :].view(width, n, batch),
+        packed[2 * wn : -n].view(width, n, batch),
+        packed[-n:].view(torch.float64),
     )
 
 
