@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
+from aees_gym.tasks.classification import to_device_async
+
 
 class RowFreezer:
     """Gradient-norm EMAs ``[N, P]`` and frozen sets of ``n_runs`` rows over stacked ``params``."""
@@ -63,7 +65,7 @@ class RowFreezer:
     def begin_window(self, counts: Sequence[int]) -> None:
         """Rows whose first step of their run is in this window start their EMA at that step's norm."""
         starting = [bool(k) and self.enabled[i] and not self._started[i] for i, k in enumerate(counts)]
-        self._start = torch.tensor(starting, device=self.ema.device).unsqueeze(1) if any(starting) else None
+        self._start = to_device_async(torch.tensor(starting), self.ema.device).unsqueeze(1) if any(starting) else None
         for i, flag in enumerate(starting):
             self._started[i] = self._started[i] or flag
 
@@ -83,5 +85,5 @@ class RowFreezer:
         stepped = [bool(k) and self.enabled[i] for i, k in enumerate(counts)]
         if not any(stepped):
             return
-        mask = torch.tensor(stepped, device=self.ema.device).unsqueeze(1)
+        mask = to_device_async(torch.tensor(stepped), self.ema.device).unsqueeze(1)  # no host wait on a GPU
         self.frozen.copy_(torch.where(mask, self.ema < self.threshold.unsqueeze(1), self.frozen))

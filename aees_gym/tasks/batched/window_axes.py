@@ -7,7 +7,7 @@ adds gradient noise are the frozen sets read to the host, once per window, becau
 tensor) noise generator must skip its draws exactly as the single run's does.
 
 Neither fits a CUDA graph: a momentum axis switches SGD to the exact ``torch.optim`` path, and the
-freezer builds its per-window tensors and reads its decisions afresh each window. Windows with
+freezer makes fresh per-window tensors (its row masks), which a replay would read stale. Windows with
 either run eagerly (:meth:`.cuda_graph.WindowGraphs.eligible`).
 """
 
