@@ -176,17 +176,50 @@ def _unpickle(path: Path) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
 
 
+#: Classes of each CIFAR label list.
+_LABEL_CLASSES = {"labels": 10, "fine_labels": 100, "coarse_labels": 20}
+
+
+def _checked_labels(path: Path, batch: dict[str, Any], key: str, rows: int) -> np.ndarray:
+    values = batch[key]
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, list | tuple) or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{path}: {key!r} must be a list of integer class labels, got {type(values).__name__}; "
+                         "extract the official archive again.")
+    labels = np.asarray(values, dtype=np.int64).reshape(-1)
+    n_classes = _LABEL_CLASSES.get(key)
+    if labels.shape[0] != rows:
+        raise ValueError(f"{path}: {key!r} has {labels.shape[0]} labels for {rows} images; extract the official archive again.")
+    if n_classes is not None and labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{path}: {key!r} holds labels in [{labels.min()}, {labels.max()}]; CIFAR's are in [0, {n_classes - 1}]. "
+                         "Extract the official archive again.")
+    return labels
+
+
+def _checked_batch(path: Path, batch: dict[str, Any], label_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The images (N×3×32×32 uint8) and labels of one batch, after checking shapes, dtypes and label ranges."""
+    if "data" not in batch or label_key not in batch:
+        raise ValueError(f"{path} is not a CIFAR batch: it needs keys 'data' and {label_key!r}, has {sorted(map(str, batch))}.")
+    data = batch["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        described = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), got a {described}; "
+                         "extract the official archive again.")
+    labels = _checked_labels(path, batch, label_key, data.shape[0])
+    coarse = _checked_labels(path, batch, "coarse_labels", data.shape[0]) if batch.get("coarse_labels") is not None else None
+    return data.reshape(-1, 3, 32, 32), labels, coarse
+
+
 def _read_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     xs, ys, coarse = [], [], []
     for path in paths:
-        batch = _unpickle(path)
-        if "data" not in batch or label_key not in batch:
-            raise ValueError(f"{path} is not a CIFAR batch: it needs keys 'data' and {label_key!r}, has {sorted(batch)}.")
-        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch[label_key], dtype=np.int64))
-        coarse.append(batch.get("coarse_labels"))
+        x, y, c = _checked_batch(path, _unpickle(path), label_key)
+        xs.append(x)
+        ys.append(y)
+        coarse.append(c)
     has_coarse = all(c is not None for c in coarse)
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate([np.asarray(c, np.int64) for c in coarse]) if has_coarse else None
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(coarse) if has_coarse else None
 
 
 def _signature(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
