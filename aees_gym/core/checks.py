@@ -30,9 +30,13 @@ def _describe(value: Any) -> str:
     return f"{value!r} of type {type(value).__name__}"
 
 
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"  # ints exactly: 1048576, not 1.04858e+06
+
+
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
-    right = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+    left = "(-inf" if low is None else f"{'(' if low_open else '['}{_bound(low)}"
+    right = "inf)" if high is None else f"{_bound(high)}{')' if high_open else ']'}"
     return f"{left}, {right}"
 
 
@@ -48,8 +52,8 @@ def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int |
         raise TypeError(f"{name} must be an integer, got {_describe(value)}.")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        kind = "positive integer" if minimum == 1 and maximum is None else "integer"
-        raise ValueError(f"{name} must be a {kind} in {_interval(minimum, maximum, False, False)}, got {value}.")
+        kind = "a positive integer" if minimum == 1 and maximum is None else "an integer"
+        raise ValueError(f"{name} must be {kind} in {_interval(minimum, maximum, False, False)}, got {value}.")
     return value
 
 

@@ -317,7 +317,7 @@ def json_field(
     try:
         return check(key, data[key], **kwargs)
     except (TypeError, ValueError) as exc:
-        raise error(path, key, f"{exc}{fix}") from None
+        raise error(path, key, f"{str(exc).rstrip('.')}{fix}") from None
 
 
 def _short(value: Any) -> str:

@@ -11,7 +11,7 @@ missing say what is pending instead of a score.
 
 from __future__ import annotations
 
-import json
+import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aees_gym.core import checks
+from aees_gym.core.fileio import FileCheckError, json_field, json_object, read_json_checked
 from aees_gym.reporting.rows import TaskMetric, task_metric
 from aees_gym.reporting.stats import iqm, normalized_score, stratified_bootstrap_ci
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
@@ -26,6 +28,8 @@ from aees_gym.suite.results import RunResult
 from aees_gym.suite.training import checkpoint_path, read_progress
 
 BEST_FIXED = "best fixed cell (hindsight)"
+#: A model sidecar is a few kB of settings and host facts.
+MAX_SIDECAR_BYTES = 1 << 20
 
 
 def configuration(task_label: str) -> str:
@@ -113,25 +117,39 @@ class BoardRow:
     pending: str | None
 
 
+def _sidecar_timing(sidecar: Path, total: int) -> tuple[float, int]:
+    """``wall_clock_s`` and ``resumed_at_windows`` of a model sidecar, checked (``0`` where absent)."""
+    fix = "; delete the sidecar and the model beside it to train again"
+    record = json_object(read_json_checked(sidecar, max_bytes=MAX_SIDECAR_BYTES, what="a model sidecar"), sidecar, fix=fix)
+    wall = resumed = 0
+    if record.get("wall_clock_s") is not None:
+        wall = json_field(record, "wall_clock_s", checks.non_negative, sidecar, fix=fix)
+    if record.get("resumed_at_windows") is not None:
+        resumed = json_field(record, "resumed_at_windows", checks.integer, sidecar, fix=fix, minimum=0, maximum=total)
+    return wall, resumed
+
+
 def _training_note(plan: SetPlan, label: str) -> str:
     job = plan.job_of(label)
     if job is None:
         return "—"
     note = f"{job.training.total_timesteps:,} windows"
     sidecar = Path(job.model_path).with_suffix(".json")
-    if sidecar.exists():
-        record = json.loads(sidecar.read_text(encoding="utf-8"))
-        wall, resumed = float(record.get("wall_clock_s") or 0.0), int(record.get("resumed_at_windows") or 0)
+    if os.path.lexists(sidecar):
+        wall, resumed = _sidecar_timing(sidecar, job.training.total_timesteps)
         if wall > 0:  # the last process's wall clock covers the windows after the resume point
             note += f" ({(job.training.total_timesteps - resumed) / wall:.0f}/s" + (f", resumed at {resumed:,})" if resumed else ")")
     return note
 
 
 def _training_pending(model_path: str, total: int) -> str:
-    progress = read_progress(model_path)
+    try:
+        progress, unreadable = read_progress(model_path), ""
+    except FileCheckError as exc:  # one bad report must not hide the whole table: the row says what is wrong
+        progress, unreadable = None, f"; progress report ignored: {exc.reason}"
     resumable = checkpoint_path(model_path).is_file()
     if progress is None:
-        return f"pending: trained 0 of {total:,} windows" + ("; a checkpoint is kept" if resumable else "")
+        return f"pending: trained 0 of {total:,} windows" + ("; a checkpoint is kept" if resumable else "") + unreadable
     # A report that stopped moving is a killed training; the next start resumes from the checkpoint, if one is kept.
     restart = "a restart begins again from 0"
     if resumable:

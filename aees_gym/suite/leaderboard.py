@@ -26,7 +26,6 @@ run whose recorded config is not what the current code resolves for it is *stale
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,20 @@ from aees_gym.suite import agent_registry
 from aees_gym.suite.orchestrate import _evaluate, inspect_existing
 from aees_gym.suite.plan import MODELS_DIR, SuitePlan, TrainJob, model_key
 from aees_gym.suite.run_spec import RunSpec, canonical_json
-from aees_gym.suite.suite_file import EXECUTORS, AgentEntry, SuiteConfigError, _check_keys, _list, _parse_agent, _table
+from aees_gym.suite.suite_file import (
+    EXECUTORS,
+    MAX_BOOT,
+    MAX_WORKERS,
+    AgentEntry,
+    SuiteConfigError,
+    _check_keys,
+    _folder,
+    _int,
+    _list,
+    _parse_agent,
+    _table,
+    read_toml_file,
+)
 from aees_gym.suite.training import train_one
 from aees_gym.tasks import make_config
 
@@ -114,13 +126,18 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     executor = table.get("executor", "batched")
     if executor not in EXECUTORS:
         raise SuiteConfigError(f"{source}: executor={executor!r} is not valid; choose one of {list(EXECUTORS)}.")
-    return LeaderboardSpec(sets, tuple(entries), str(table.get("results_dir", "results")), executor,
-                           int(table.get("workers", 1)), int(table.get("n_boot", 2000)))
+    return LeaderboardSpec(sets, tuple(entries), _folder(f"{source}: results_dir", table.get("results_dir", "results")), executor,
+                           _int(f"{source}: workers", table.get("workers", 1), 1, MAX_WORKERS),
+                           _int(f"{source}: n_boot", table.get("n_boot", 2000), 1, MAX_BOOT))
 
 
 def load_leaderboard(path: Path | str) -> LeaderboardSpec:
-    path = Path(path)
-    return parse_leaderboard(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+    """Read and validate a leaderboard TOML file (through the suite file's checked reader).
+
+    Raises:
+        SuiteConfigError: If the file is missing, not a regular file, not TOML, or breaks the specification.
+    """
+    return parse_leaderboard(read_toml_file(path, "leaderboard file"), str(path))
 
 
 def unavailable_rewards(spec: LeaderboardSpec) -> dict[str, str]:
