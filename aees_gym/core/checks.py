@@ -152,3 +152,39 @@ def pair(name: str, value: Any) -> tuple[Any, Any]:
     if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__getitem__") or len(value) != 2:
         raise TypeError(f"{name} must be a pair (low, high), got {value!r}.")
     return value[0], value[1]
+
+
+def seed(name: str, value: Any) -> int | None:
+    """A reset seed: ``None`` or a non-negative integer (NumPy integers accepted; bools, floats and strings refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer or None, got {_describe(value)}.")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {value}.")
+    return int(value)
+
+
+def seed_list(name: str, value: Any, n: int) -> list[int | None]:
+    """Seeds of ``n`` sub-envs: ``None`` (all unseeded), one int ``s`` (sub-env ``i`` gets ``s + i``) or ``n`` seeds."""
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+        first = seed(name, value)
+        return [None if first is None else first + i for i in range(n)]
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be None, a non-negative integer or a list of {n} of them (one per sub-env), "
+                        f"got {_describe(value)}.")
+    if len(value) != n:
+        raise ValueError(f"A list of seeds needs one seed per sub-env ({n}), got {len(value)}: pass {n} seeds, one int or None.")
+    return [seed(f"{name}[{i}]", s) for i, s in enumerate(value)]
+
+
+def mapping(name: str, value: Any, *, fix: str = "") -> dict[str, Any]:
+    """``None`` (as ``{}``) or a mapping with string keys, as a ``dict``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict (or None), got {value!r:.80} of type {type(value).__name__}{fix}.")
+    bad = next((k for k in value if not isinstance(k, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name} keys must be strings, got {bad!r}{fix}.")
+    return dict(value)
