@@ -116,8 +116,11 @@ def train_agent(
     ``on_trained(agent)`` is called with the trained agent once its model is saved.
 
     Raises:
-        TypeError: If the agent is not an offline learner (no ``learn``/``save``).
+        TypeError: If the agent is not an offline learner (no ``learn``/``save``), or a count is not an integer.
+        ValueError: If ``total_timesteps`` or ``n_envs`` is below 1 or ``seed`` below 0 (nothing is trained).
     """
+    total_timesteps, n_envs = checks.positive_int("total_timesteps", total_timesteps), checks.positive_int("n_envs", n_envs)
+    seed = checks.non_negative_int("seed", seed)
     cls = agent_registry.load_agent_class(agent)
     if not agent_registry.requires_training(cls) or not callable(getattr(cls, "learn", None)):
         raise TypeError(f"agent {agent!r} is not an offline learner (requires_training = True with learn/save); nothing to train.")

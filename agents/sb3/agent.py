@@ -28,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from aees_gym.core import checks
 from agents.base import BaseAgent
 from agents.sb3 import budget as sb3_budget
 from agents.sb3 import checkpoint as sb3_checkpoint
@@ -138,12 +139,15 @@ class SB3Agent(BaseAgent):
 
         Raises:
             TypeError: If the env's action space does not suit the algorithm (nothing is created).
-            ValueError: If ``n_envs`` < 1, an env instance is given with ``n_envs`` > 1, ``vec_env`` is
-                unknown, or ``vec_env="batched"`` is asked for a task the batched engine cannot train.
+            TypeError: If ``total_timesteps``, ``n_envs`` or ``seed`` is not an integer, or ``env_kwargs`` not a dict.
+            ValueError: If ``total_timesteps`` or ``n_envs`` < 1 (a budget of 0 would silently train nothing),
+                ``seed`` < 0, an env instance is given with ``n_envs`` > 1, ``vec_env`` is unknown, or
+                ``vec_env="batched"`` is asked for a task the batched engine cannot train.
         """
-        if n_envs < 1:
-            raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
-        venv = training_vec_env(self._algo_spec.masked, env_id, n_envs, dict(env_kwargs or {}), vec_env)
+        total_timesteps, n_envs, seed, env_kwargs = sb3_budget.check_learn_arguments(total_timesteps, n_envs, seed, env_kwargs)
+        for name, value in (("progress_file", progress_file), ("checkpoint", checkpoint)):
+            checks.optional(checks.path, name, value)
+        venv = training_vec_env(self._algo_spec.masked, env_id, n_envs, env_kwargs, vec_env)
         try:
             _check_action_space(self.algo, venv.action_space)
             done = self._resume(checkpoint)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROGRESS_EVERY_S", "Budget", "callback_list", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
+__all__ = ["PROGRESS_EVERY_S", "Budget", "callback_list", "check_learn_arguments", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
            "with_stop_at_budget"]
 
 #: Seconds between two progress reports of one training (:func:`with_progress_file`).
@@ -194,3 +194,16 @@ def progress_bar_default() -> bool:
 
     tty = getattr(sys.stderr, "isatty", lambda: False)()
     return bool(tty) and all(importlib.util.find_spec(m) is not None for m in ("tqdm", "rich"))
+
+
+def check_learn_arguments(total_timesteps: Any, n_envs: Any, seed: Any, env_kwargs: Any) -> tuple[int, int, int, dict[str, Any]]:
+    """The arguments of a learner's ``learn``, checked where they enter (a budget of 0 is an error, not a no-op).
+
+    Raises:
+        TypeError: If a count or the seed is not an integer, or ``env_kwargs`` is not a dict.
+        ValueError: If ``total_timesteps`` or ``n_envs`` is below 1, or ``seed`` below 0.
+    """
+    from aees_gym.core import checks
+
+    return (checks.positive_int("total_timesteps", total_timesteps), checks.positive_int("n_envs", n_envs),
+            checks.non_negative_int("seed", seed), checks.mapping("env_kwargs", env_kwargs))
