@@ -21,6 +21,7 @@ import numpy as np
 
 from aees_gym.core import checks
 from aees_gym.core.fileio import FileCheckError, json_field, json_object, read_json_checked
+from aees_gym.reporting.markdown import md_cell
 from aees_gym.reporting.rows import TaskMetric, task_metric
 from aees_gym.reporting.stats import iqm, normalized_score, stratified_bootstrap_ci
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
@@ -205,14 +206,15 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow], unscored: Sequence[str
              f"| agent | reward | training | normalised IQM | 95% CI | mean {metric.name} | runs (diverged) | status |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        label, reward, training = md_cell(r.label), md_cell(r.reward), md_cell(r.training)
         if r.score is None:
-            lines.append(f"| {r.label} | {r.reward} | {r.training} | — | — | — | — | {r.pending} |")
+            lines.append(f"| {label} | {reward} | {training} | — | — | — | — | {md_cell(r.pending)} |")
         else:
             sc = r.score
-            lines.append(f"| {r.label} | {r.reward} | {r.training} | {sc.iqm:.2f} | [{sc.low:.2f}, {sc.high:.2f}] | {sc.raw_mean:.4f} | "
+            lines.append(f"| {label} | {reward} | {training} | {sc.iqm:.2f} | [{sc.low:.2f}, {sc.high:.2f}] | {sc.raw_mean:.4f} | "
                          f"{sc.runs} ({sc.diverged}) | done |")
     if unscored:
-        lines += ["", f"Not normalised (random ties the best fixed cell): {', '.join(unscored)}."]
+        lines += ["", f"Not normalised (random ties the best fixed cell): {', '.join(map(md_cell, unscored))}."]
     return [*lines, ""]
 
 

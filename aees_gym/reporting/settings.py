@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from aees_gym.reporting.markdown import md_cell
 from aees_gym.suite.results import RunResult
 
 
@@ -39,5 +40,5 @@ def settings_table(results: Iterable[RunResult]) -> list[str]:
             f"sweep ×{', '.join(str(c) for c in tuned[0]['candidates'])} on seeds {tuned[0]['seeds']} by {tuned[0]['metric']}"
             if tuned else "the task / suite settings"
         )
-        lines.append(f"| {suite} | {label} | {rewards} | {optimizers} | {lrs} | {chosen} |")
+        lines.append("| " + " | ".join(map(md_cell, (suite, label, rewards, optimizers, lrs, chosen))) + " |")
     return lines
