@@ -151,6 +151,9 @@ class SB3Agent(BaseAgent):
         try:
             _check_action_space(self.algo, venv.action_space)
             done = self._resume(checkpoint)
+            if done > total_timesteps:
+                raise ValueError(f"checkpoint {checkpoint} has trained {done} windows, more than total_timesteps={total_timesteps}: "
+                                 "it belongs to a longer training. Delete it, or pass that training's total_timesteps.")
             venv.seed(seed + done)
             if done < total_timesteps:
                 self._learn(venv, total_timesteps - done, seed, done, n_envs, callback, progress_file, checkpoint, kw)

@@ -61,3 +61,16 @@ def test_cli_reading_a_fifo_suite_file_exits_2_with_one_line(tmp_path: Path, cap
     code = main(["suite", str(fifo)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "is a pipe, socket or device, not a regular file" in err, err
+
+
+def test_a_checkpoint_beyond_the_budget_is_refused_not_silently_kept(tmp_path: Path) -> None:
+    from agents.sb3 import checkpoint as sb3_checkpoint
+
+    settings = {"n_steps": 8, "batch_size": 8, "n_epochs": 1}
+    trained = SB3Agent("ppo", algo_kwargs=settings).learn("Synthetic-v0", 16, seed=0, env_kwargs=SMALL)
+    path = tmp_path / "ppo.checkpoint.zip"
+    sb3_checkpoint.save_checkpoint(trained, path)
+    fresh = SB3Agent("ppo", algo_kwargs=settings)
+    with pytest.raises(ValueError, match=r"has trained 16 windows, more than total_timesteps=8: it belongs to a longer training\. Delete it"):
+        fresh.learn("Synthetic-v0", 8, seed=0, env_kwargs=SMALL, checkpoint=path)
+    assert path.is_file()  # nothing is lost
