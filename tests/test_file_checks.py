@@ -133,3 +133,50 @@ def test_a_pretokenized_folder_is_checked_before_anything_is_sized_by_it(
     (tmp_path / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(FileCheckError, match=f"field '{field}': .*{problem}.*re-create the folder with .*pretokenize"):
         _read_meta(tmp_path / META_FILE, "SST2", str(tmp_path))
+
+
+# ------------------------------------------------------------------ prepared data files
+def test_a_planted_mnist_5k_file_is_checked(tmp_path: Path) -> None:
+    import gzip
+
+    from aees_gym.tasks.vision import _checked_mnist_table
+
+    path = tmp_path / "mnist_5k.csv.gz"
+    row = ",".join(["0"] * 784 + ["3"])
+    path.write_bytes(gzip.compress((row + "\n" + ",".join(["300"] * 784 + ["3"]) + "\n").encode()))
+    with pytest.raises(ValueError, match=r"pixels outside \[0, 255\] or labels outside \[0, 9\]; prepare it again with `aees-gym data prepare mnist_5k"):
+        _checked_mnist_table(path)
+    path.write_bytes(gzip.compress(b"1,2,3\n"))
+    with pytest.raises(ValueError, match=r"has 3 columns; mnist_5k has 784 pixel columns and a label"):
+        _checked_mnist_table(path)
+    path.write_bytes(gzip.compress((row + "\n").encode()))
+    x, y = _checked_mnist_table(path)
+    assert x.shape == (1, 1, 28, 28) and y.tolist() == [3]
+    fifo = tmp_path / "fifo.csv.gz"
+    os.mkfifo(fifo)
+    with pytest.raises(FileCheckError, match="not a regular file"):
+        _checked_mnist_table(fifo)
+
+
+def test_planted_shipped_corpora_are_checked(tmp_path: Path) -> None:
+    import bz2
+    import zipfile
+
+    from aees_gym.tasks.text_data import read_news_tweets, read_rotten_tomatoes
+
+    path = tmp_path / "rt.csv.bz2"
+    path.write_bytes(bz2.compress(b"label,words\n1,x\n"))
+    with pytest.raises(ValueError, match=r"lacks columns \['category', 'text'\]; prepare the data set again"):
+        read_rotten_tomatoes(path)
+    path.write_bytes(b"not bz2")
+    with pytest.raises(FileCheckError, match="cannot be unpacked"):
+        read_rotten_tomatoes(path)
+    tweets = tmp_path / "tweets.zip"
+    with zipfile.ZipFile(tweets, "w") as archive:
+        archive.writestr("healthtweets.csv", "source_id,text\nnowhere-1,hello\n")
+    with pytest.raises(ValueError, match=r"names outlets \['nowhere'\] that are not among the .* prepare it again"):
+        read_news_tweets(tweets)
+    with zipfile.ZipFile(tweets, "w") as archive:
+        archive.writestr("other.csv", "x")
+    with pytest.raises(ValueError, match=r"is not the news tweets archive"):
+        read_news_tweets(tweets)

