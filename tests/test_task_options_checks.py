@@ -80,3 +80,18 @@ def test_gpt2_cross_field_rules(overrides: dict[str, Any], match: str) -> None:
 def test_a_good_config_still_makes() -> None:
     config = make_config("GPT2", train_tokens=4096, max_length=32, n_embd=32, n_head=2)
     assert isinstance(config, EnvConfig) and config.options.train_tokens == 4096
+
+
+@pytest.mark.parametrize(("task", "overrides", "option"), [
+    ("Synthetic", {"n_train": 256, "batch_size": 512}, "n_train"),
+    ("MNIST", {"n_train": 16, "batch_size": 32}, "n_train"),
+    ("CIFAR10", {"n_train": 8, "batch_size": 64}, "n_train"),
+    ("SST2", {"train_subset": 10, "batch_size": 32}, "train_subset"),
+    ("GPT2", {"train_tokens": 4096, "max_length": 64, "batch_size": 65}, "train_tokens"),
+])
+def test_a_batch_larger_than_the_training_set_is_refused_at_make(task: str, overrides: dict[str, Any], option: str) -> None:
+    match = rf"batch_size={overrides['batch_size']} exceeds the \d+ training examples that {option} allows; lower batch_size or raise {option}"
+    with pytest.raises(ValueError, match=match):
+        make_config(task, **overrides)
+    with pytest.raises(ValueError, match=match):
+        gym.make(f"aees_gym/{task}-v0", **overrides)

@@ -129,6 +129,10 @@ class GPT2Options:
             raise ValueError(f"train_tokens={self.train_tokens} is less than one packed sequence of max_length={self.max_length} "
                              "tokens; raise train_tokens or lower max_length.")
 
+    def training_examples(self) -> tuple[str, int] | None:
+        """Packed, ``train_tokens`` fix at most ``ceil(train_tokens / max_length)`` training sequences (``batch_size`` may not exceed it)."""
+        return None if not self.pack or self.train_tokens is None else ("train_tokens", -(-self.train_tokens // self.max_length))
+
 
 @dataclass(frozen=True)
 class Encoder:

@@ -125,6 +125,10 @@ class TextOptions:
                 raise TypeError(f"label_names must be a sequence of class names, got the string {self.label_names!r}.")
             object.__setattr__(self, "label_names", tuple(checks.text("label_names[]", n) for n in self.label_names))
 
+    def training_examples(self) -> tuple[str, int] | None:
+        """``("train_subset", train_subset)`` when it caps the training texts (``batch_size`` may not exceed it)."""
+        return None if self.train_subset is None else ("train_subset", self.train_subset)
+
 
 @dataclass(frozen=True)
 class TextSource:

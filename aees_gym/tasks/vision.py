@@ -113,6 +113,10 @@ class ImageOptions:
             **{name: checks.optional(checks.positive_int, name, getattr(self, name)) for name in ("n_train", "n_val")},
         )
 
+    def training_examples(self) -> tuple[str, int] | None:
+        """``("n_train", n_train)`` when it caps the training images (``batch_size`` may not exceed it)."""
+        return None if self.n_train is None else ("n_train", self.n_train)
+
 
 @dataclass(frozen=True)
 class CifarOptions(ImageOptions):
