@@ -133,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     task = _task(args.task)
     cls = _agent_class(args.agent)
+    _check_counts(("--seed", args.seed, 0))
     overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
     _check_overrides(task, overrides)
     kwargs = _assignments(args.agent_kw)
@@ -170,6 +171,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from aees_gym.suite import load_suite, run_suite
     from aees_gym.suite.extras import check_suite_extras
 
+    if args.workers is not None:
+        _check_counts(("--workers", args.workers, 1))
     spec = load_suite(args.config)
     check_suite_extras(spec, report=args.report)  # every missing extra in one message, before any run
     outcome = run_suite(
@@ -212,6 +215,7 @@ def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, 
 def cmd_report(args: argparse.Namespace) -> int:
     from aees_gym.suite.extras import check_report_extras
 
+    _check_counts(("--n-boot", args.n_boot, 1))
     if not Path(args.results_dir).is_dir():
         raise UsageError(f"results folder {args.results_dir} does not exist; run a suite first (aees-gym suite CONFIG).")
     check_report_extras(plots=not args.no_plots)

@@ -56,3 +56,29 @@ def test_a_fifo_or_binary_settings_file_is_refused_without_blocking(tmp_path: Pa
         loader(binary)
     with pytest.raises(SuiteConfigError, match="does not exist"):
         loader(tmp_path / "none.toml")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["suite", "SUITE", "--workers", "0"], "--workers must be at least 1, got 0"),
+    (["report", "DIR", "--n-boot", "0"], "--n-boot must be at least 1, got 0"),
+    (["run", "--task", "Synthetic", "--agent", "random", "--seed", "-1"], "--seed must be at least 0, got -1"),
+])
+def test_cli_counts_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    from aees_gym.cli import main
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "s"\nseeds = [0]\n[[tasks]]\nname = "Synthetic"\n[[agents]]\nname = "random"\n')
+    code = main([str(suite) if a == "SUITE" else str(tmp_path) if a == "DIR" else a for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_leaderboard_script_reports_a_bad_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from experiments.leaderboard import main
+
+    board = tmp_path / "board.toml"
+    board.write_text('workers = "2"\n[[sets]]\nname = "synthetic-mix-v0"\n[[agents]]\nname = "random"\n')
+    assert main([str(board), "--table-only", "--out", str(tmp_path / "b.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "workers must be an integer, got the string '2'" in err, err
