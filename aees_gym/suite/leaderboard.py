@@ -120,6 +120,7 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
         raw = dict(_table(f"{source}: agents[{i}]", raw))
         env = _table(f"{source}: agents[{i}].env", raw.pop("env", {}))
         entries.append(BoardEntry(_parse_agent(f"{source}: agents[{i}]", raw), env))
+    _check_board_env(source, sets, entries)
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels) or RANDOM not in labels:
         raise SuiteConfigError(f"{source}: agent labels must be unique and include {RANDOM!r} (the score's zero); got {labels}.")
@@ -129,6 +130,26 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     return LeaderboardSpec(sets, tuple(entries), _folder(f"{source}: results_dir", table.get("results_dir", "results")), executor,
                            _int(f"{source}: workers", table.get("workers", 1), 1, MAX_WORKERS),
                            _int(f"{source}: n_boot", table.get("n_boot", 2000), 1, MAX_BOOT))
+
+
+def _check_board_env(source: str, sets: Mapping[str, dict[str, Any]], entries: list[BoardEntry]) -> None:
+    """Every set's and agent's ``env`` settings resolved on one instance of each task of each set, at load time."""
+    known = set(registered_rewards())
+
+    def checked_env(e: BoardEntry) -> dict[str, Any]:  # an unregistered reward is allowed: its rows stay pending
+        return e.env if e.reward in known else {**e.env, "reward": {**dict(e.env["reward"]), "name": "aees"}}
+
+    for i, (name, settings) in enumerate(sets.items()):
+        instances = get_instance_set(name)
+        firsts = {inst.task: inst for inst in (*instances.train, *instances.test)}.values()
+        for where, own in ((f"sets[{i}].env", settings),
+                           *((f"agents[{j}].env ({e.label})", {**settings, **checked_env(e)}) for j, e in enumerate(entries) if e.env)):
+            for inst in firsts:
+                try:
+                    inst.config(**own)
+                except (KeyError, ValueError, TypeError) as exc:
+                    message = exc.args[0] if exc.args else str(exc)
+                    raise SuiteConfigError(f"{source}: {where} on set {name!r} ({inst.task}): {message}") from None
 
 
 def load_leaderboard(path: Path | str) -> LeaderboardSpec:

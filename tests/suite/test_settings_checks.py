@@ -82,3 +82,20 @@ def test_the_leaderboard_script_reports_a_bad_file_in_one_line(tmp_path: Path, c
     assert main([str(board), "--table-only", "--out", str(tmp_path / "b.md")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "workers must be an integer, got the string '2'" in err, err
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"sets": [{"name": "synthetic-mix-v0", "env": {"eval_every": "0"}}]},
+     r"<b>: sets\[0\]\.env on set 'synthetic-mix-v0' \(Synthetic\): eval_every must be an integer, got the string '0'"),
+    ({"agents": [{"name": "random", "env": {"eval_every": 1.5}}]}, r"<b>: agents\[0\]\.env \(random\) on set .*eval_every must be an integer"),
+    ({"agents": [{"name": "random", "env": {"nope": 1}}]}, r"<b>: agents\[0\]\.env \(random\) .*Unknown setting\(s\) \['nope'\]"),
+    ({"sets": [{"name": "synthetic-mix-v0", "env": {"total_steps": 10}}]}, r"sets\[0\]\.env .*define instance .* cannot be overridden"),
+])
+def test_leaderboard_env_settings_are_checked_at_load(change: dict[str, Any], match: str) -> None:
+    with pytest.raises(SuiteConfigError, match=match):
+        parse_leaderboard({**BOARD, **change}, "<b>")
+
+
+def test_an_unregistered_reward_still_loads_to_stay_pending() -> None:
+    board = {**BOARD, "agents": [{"name": "random"}, {"name": "random", "label": "r2", "env": {"reward": {"name": "no-such"}}}]}
+    assert [e.reward for e in parse_leaderboard(board, "<b>").entries] == ["aees", "no-such"]
