@@ -113,16 +113,12 @@ class DiscountedUCB:
         eps: float = 1e-12,
         seed: int | None = None,
     ) -> None:
-        if n_arms <= 0:
-            raise ValueError(f"n_arms must be a positive integer, got {n_arms!r}.")
-        if not c >= 0.0:
-            raise ValueError(f"c must be non-negative, got {c!r}.")
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}.")
-        if warmup < 0:
-            raise ValueError(f"warmup must be non-negative, got {warmup!r}.")
-        if not eps > 0.0:
-            raise ValueError(f"eps must be positive, got {eps!r}.")
+        # Types first (a string or bool is refused, not compared), then the ranges.
+        n_arms, warmup = checks.positive_int("n_arms", n_arms), checks.non_negative_int("warmup", warmup)
+        c, eps = checks.non_negative("c", c), checks.positive("eps", eps)
+        gamma = checks.real("gamma", gamma, low=0.0, high=1.0, low_open=True, kind="discount")
+        if seed is not None:
+            seed = checks.integer("seed", seed)
         self.n_arms = int(n_arms)
         self.c = float(c)
         self.gamma = float(gamma)

@@ -86,9 +86,9 @@ class SB3Agent(BaseAgent):
         _require_installed(self._algo_spec)
         self.algo = algo
         self.policy = policy or self._algo_spec.default_policy
-        self.policy_kwargs = dict(policy_kwargs or {})
-        self.algo_kwargs = dict(algo_kwargs or {})
-        self.deterministic = bool(deterministic)
+        self.policy_kwargs = checks.mapping("policy_kwargs", policy_kwargs)
+        self.algo_kwargs = sb3_budget.check_algo_kwargs(checks.mapping("algo_kwargs", algo_kwargs))
+        self.deterministic = checks.boolean("deterministic", deterministic)
         self.tensorboard_log = None if tensorboard_log is None else str(tensorboard_log)
         self.model: Any | None = None
         self._action_space: spaces.Space[Any] | None = None

@@ -74,3 +74,29 @@ def test_a_checkpoint_beyond_the_budget_is_refused_not_silently_kept(tmp_path: P
     with pytest.raises(ValueError, match=r"has trained 16 windows, more than total_timesteps=8: it belongs to a longer training\. Delete it"):
         fresh.learn("Synthetic-v0", 8, seed=0, env_kwargs=SMALL, checkpoint=path)
     assert path.is_file()  # nothing is lost
+
+
+@pytest.mark.parametrize(("name", "kwargs", "error", "match"), [
+    ("ducb", {"c": "1"}, TypeError, r"c must be a number, got the string '1' \(write the number without quotes\)"),
+    ("ducb", {"warmup": 1.5}, TypeError, r"warmup must be an integer, got 1\.5"),
+    ("contextual", {"gamma": 2}, ValueError, r"gamma must be a finite discount in \(0, 1\], got 2"),
+    ("fixed", {"lr_multiplier": "1"}, TypeError, r"lr_multiplier must be a number, got the string '1'"),
+    ("heuristic", {"patience": "2"}, TypeError, r"patience must be an integer, got the string '2'"),
+    ("sb3", {"algo": "ppo", "algo_kwargs": [1]}, TypeError, r"algo_kwargs must be a dict \(or None\), got \[1\] of type list"),
+    ("sb3", {"algo": "ppo", "algo_kwargs": {"n_steps": "8"}}, TypeError, r"algo_kwargs\['n_steps'\] must be an integer, got the string '8'"),
+    ("sb3", {"algo": "ppo", "algo_kwargs": {"n_steps": 0}}, ValueError, r"algo_kwargs\['n_steps'\] must be a positive integer"),
+    ("sb3", {"algo": "ppo", "algo_kwargs": {"learning_rate": float("nan")}}, ValueError, r"algo_kwargs\['learning_rate'\] must be a finite number"),
+    ("sb3", {"algo": "ppo", "deterministic": "yes"}, TypeError, r"deterministic must be True or False, got 'yes'"),
+    ("sb3", {"algo": "ppo", "policy_kwargs": 5}, TypeError, r"policy_kwargs must be a dict \(or None\), got 5 of type int"),
+])
+def test_agent_constructors_check_their_arguments(name: str, kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    from agents.base import make_agent
+
+    with pytest.raises(error, match=match):
+        make_agent(name, **kwargs)
+
+
+def test_sb3_settings_that_sb3_accepts_as_words_or_schedules_still_pass() -> None:
+    agent = SB3Agent("ppo", algo_kwargs={"learning_rate": lambda progress: 3e-4 * progress, "ent_coef": 0.0, "n_steps": 8})
+    assert agent.algo_kwargs["n_steps"] == 8
+    assert SB3Agent("dqn", algo_kwargs={"gradient_steps": -1}).algo_kwargs["gradient_steps"] == -1
