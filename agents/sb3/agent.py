@@ -252,7 +252,7 @@ class SB3Agent(BaseAgent):
         from agents.sb3 import files as sb3_files
 
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():  # a FIFO or folder in its place is refused by read_policy_zip, without blocking
             raise FileNotFoundError(f"no saved SB3 policy at {path}; train one with SB3Agent.learn() and save().")
         file = sb3_files.read_policy_zip(path, device)
         meta = file.meta

@@ -129,6 +129,10 @@ def test_a_policy_zip_that_is_a_fifo_or_nests_deep_is_refused(tmp_path: Path) ->
     os.mkfifo(fifo)
     with pytest.raises(UnsafePolicyFile, match="not a regular file"):
         read_policy_zip(fifo)
+    from agents.sb3 import SB3Agent
+
+    with pytest.raises(UnsafePolicyFile, match="not a regular file"):
+        SB3Agent.load(fifo)
     deep = tmp_path / "deep.zip"
     with zipfile.ZipFile(deep, "w") as archive:
         archive.writestr("data", "[" * 100_000 + "]" * 100_000)
