@@ -64,6 +64,13 @@ def _check_overrides(task: str, overrides: dict[str, Any]) -> None:
         raise UsageError(f"--set: {exc.args[0] if exc.args else exc}") from None
 
 
+def _check_counts(*items: tuple[str, int, int]) -> None:
+    """Each ``(flag, value, minimum)``: a budget of 0 is a usage error, not a training of nothing."""
+    for flag, value, minimum in items:
+        if value < minimum:
+            raise UsageError(f"{flag} must be at least {minimum}, got {value}.")
+
+
 # --------------------------------------------------------------------------- commands
 def cmd_list(args: argparse.Namespace) -> int:
     from aees_gym.envs.registration import env_id
@@ -126,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     task = _task(args.task)
     cls = _agent_class(args.agent)
+    _check_counts(("--seed", args.seed, 0))
     overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
     _check_overrides(task, overrides)
     kwargs = _assignments(args.agent_kw)
@@ -163,6 +171,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from aees_gym.suite import load_suite, run_suite
     from aees_gym.suite.extras import check_suite_extras
 
+    if args.workers is not None:
+        _check_counts(("--workers", args.workers, 1))
     spec = load_suite(args.config)
     check_suite_extras(spec, report=args.report)  # every missing extra in one message, before any run
     outcome = run_suite(
@@ -205,6 +215,7 @@ def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, 
 def cmd_report(args: argparse.Namespace) -> int:
     from aees_gym.suite.extras import check_report_extras
 
+    _check_counts(("--n-boot", args.n_boot, 1))
     if not Path(args.results_dir).is_dir():
         raise UsageError(f"results folder {args.results_dir} does not exist; run a suite first (aees-gym suite CONFIG).")
     check_report_extras(plots=not args.no_plots)
@@ -224,6 +235,7 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
         raise UsageError(f"agent {args.agent!r} learns online (requires_training is not set); there is nothing to train.")
     overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
     _check_overrides(task, overrides)
+    _check_counts(("--total-timesteps", args.total_timesteps, 1), ("--n-envs", args.n_envs, 1), ("--seed", args.seed, 0))
     try:
         path = train_agent(
             args.agent, task, args.out, total_timesteps=args.total_timesteps, seed=args.seed, n_envs=args.n_envs,
@@ -330,13 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aees-gym`` console script; returns the exit code."""
+    from aees_gym.core.fileio import FileCheckError
     from aees_gym.suite.executors import ExecutorError
     from aees_gym.suite.suite_file import SuiteConfigError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (UsageError, SuiteConfigError, ExecutorError, ImportError) as exc:
+    except (UsageError, SuiteConfigError, ExecutorError, ImportError, FileCheckError) as exc:
         # A missing extra or an unreachable cluster is a setup problem: nothing was run.
         print(f"aees-gym {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

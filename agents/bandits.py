@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from gymnasium import spaces
 
 from agents.base import BaseAgent, CandidateGridLike, candidate_grid, check_grid_action_space, momentum_axis
-from agents.ucb import BucketedUCB, DiscountedUCB, finite_reward
+from agents.ucb import STATE_FIX, BucketedUCB, DiscountedUCB, finite_reward, state_mapping
 
 __all__ = [
     "TREND_BUCKETS",
@@ -228,6 +228,7 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
             ValueError: If the state comes from a different configuration or grid.
         """
         grid = self._require_reset()
+        state = state_mapping("agent state", state)
         expected = {"config": self.config(), "grid": self._grid_dict(grid)}
         for key, value in expected.items():
             if state.get(key) != value:
@@ -235,12 +236,15 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
                     f"state {key} {state.get(key)!r} does not match this agent's {value!r}."
                 )
         momentum_states = state.get("momentum", [])
+        for key, value in (("noise", state.get("noise")), ("momentum", momentum_states)):
+            if not isinstance(value, list):
+                raise ValueError(f"agent state {key!r} must be a list of controller states, got {type(value).__name__}{STATE_FIX}")
         if (
-            (state["lr"] is None) != (self._lr is None)
+            (state.get("lr") is None) != (self._lr is None)
             or len(state["noise"]) != len(self._noise)
             or len(momentum_states) != len(self._momentum)
         ):
-            raise ValueError("state has a different controller layout than this agent.")
+            raise ValueError(f"state has a different controller layout than this agent{STATE_FIX}")
         if self._lr is not None:
             self._lr.load_state_dict(state["lr"])
         for controller, controller_state in zip(self._noise, state["noise"], strict=True):
@@ -365,8 +369,11 @@ class ContextualUCBAgent(_StructuredUCBAgent[BucketedUCB]):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output, including a window open between act and update."""
+        pending = state_mapping("agent state", state).get("pending_bucket")
+        if pending is not None and pending not in self._bucket_names:
+            raise ValueError(f"agent state 'pending_bucket' is {str(pending)[:40]!r}, not one of {list(self._bucket_names)}{STATE_FIX}")
         super().load_state_dict(state)
-        self._bucket = state["pending_bucket"]
+        self._bucket = pending
 
     def _new_controller(self, n_arms: int, seed: int | None) -> BucketedUCB:
         return BucketedUCB(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from aees_gym.core import checks
 from agents.base import BaseAgent, candidate_grid, check_grid_action_space
 
 _SUPPORTED_RANDOM_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.Box)
@@ -128,8 +129,8 @@ class FixedAgent(BaseAgent):
             if isinstance(index, bool) or not isinstance(index, int | np.integer) or index < 0:
                 raise ValueError(f"index must be a non-negative integer, got {index!r}.")
         self._index = None if index is None else int(index)
-        self._lr_multiplier = 1.0 if lr_multiplier is None else float(lr_multiplier)
-        self._noise_std = 0.0 if noise_std is None else float(noise_std)
+        self._lr_multiplier = 1.0 if lr_multiplier is None else float(checks.positive("lr_multiplier", lr_multiplier))
+        self._noise_std = 0.0 if noise_std is None else float(checks.non_negative("noise_std", noise_std))
         self._action: int | None = None
 
     def reset(

@@ -35,11 +35,15 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from aees_gym.core import checks
 from aees_gym.core.context import feature_bounds
 from aees_gym.core.control import EpisodeControl, WindowOutcome
-from aees_gym.core.fileio import atomic_write_text
+from aees_gym.core.fileio import FileCheckError, atomic_write_text, json_field, json_object, read_json_checked
 from aees_gym.tasks.config import EnvConfig
 from agents.base import Agent, make_agent
+
+#: An agent state is the bandits' statistics: kilobytes, even for many buckets.
+MAX_STATE_BYTES = 4 * 2**20
 
 __all__ = ["ControlledTraining", "load_agent", "save_agent_state"]
 
@@ -235,7 +239,7 @@ def load_agent(path: str | Path, **kwargs: Any) -> tuple[Agent, dict[str, Any] |
         ValueError: If the suffix is neither ``.zip`` nor ``.json`` or the JSON names no agent.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no agent file at {path}.")
     if path.suffix == ".zip":
         from agents.sb3 import SB3Agent
@@ -243,8 +247,10 @@ def load_agent(path: str | Path, **kwargs: Any) -> tuple[Agent, dict[str, Any] |
         return SB3Agent.load(path, **kwargs), None
     if path.suffix != ".json":
         raise ValueError(f"{path}: expected an SB3 policy (.zip) or an agent state (.json).")
-    state = json.loads(path.read_text(encoding="utf-8"))
-    name = state.get("agent") if isinstance(state, dict) else None
-    if not name:
-        raise ValueError(f"{path} names no agent; write it with agents.deploy.save_agent_state().")
-    return make_agent(name, **{**state.get("config", {}), **kwargs}), state
+    fix = "; write it with agents.deploy.save_agent_state()"
+    state = json_object(read_json_checked(path, max_bytes=MAX_STATE_BYTES, what="an agent state"), path, fix=fix)
+    if not state.get("agent"):
+        raise FileCheckError(path, "agent", f"names no agent{fix}")
+    name = json_field(state, "agent", checks.text, path, fix=fix)
+    config = json_object(state.get("config", {}), path, "config", fix=fix)
+    return make_agent(name, **{**config, **kwargs}), state

@@ -38,6 +38,7 @@ from typing import Any
 
 from gymnasium import spaces
 
+from aees_gym.core import checks as value_checks
 from aees_gym.core.grid import Candidate
 from agents.base import BaseAgent, candidate_grid, check_grid_action_space, momentum_axis
 
@@ -157,6 +158,16 @@ class HeuristicAgent(BaseAgent):
         noise_bounds: tuple[float, float] | None = None,
         momentum_bounds: tuple[float, float] | None = None,
     ) -> None:
+        # Types first, so that a number given as a string is named, not compared.
+        for name, value in (
+            ("raise_factor", raise_factor), ("cut_factor", cut_factor), ("variance_damping", variance_damping),
+            ("instability_threshold", instability_threshold), ("worsen_tolerance", worsen_tolerance),
+            ("improve_tolerance", improve_tolerance), ("noise_std", noise_std), ("noise_raise", noise_raise),
+            ("noise_cut", noise_cut), ("momentum", momentum), ("momentum_step", momentum_step), ("momentum_decay", momentum_decay),
+        ):
+            value_checks.real(name, value)
+        for name, value in (("patience", patience), ("cooldown", cooldown), ("momentum_streak", momentum_streak)):
+            value_checks.integer(name, value)
         checks = {
             "raise_factor": (raise_factor, raise_factor > 1.0, "> 1"),
             "cut_factor": (cut_factor, 0.0 < cut_factor < 1.0, "in (0, 1)"),

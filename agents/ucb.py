@@ -13,6 +13,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aees_gym.core import checks
+
 # Scores this close are ties; the reference uses this absolute tolerance independently of eps.
 _TIE_TOLERANCE = 1e-12
 _BUCKET_SEED_OFFSET = 1000
@@ -24,10 +26,47 @@ def rng_state_to_json(state: tuple[Any, ...]) -> list[Any]:
     return [version, list(internal), gauss_next]
 
 
+#: What every refused agent state says to do.
+STATE_FIX = "; the state file is damaged or belongs to another agent: write it again with agents.deploy.save_agent_state()"
+
+
+def _state_check(check: Any, name: str, value: Any, **kwargs: Any) -> Any:
+    """``check(name, value)`` (an :mod:`aees_gym.core.checks` helper) whose error also says what to do."""
+    try:
+        return check(name, value, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{str(exc).rstrip('.')}{STATE_FIX}") from None
+
+
+def state_mapping(name: str, value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping (a JSON object) holding ``state_dict`` output."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping (the output of state_dict()), got {type(value).__name__}{STATE_FIX}")
+    return value
+
+
+def state_list(state: Mapping[str, Any], key: str, n: int | None, check: Any, label: str | None = None, **kwargs: Any) -> list[Any]:
+    """``state[key]`` as a list of ``n`` items (any length when ``None``), each passed through ``check``."""
+    values, label = state.get(key), label or f"state {key}"
+    if not isinstance(values, list | tuple) or (n is not None and len(values) != n):
+        size = "" if n is None else f"{n} "
+        raise ValueError(f"{label!r} must be a list of {size}items, got {str(values)[:60]}{STATE_FIX}")
+    return [_state_check(check, f"{label}[{i}]", v, **kwargs) for i, v in enumerate(values)]
+
+
 def rng_state_from_json(state: Sequence[Any]) -> tuple[Any, ...]:
-    """Inverse of :func:`rng_state_to_json`, accepted by ``random.Random.setstate``."""
-    version, internal, gauss_next = state
-    return (int(version), tuple(int(word) for word in internal), gauss_next)
+    """Inverse of :func:`rng_state_to_json`, accepted by ``random.Random.setstate``.
+
+    Raises:
+        ValueError: If ``state`` is not a Mersenne Twister state (version 3, 625 words of 32 bits).
+    """
+    if not isinstance(state, list | tuple) or len(state) != 3 or not isinstance(state[1], list | tuple) or len(state[1]) != 625:
+        raise ValueError(f"state 'rng' must be [3, <625 integers>, null or a number], got {str(state)[:60]}{STATE_FIX}")
+    version = _state_check(checks.integer, "state rng version", state[0], minimum=3, maximum=3)
+    words = [_state_check(checks.integer, f"state rng[1][{i}]", w, minimum=0, maximum=2**32 - 1) for i, w in enumerate(state[1][:624])]
+    words.append(_state_check(checks.integer, "state rng[1][624]", state[1][624], minimum=0, maximum=624))
+    gauss_next = None if state[2] is None else _state_check(checks.real, "state rng gauss_next", state[2])
+    return (version, tuple(words), gauss_next)
 
 
 def finite_reward(reward: float) -> float:
@@ -74,16 +113,12 @@ class DiscountedUCB:
         eps: float = 1e-12,
         seed: int | None = None,
     ) -> None:
-        if n_arms <= 0:
-            raise ValueError(f"n_arms must be a positive integer, got {n_arms!r}.")
-        if not c >= 0.0:
-            raise ValueError(f"c must be non-negative, got {c!r}.")
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}.")
-        if warmup < 0:
-            raise ValueError(f"warmup must be non-negative, got {warmup!r}.")
-        if not eps > 0.0:
-            raise ValueError(f"eps must be positive, got {eps!r}.")
+        # Types first (a string or bool is refused, not compared), then the ranges.
+        n_arms, warmup = checks.positive_int("n_arms", n_arms), checks.non_negative_int("warmup", warmup)
+        c, eps = checks.non_negative("c", c), checks.positive("eps", eps)
+        gamma = checks.real("gamma", gamma, low=0.0, high=1.0, low_open=True, kind="discount")
+        if seed is not None:
+            seed = checks.integer("seed", seed)
         self.n_arms = int(n_arms)
         self.c = float(c)
         self.gamma = float(gamma)
@@ -180,15 +215,22 @@ class DiscountedUCB:
         Raises:
             ValueError: If the state was saved with a different configuration.
         """
+        state = state_mapping("state", state)
         saved = {key: state.get(key) for key in self.config()}
         if saved != self.config():
             raise ValueError(f"state was saved with {saved}, this controller has {self.config()}.")
-        self.seed = state["seed"]
-        self._counts = [float(n) for n in state["counts"]]
-        self._sums = [float(s) for s in state["sums"]]
-        self._warmup_counts = [int(n) for n in state["warmup_counts"]]
-        self._total_updates = int(state["total_updates"])
-        self._rng.setstate(rng_state_from_json(state["rng"]))
+        # Every value is checked before any is kept, so a refused state leaves the controller as it was.
+        seed = None if state.get("seed") is None else _state_check(checks.integer, "state seed", state["seed"])
+        counts = state_list(state, "counts", self.n_arms, checks.non_negative)
+        sums = state_list(state, "sums", self.n_arms, checks.real)
+        warmup_counts = state_list(state, "warmup_counts", self.n_arms, checks.non_negative_int)
+        total = _state_check(checks.non_negative_int, "state total_updates", state.get("total_updates"))
+        rng = rng_state_from_json(state.get("rng"))  # type: ignore[arg-type]
+        self.seed = seed
+        self._counts = [float(n) for n in counts]
+        self._sums = [float(v) for v in sums]
+        self._warmup_counts, self._total_updates = warmup_counts, total
+        self._rng.setstate(rng)
 
 
 class BucketedUCB:
@@ -283,23 +325,36 @@ class BucketedUCB:
         Raises:
             ValueError: If the state has other buckets or another configuration.
         """
-        if list(state["bucket_names"]) != list(self.bucket_names):
+        state = state_mapping("state", state)
+        if not isinstance(state.get("bucket_names"), list | tuple) or list(state["bucket_names"]) != list(self.bucket_names):
             raise ValueError(
-                f"state has buckets {list(state['bucket_names'])}, this controller has "
-                f"{list(self.bucket_names)}."
+                f"state has buckets {str(state.get('bucket_names'))[:80]}, this controller has "
+                f"{list(self.bucket_names)}{STATE_FIX}"
             )
-        self._prior.load_state_dict(state["prior"])
-        self.seed = state["seed"]
-        self._buckets = {}
-        for name in self.bucket_names:  # creation order does not matter; seed order does
-            if name in state["buckets"]:
+        names, n_arms = self.bucket_names, self._prior.n_arms
+        tables = {key: state_mapping(f"state {key}", state.get(key))
+                  for key in ("buckets", "bucket_visits", "bucket_reward_sums", "bucket_chosen_arms")}
+        for key in ("bucket_visits", "bucket_reward_sums", "bucket_chosen_arms"):
+            if set(tables[key]) != set(names):
+                raise ValueError(f"state {key!r} has buckets {sorted(map(str, tables[key]))[:8]}, not {list(names)}{STATE_FIX}")
+        visits = {n: _state_check(checks.non_negative_int, f"state bucket_visits[{n!r}]", tables["bucket_visits"][n]) for n in names}
+        sums = {n: _state_check(checks.real, f"state bucket_reward_sums[{n!r}]", tables["bucket_reward_sums"][n]) for n in names}
+        chosen = {n: set(state_list(tables["bucket_chosen_arms"], n, None, checks.integer, f"state bucket_chosen_arms[{n!r}]",
+                                    minimum=0, maximum=n_arms - 1)) for n in names}
+        unknown = set(tables["buckets"]) - set(names)
+        if unknown:
+            raise ValueError(f"state 'buckets' names unknown buckets {sorted(map(str, unknown))[:8]}{STATE_FIX}")
+        prior = DiscountedUCB(n_arms, **{k: v for k, v in self._prior.config().items() if k != "n_arms"})
+        prior.load_state_dict(state.get("prior"))  # type: ignore[arg-type]
+        buckets = {}
+        for name in names:  # creation order does not matter; seed order does
+            if name in tables["buckets"]:
                 controller = self._new_bucket_controller(name)
-                controller.load_state_dict(state["buckets"][name])
-                self._buckets[name] = controller
-        names = self.bucket_names
-        self._visits = {name: int(state["bucket_visits"][name]) for name in names}
-        self._reward_sums = {name: float(state["bucket_reward_sums"][name]) for name in names}
-        self._chosen_arms = {name: set(state["bucket_chosen_arms"][name]) for name in names}
+                controller.load_state_dict(tables["buckets"][name])
+                buckets[name] = controller
+        self._prior, self._buckets = prior, buckets
+        self.seed = None if state.get("seed") is None else _state_check(checks.integer, "state seed", state["seed"])
+        self._visits, self._reward_sums, self._chosen_arms = visits, {n: float(v) for n, v in sums.items()}, chosen
 
     def _controller(self, bucket: str) -> DiscountedUCB:
         if bucket not in self._visits:

@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
                              "labels can share one results folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the batched training envs and the evaluation workers share the cores
-    spec = load_leaderboard(args.config)
+    try:
+        spec = load_leaderboard(args.config)
+    except SuiteConfigError as exc:  # a bad file is one line and exit 2, like the aees-gym command
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.quick:
         spec = spec.quick(args.results_dir or tempfile.mkdtemp(prefix="leaderboard-quick-"))
     results_dir = args.results_dir or (ROOT / spec.results_dir if not Path(spec.results_dir).is_absolute() else Path(spec.results_dir))

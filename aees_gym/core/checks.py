@@ -30,9 +30,13 @@ def _describe(value: Any) -> str:
     return f"{value!r} of type {type(value).__name__}"
 
 
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"  # ints exactly: 1048576, not 1.04858e+06
+
+
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
-    right = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+    left = "(-inf" if low is None else f"{'(' if low_open else '['}{_bound(low)}"
+    right = "inf)" if high is None else f"{_bound(high)}{')' if high_open else ']'}"
     return f"{left}, {right}"
 
 
@@ -48,8 +52,8 @@ def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int |
         raise TypeError(f"{name} must be an integer, got {_describe(value)}.")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        kind = "positive integer" if minimum == 1 and maximum is None else "integer"
-        raise ValueError(f"{name} must be a {kind} in {_interval(minimum, maximum, False, False)}, got {value}.")
+        kind = "a positive integer" if minimum == 1 and maximum is None else "an integer"
+        raise ValueError(f"{name} must be {kind} in {_interval(minimum, maximum, False, False)}, got {value}.")
     return value
 
 
@@ -148,3 +152,39 @@ def pair(name: str, value: Any) -> tuple[Any, Any]:
     if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__getitem__") or len(value) != 2:
         raise TypeError(f"{name} must be a pair (low, high), got {value!r}.")
     return value[0], value[1]
+
+
+def seed(name: str, value: Any) -> int | None:
+    """A reset seed: ``None`` or a non-negative integer (NumPy integers accepted; bools, floats and strings refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer or None, got {_describe(value)}.")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {value}.")
+    return int(value)
+
+
+def seed_list(name: str, value: Any, n: int) -> list[int | None]:
+    """Seeds of ``n`` sub-envs: ``None`` (all unseeded), one int ``s`` (sub-env ``i`` gets ``s + i``) or ``n`` seeds."""
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+        first = seed(name, value)
+        return [None if first is None else first + i for i in range(n)]
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be None, a non-negative integer or a list of {n} of them (one per sub-env), "
+                        f"got {_describe(value)}.")
+    if len(value) != n:
+        raise ValueError(f"A list of seeds needs one seed per sub-env ({n}), got {len(value)}: pass {n} seeds, one int or None.")
+    return [seed(f"{name}[{i}]", s) for i, s in enumerate(value)]
+
+
+def mapping(name: str, value: Any, *, fix: str = "") -> dict[str, Any]:
+    """``None`` (as ``{}``) or a mapping with string keys, as a ``dict``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict (or None), got {value!r:.80} of type {type(value).__name__}{fix}.")
+    bad = next((k for k in value if not isinstance(k, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name} keys must be strings, got {bad!r}{fix}.")
+    return dict(value)

@@ -44,8 +44,11 @@ DEFAULT_FEATURES_WITH_MOMENTUM = (
 )
 
 
-def _from_mapping(cls: type, data: Mapping[str, Any]) -> Any:
+def _from_mapping(cls: type, data: Mapping[str, Any], name: str | None = None) -> Any:
     names = {f.name for f in fields(cls)}
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{name or cls.__name__} must be a mapping (a JSON object) with keys {sorted(names)}, "
+                        f"got {type(data).__name__} {str(data)[:60]}.")
     unknown = set(data) - names
     if unknown:
         raise KeyError(f"Unknown {cls.__name__} keys {sorted(unknown)}; valid keys are {sorted(names)}.")
@@ -219,7 +222,7 @@ def check_control_fields(config: Any) -> None:
     for name, cls in (("grid", CandidateGrid), ("reward", RewardConfig), ("context", ContextConfig)):
         value = getattr(config, name)
         if isinstance(value, Mapping):
-            object.__setattr__(config, name, cls.from_dict(value) if cls is CandidateGrid else _from_mapping(cls, value))
+            object.__setattr__(config, name, cls.from_dict(value) if cls is CandidateGrid else _from_mapping(cls, value, name))
         elif not isinstance(value, cls):
             raise TypeError(f"{name} must be a {cls.__name__} or a mapping, got {type(value).__name__}.")
     _check_freezing(config)

@@ -1,10 +1,19 @@
-"""Atomic file writes: the one place the project writes a file or replaces a folder.
+"""File I/O: the one place the project writes a file or replaces a folder, and reads one it did not make.
 
-Every writer goes through :func:`atomic_write_bytes` (text and JSON are thin layers over it), so a
-killed process leaves either the old file or the new one, never a truncated mix. The data is
-fsync'd before the rename and the folder after it, so the rename survives a crash of the machine.
-Files get the permissions of an ordinary ``open()`` under the user's umask (``tempfile.mkstemp``
-alone would make every file 0600, which breaks result folders shared on a cluster).
+Writes are atomic. Every writer goes through :func:`atomic_write_bytes` (text and JSON are thin
+layers over it), so a killed process leaves either the old file or the new one, never a truncated
+mix. The data is fsync'd before the rename and the folder after it, so the rename survives a crash
+of the machine. Files get the permissions of an ordinary ``open()`` under the user's umask
+(``tempfile.mkstemp`` alone would make every file 0600, which breaks result folders shared on a cluster).
+
+Reads are checked. Every file a user, another process or a download hands us goes through
+:func:`read_bytes_checked` / :func:`read_json_checked`: regular files only (a FIFO or device is
+refused without blocking), at most ``max_bytes`` (checked before reading, so nothing allocates by a
+size a file claims), JSON nested at most ``max_depth`` deep (checked by a linear scan before
+parsing, so a deep file never recurses), strict numbers (no NaN/Infinity, no integer too large for a
+float). :func:`json_object` and :func:`json_field` then check a schema with the value checks of
+:mod:`aees_gym.core.checks`. Every refusal is a :class:`FileCheckError` naming the file, the field,
+what is wrong and what to do.
 """
 
 from __future__ import annotations
@@ -14,7 +23,9 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -151,3 +162,177 @@ def replace_dir(target: Path | str, build: Callable[[Path], None]) -> Path:
         raise
     _fsync_dir(target.parent)
     return target
+
+
+# ------------------------------------------------------------------ checked reads
+#: Default cap of a JSON file the project reads (result files are tens of kB, reports and sidecars less).
+MAX_JSON_BYTES = 64 * 2**20
+#: Deepest JSON nesting read (real files nest about 6 levels; the parser recurses).
+MAX_JSON_DEPTH = 64
+
+
+class FileCheckError(ValueError):
+    """A file that cannot be used: not a regular file, too large, not JSON, or a field breaking the schema.
+
+    Attributes:
+        path: The file.
+        field: The field at fault (``None`` for the file as a whole).
+        reason: What is wrong, and what to do.
+    """
+
+    def __init__(self, path: Path | str, field_name: str | None, reason: str) -> None:
+        self.path = Path(path)
+        self.field = field_name
+        self.reason = reason
+        where = f"field {field_name!r}: " if field_name else ""
+        super().__init__(f"{self.path}: {where}{reason}")
+
+
+def read_bytes_checked(
+    path: Path | str, *, max_bytes: int, what: str = "this file", error: type[FileCheckError] = FileCheckError
+) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (checked before reading).
+
+    The file is opened non-blocking, so a FIFO planted under the name fails at once instead of hanging.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise error(path, None, f"cannot be opened ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
+            raise error(path, None, f"is {kind}, not a regular file; give the path of {what}")
+        if info.st_size > max_bytes:
+            raise error(path, None, f"is {info.st_size} bytes, larger than the {max_bytes} {what} may have; "
+                                    "it is not one this project wrote")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > max_bytes:  # it grew while being read
+        raise error(path, None, f"is larger than the {max_bytes} bytes {what} may have")
+    return raw
+
+
+def read_stream_checked(
+    stream: Any, path: Path | str, *, max_bytes: int, what: str = "this file", error: type[FileCheckError] = FileCheckError,
+) -> bytes:
+    """At most ``max_bytes`` from an open (e.g. decompressing) ``stream`` of ``path``: a compressed bomb stops at the cap."""
+    try:
+        data = stream.read(max_bytes + 1)
+    except (OSError, EOFError, ValueError) as exc:
+        raise error(path, None, f"cannot be unpacked ({exc}); it is not {what}") from None
+    if len(data) > max_bytes:
+        raise error(path, None, f"unpacks to more than the {max_bytes} bytes {what} may have; it is not one this project reads")
+    return data
+
+
+class _BadNumber(ValueError):
+    pass
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadNumber(f"number {text[:40]!r} is too large for a float")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    try:
+        value = int(text)  # Python refuses over 4,300 digits with ValueError
+        float(value)
+    except (ValueError, OverflowError):
+        raise _BadNumber(f"integer of {len(text)} digits is too large for a float") from None
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _BadNumber(f"{text} is not valid in strict JSON (non-finite numbers are stored as null)")
+
+
+# Possessive quantifiers (Python 3.11+): no backtracking, linear even in escape-heavy strings.
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``raw`` JSON nests brackets deeper than ``limit`` (a linear scan: no recursion, no parse)."""
+    import numpy as np
+
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for start in range(0, len(brackets), 1 << 20):  # chunks bound the memory of the running sum
+        chunk = np.frombuffer(brackets[start:start + (1 << 20)], dtype=np.uint8)
+        running = depth + np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1))
+        if running.max(initial=depth) > limit:
+            return True
+        depth = int(running[-1])
+    return False
+
+
+def parse_json_checked(
+    raw: bytes, path: Path | str, *, max_depth: int = MAX_JSON_DEPTH, error: type[FileCheckError] = FileCheckError,
+    field_name: str | None = None,
+) -> Any:
+    """Strict JSON of ``raw`` (from ``path``, or its member ``field_name``), nested at most ``max_depth`` deep."""
+    if json_depth_exceeds(raw, max_depth):
+        raise error(path, field_name, f"nests JSON deeper than {max_depth} levels; it is not a file this project wrote")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant)
+    except _BadNumber as exc:
+        raise error(path, field_name, str(exc)) from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise error(path, field_name, f"not readable as JSON ({exc})") from None
+
+
+def read_json_checked(
+    path: Path | str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH, what: str = "this file",
+    error: type[FileCheckError] = FileCheckError,
+) -> Any:
+    """Parse one JSON file, refusing anything that could stall or crash the reader.
+
+    Only regular files are read (a FIFO, device or folder is refused without blocking), at most
+    ``max_bytes``, nested at most ``max_depth`` deep (checked before parsing), strict JSON only: a
+    number too large for a float, ``NaN`` or ``Infinity`` makes the file invalid.
+
+    Raises:
+        FileCheckError: (or ``error``, a subclass) naming the file and the reason.
+    """
+    raw = read_bytes_checked(path, max_bytes=max_bytes, what=what, error=error)
+    return parse_json_checked(raw, path, max_depth=max_depth, error=error)
+
+
+def json_object(
+    value: Any, path: Path | str, field_name: str | None = None, *, fix: str = "", error: type[FileCheckError] = FileCheckError
+) -> dict[str, Any]:
+    """``value`` if it is a JSON object (a dict); otherwise a :class:`FileCheckError` naming what it is."""
+    if not isinstance(value, dict):
+        raise error(path, field_name, f"must be a JSON object, got {type(value).__name__} {_short(value)}{fix}")
+    return value
+
+
+def json_field(
+    data: Mapping[str, Any], key: str, check: Callable[..., Any], path: Path | str, *,
+    fix: str = "", error: type[FileCheckError] = FileCheckError, **kwargs: Any,
+) -> Any:
+    """``check(key, data[key], **kwargs)`` (a :mod:`aees_gym.core.checks` helper), failing as a :class:`FileCheckError`.
+
+    A missing key is an error too; the message names the file, the field, the problem and ``fix``.
+    """
+    if key not in data:
+        raise error(path, key, f"is missing{fix}")
+    try:
+        return check(key, data[key], **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise error(path, key, f"{str(exc).rstrip('.')}{fix}") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

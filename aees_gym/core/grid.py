@@ -294,9 +294,15 @@ class CandidateGrid:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CandidateGrid:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"grid must be a mapping (a JSON object) with keys {list(_GRID_KEYS)}, got {type(data).__name__} {str(data)[:60]}.")
         unknown = set(data) - set(_GRID_KEYS)
         if unknown:
             raise KeyError(f"Unknown grid keys {sorted(unknown)}; valid keys are {list(_GRID_KEYS)}.")
+        for key, value in data.items():
+            if value is not None and not isinstance(value, list | tuple):
+                raise TypeError(f"grid {key} must be a list of numbers, got {type(value).__name__} {str(value)[:60]}; "
+                                f"write e.g. {key}=[0.5, 1.0, 2.0].")
         return cls(**{k: None if v is None else tuple(v) for k, v in data.items()})
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from aees_gym.core import checks
 from aees_gym.core import context as ctx
 from aees_gym.core.control import EpisodeControl
 from aees_gym.core.threads import apply_torch_threads
@@ -135,6 +136,8 @@ class AEESEnv(gym.Env):
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        seed = checks.seed("seed", seed)
+        options = checks.mapping("reset options", options, fix="; with instance_set=NAME the option is 'instance' (index or name)") or None
         super().reset(seed=seed)
         rng = self.np_random
         if self.instances is not None:

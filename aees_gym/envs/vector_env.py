@@ -31,6 +31,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from aees_gym.core import checks
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
 from aees_gym.core.reward import WindowSignals, reward_uses_heldout
@@ -278,8 +279,11 @@ class AEESVectorEnv(VectorEnv):
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every sub-env (or those of ``options["reset_mask"]``); sub-env ``i`` gets seed ``seed + i``."""
         seeds = _seed_list(seed, self.num_envs)
-        options = dict(options or {})
+        options = checks.mapping("reset options", options, fix="; the options are 'reset_mask' and, with instance_set=NAME, 'instance'")
         mask = options.pop("reset_mask", None)
+        unknown = sorted(set(options) - ({"instance"} if any(r.cycle is not None for r in self._rows) else set()))
+        if unknown:  # before any sub-env changes
+            raise ValueError(f"Unknown reset options {unknown}; only 'reset_mask' (and 'instance' with instance_set=NAME).")
         if mask is None:
             mask = np.ones(self.num_envs, dtype=bool)
         elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,) and mask.any()):
@@ -369,14 +373,7 @@ def _with_column(losses: Any, values: Any) -> Any:
 
 
 def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:
-    if seed is None:
-        return [None] * n
-    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
-        return [int(seed) + i for i in range(n)]
-    seeds = list(seed)
-    if len(seeds) != n:
-        raise ValueError(f"A list of seeds needs one seed per sub-env ({n}), got {len(seeds)}.")
-    return seeds
+    return checks.seed_list("seed", seed, n)
 
 
 def make_vector_env(num_envs: int = 1, **kwargs: Any) -> AEESVectorEnv:

@@ -25,8 +25,8 @@ configuration reached. Rows of agents with runs or training still missing say wh
 
 from __future__ import annotations
 
-import json
 import math
+import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from aees_gym.core import checks
+from aees_gym.core.fileio import FileCheckError, json_field, json_object, read_json_checked
+from aees_gym.reporting.markdown import md_cell
 from aees_gym.reporting.rows import TaskMetric, task_metric
 from aees_gym.reporting.stats import iqm, paired_probability_of_improvement_ci, stratified_bootstrap_ci
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
@@ -45,6 +48,8 @@ BEST_FIXED = "best fixed cell (hindsight)"
 NORMALISER_FLOOR = 0.05
 #: The smallest scale of a metric without a fixed range (a loss that every agent drives to ~0).
 MIN_SCALE = 1e-6
+#: A model sidecar is a few kB of settings and host facts.
+MAX_SIDECAR_BYTES = 1 << 20
 
 
 def configuration(task_label: str) -> str:
@@ -182,25 +187,39 @@ class BoardRow:
     rank: int | None = None
 
 
+def _sidecar_timing(sidecar: Path, total: int) -> tuple[float, int]:
+    """``wall_clock_s`` and ``resumed_at_windows`` of a model sidecar, checked (``0`` where absent)."""
+    fix = "; delete the sidecar and the model beside it to train again"
+    record = json_object(read_json_checked(sidecar, max_bytes=MAX_SIDECAR_BYTES, what="a model sidecar"), sidecar, fix=fix)
+    wall = resumed = 0
+    if record.get("wall_clock_s") is not None:
+        wall = json_field(record, "wall_clock_s", checks.non_negative, sidecar, fix=fix)
+    if record.get("resumed_at_windows") is not None:
+        resumed = json_field(record, "resumed_at_windows", checks.integer, sidecar, fix=fix, minimum=0, maximum=total)
+    return wall, resumed
+
+
 def _training_note(plan: SetPlan, label: str) -> str:
     job = plan.job_of(label)
     if job is None:
         return "—"
     note = f"{job.training.total_timesteps:,} windows"
     sidecar = Path(job.model_path).with_suffix(".json")
-    if sidecar.exists():
-        record = json.loads(sidecar.read_text(encoding="utf-8"))
-        wall, resumed = float(record.get("wall_clock_s") or 0.0), int(record.get("resumed_at_windows") or 0)
+    if os.path.lexists(sidecar):
+        wall, resumed = _sidecar_timing(sidecar, job.training.total_timesteps)
         if wall > 0:  # the last process's wall clock covers the windows after the resume point
             note += f" ({(job.training.total_timesteps - resumed) / wall:.0f}/s" + (f", resumed at {resumed:,})" if resumed else ")")
     return note
 
 
 def _training_pending(model_path: str, total: int) -> str:
-    progress = read_progress(model_path)
+    try:
+        progress, unreadable = read_progress(model_path), ""
+    except FileCheckError as exc:  # one bad report must not hide the whole table: the row says what is wrong
+        progress, unreadable = None, f"; progress report ignored: {exc.reason}"
     resumable = checkpoint_path(model_path).is_file()
     if progress is None:
-        return f"pending: trained 0 of {total:,} windows" + ("; a checkpoint is kept" if resumable else "")
+        return f"pending: trained 0 of {total:,} windows" + ("; a checkpoint is kept" if resumable else "") + unreadable
     # A report that stopped moving is a killed training; the next start resumes from the checkpoint, if one is kept.
     restart = "a restart begins again from 0"
     if resumable:
@@ -268,12 +287,13 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
              f"normalised IQM | 95% CI | mean {metric.name} | runs (diverged) | status |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        label, reward, training = md_cell(r.label), md_cell(r.reward), md_cell(r.training)
         if r.score is None:
-            lines.append(f"| — | {r.label} | {r.reward} | {r.training} | — | — | — | — | — | — | — | — | {r.pending} |")
+            lines.append(f"| — | {label} | {reward} | {training} | — | — | — | — | — | — | — | — | {md_cell(r.pending)} |")
             continue
         sc = r.score
         poi = ("ref.", "—") if r.label == plan.reference else _ci(sc.poi, 2)
-        lines.append(f"| {r.rank} | {r.label} | {r.reward} | {r.training} | {sc.iqm:.4f} | [{sc.low:.4f}, {sc.high:.4f}] | "
+        lines.append(f"| {r.rank} | {label} | {reward} | {training} | {sc.iqm:.4f} | [{sc.low:.4f}, {sc.high:.4f}] | "
                      f"{poi[0]} | {poi[1]} | {' | '.join(_ci(sc.normalised, 2))} | {sc.raw_mean:.4f} | {sc.runs} ({sc.diverged}) | done |")
     widths = ci_widths([r.score for r in rows if r.score is not None])
     if widths:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aees_gym.core.fileio import atomic_write_text
+from aees_gym.reporting.markdown import md_cell
 from aees_gym.reporting.rows import (
     ALL_TASKS,
     FEW_RUNS,
@@ -146,7 +147,7 @@ def _cell_poi(row: ReportRow) -> str:
 
 
 def _label(row: ReportRow) -> str:
-    return f"{row.agent_label} {FLAG}" if row.few_runs else row.agent_label
+    return f"{md_cell(row.agent_label)} {FLAG}" if row.few_runs else md_cell(row.agent_label)
 
 
 def _table(rows: list[ReportRow], per_task: bool) -> list[str]:
@@ -159,13 +160,13 @@ def _table(rows: list[ReportRow], per_task: bool) -> list[str]:
     if per_task:
         head += ["final train loss IQM [95% CI]", "total reward IQM [95% CI]", "steps to target IQM [95% CI] (reached)",
                  f"rank ({metric.name} {metric.arrow})" if metric else "rank"]
-    head += [f"P(better than {base}) [95% CI]", "wall s"]
+    head += [f"P(better than {md_cell(base)}) [95% CI]", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         m = row.metrics
         # The flag sits on the first interval, the number it warns about.
         flag = f" {FLAG}" if row.few_runs else ""
-        cells = [row.agent_label, str(row.n_runs), f"{row.n_ok} / {row.n_diverged} / {row.n_error}", _cell_mean(m["final_val_accuracy"]),
+        cells = [md_cell(row.agent_label), str(row.n_runs), f"{row.n_ok} / {row.n_diverged} / {row.n_error}", _cell_mean(m["final_val_accuracy"]),
                  _cell_iqm(m["final_val_accuracy"]) + flag, _cell_iqm(m["best_val_accuracy"])]
         if extra_metric:
             cells.append(_cell_iqm(m[TASK_METRIC.key]))
@@ -182,20 +183,20 @@ def _table(rows: list[ReportRow], per_task: bool) -> list[str]:
 
 def _agents_table(rows: list[ReportRow]) -> list[str]:
     lines = ["| agent | agent name | reward (`config.reward.name`) | runs (ok + diverged) |", "|---|---|---|---|"]
-    return lines + [f"| {_label(r)} | {r.agent} | {r.reward} | {r.n_counted} |" for r in rows]
+    return lines + [f"| {_label(r)} | {md_cell(r.agent)} | {md_cell(r.reward)} | {r.n_counted} |" for r in rows]
 
 
 def _discrimination_table(items: list[Discrimination]) -> list[str]:
     lines = ["| task | metric | fixed cells (runs) | best | worst | best − worst | seed SD | g [95% CI] | p | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for d in items:
-        cells = ", ".join(f"{label} ({len(v)})" for label, v in d.cells.items()) or "—"
+        cells = ", ".join(f"{md_cell(label)} ({len(v)})" for label, v in d.cells.items()) or "—"
         metric = f"{d.metric.name} {d.metric.arrow}"
         if d.spread is None or d.ci is None:
-            lines.append(f"| {d.task_label} | {metric} | {cells} | — | — | — | — | — | — | {d.reason} |")
+            lines.append(f"| {md_cell(d.task_label)} | {metric} | {cells} | — | — | — | — | — | — | {md_cell(d.reason)} |")
             continue
         s = d.spread
-        lines.append(f"| {d.task_label} | {metric} | {cells} | {d.best} | {d.worst} | {s.difference:.4g} | {s.pooled_sd:.4g} | "
+        lines.append(f"| {md_cell(d.task_label)} | {metric} | {cells} | {md_cell(d.best)} | {md_cell(d.worst)} | {s.difference:.4g} | {s.pooled_sd:.4g} | "
                      f"{s.g:.2f} [{d.ci[0]:.2f}, {d.ci[1]:.2f}] | {d.p_value:.3f} | {d.verdict} |")
     return lines
 
@@ -208,11 +209,11 @@ def _times_table(items: list[TimeToTarget], profile: Profile | None) -> list[str
     applies = [t for t in items if t.applies]
     lines: list[str] = []
     if applies:
-        head = ["agent", *(f"{t.task_label} (val acc ≥ {', '.join(f'{x:g}' for x in t.targets)})" for t in applies)]
+        head = ["agent", *(f"{md_cell(t.task_label)} (val acc ≥ {', '.join(f'{x:g}' for x in t.targets)})" for t in applies)]
         labels = list(dict.fromkeys(a.agent_label for t in applies for a in t.agents))
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for label in labels:
-            cells = [label]
+            cells = [md_cell(label)]
             for t in applies:
                 a = next((a for a in t.agents if a.agent_label == label), None)
                 flag = f" {FLAG}" if a is not None and a.n < FEW_RUNS else ""
@@ -222,12 +223,12 @@ def _times_table(items: list[TimeToTarget], profile: Profile | None) -> list[str
         lines.append("")
     for t in items:
         if not t.applies:
-            lines.append(f"- {t.task_label}: no accuracy target (`config.target_accuracy` unset; metric {t.metric.name} "
+            lines.append(f"- {md_cell(t.task_label)}: no accuracy target (`config.target_accuracy` unset; metric {t.metric.name} "
                          f"{'higher' if t.metric.higher_is_better else 'lower'} is better), so time to target does not apply.")
     if profile is not None:
         lines += ["", f"Performance profile over {len(profile.tasks)} tasks with a target: ρ(1) = share of tasks where the agent "
                   "is the fastest, ρ(∞) = share of tasks it reaches.", "", "| agent | ρ(1) | ρ(2) | ρ(∞) |", "|---|---|---|---|"]
-        lines += [f"| {a} | {profile.rho_1[i]:.2f} | {profile.rho_2[i]:.2f} | {profile.rho_inf[i]:.2f} |" for i, a in enumerate(profile.agents)]
+        lines += [f"| {md_cell(a)} | {profile.rho_1[i]:.2f} | {profile.rho_2[i]:.2f} | {profile.rho_inf[i]:.2f} |" for i, a in enumerate(profile.agents)]
     return lines
 
 
@@ -247,7 +248,7 @@ def _intro(report: Report) -> list[str]:
 
 def _overview(report: Report, suite: str, images: dict[str, Path]) -> list[str]:
     agents = {r.agent_label: r for r in report.overall if r.suite == suite}
-    lines = [f"## {suite} — overview", "", "### Agents and rewards", "", *_agents_table(list(agents.values())), "",
+    lines = [f"## {md_cell(suite)} — overview", "", "### Agents and rewards", "", *_agents_table(list(agents.values())), "",
              "### Discriminative power", "",
              "Per task, the best and the worst `fixed` cell on the task metric: their mean difference, the seed noise (SD "
              "within cells, pooled over all fixed cells) and Hedges' g = difference / seed SD (small-sample corrected) with a "
@@ -276,17 +277,17 @@ def to_markdown(report: Report, plots: Iterable[Path] = (), profile_plots: dict[
     for suite in sorted({r.suite for r in report.rows}):
         lines += _overview(report, suite, profile_plots or {})
         for task in sorted({r.task_label for r in report.rows if r.suite == suite}):
-            lines += [f"## {suite} — {task}", "", *_table([r for r in report.rows if r.suite == suite and r.task_label == task], True), ""]
+            lines += [f"## {md_cell(suite)} — {md_cell(task)}", "", *_table([r for r in report.rows if r.suite == suite and r.task_label == task], True), ""]
         overall = [r for r in report.overall if r.suite == suite]
         if overall and len({r.task_label for r in report.rows if r.suite == suite}) > 1:
-            lines += [f"## {suite} — all tasks (stratified by task)", "", *_table(overall, False), ""]
+            lines += [f"## {md_cell(suite)} — all tasks (stratified by task)", "", *_table(overall, False), ""]
     lines += ["## Agent settings", "", "The reward each agent learned from; final metrics come only from the scoring split, which no reward sees.", "", *settings_table(report.results), ""]
     plots = list(plots)
     if plots:
         lines += ["## Plots", "", *(f"![{p.stem}]({p.as_posix()})" for p in plots), ""]
     if report.invalid or report.set_aside:
         lines += ["## Files skipped", ""]
-        lines += [f"- `{e.path}`: {(e.field + ': ') if e.field else ''}{e.reason}" for e in report.invalid]
+        lines += [f"- `{md_cell(e.path)}`: {md_cell((e.field + ': ') if e.field else '')}{md_cell(e.reason)}" for e in report.invalid]
         lines += [f"- `{p}`: set aside by a suite run as corrupt" for p in report.set_aside]
         lines.append("")
     return "\n".join(lines)

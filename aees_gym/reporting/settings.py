@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from aees_gym.reporting.markdown import md_cell
 from aees_gym.suite.results import RunResult
 
 
@@ -48,5 +49,5 @@ def settings_table(results: Iterable[RunResult]) -> list[str]:
         lrs = _fmt_values(f"{c['base_lr']:.3g}" for c in configs if isinstance(c.get("base_lr"), int | float))
         tuned = [r.training for r in runs if r.training and r.training.get("kind") in ("tuning", "base_lr_tuning")]
         chosen = _tuning_note(tuned[0]) if tuned else "the task / suite settings"
-        lines.append(f"| {suite} | {label} | {rewards} | {optimizers} | {lrs} | {chosen} |")
+        lines.append("| " + " | ".join(map(md_cell, (suite, label, rewards, optimizers, lrs, chosen))) + " |")
     return lines

@@ -26,7 +26,6 @@ run whose recorded config is not what the current code resolves for it is *stale
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,20 @@ from aees_gym.suite import agent_registry
 from aees_gym.suite.orchestrate import _evaluate, inspect_existing
 from aees_gym.suite.plan import MODELS_DIR, SuitePlan, TrainJob, model_key
 from aees_gym.suite.run_spec import RunSpec, canonical_json
-from aees_gym.suite.suite_file import EXECUTORS, AgentEntry, SuiteConfigError, _check_keys, _list, _parse_agent, _table
+from aees_gym.suite.suite_file import (
+    EXECUTORS,
+    MAX_BOOT,
+    MAX_WORKERS,
+    AgentEntry,
+    SuiteConfigError,
+    _check_keys,
+    _folder,
+    _int,
+    _list,
+    _parse_agent,
+    _table,
+    read_toml_file,
+)
 from aees_gym.suite.training import train_one
 from aees_gym.tasks import make_config
 
@@ -112,6 +124,7 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
         raw = dict(_table(f"{source}: agents[{i}]", raw))
         env = _table(f"{source}: agents[{i}].env", raw.pop("env", {}))
         entries.append(BoardEntry(_parse_agent(f"{source}: agents[{i}]", raw), env))
+    _check_board_env(source, sets, entries)
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels) or RANDOM not in labels:
         raise SuiteConfigError(f"{source}: agent labels must be unique and include {RANDOM!r} (the score's zero); got {labels}.")
@@ -121,13 +134,38 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     reference = table.get("reference")
     if reference is not None and (not isinstance(reference, str) or not reference.strip()):
         raise SuiteConfigError(f"{source}: reference={reference!r} must be an agent label (or a fixed cell's, e.g. 'fixed lr1_n0').")
-    return LeaderboardSpec(sets, tuple(entries), str(table.get("results_dir", "results")), executor,
-                           int(table.get("workers", 1)), int(table.get("n_boot", 2000)), reference)
+    return LeaderboardSpec(sets, tuple(entries), _folder(f"{source}: results_dir", table.get("results_dir", "results")), executor,
+                           _int(f"{source}: workers", table.get("workers", 1), 1, MAX_WORKERS),
+                           _int(f"{source}: n_boot", table.get("n_boot", 2000), 1, MAX_BOOT), reference)
+
+
+def _check_board_env(source: str, sets: Mapping[str, dict[str, Any]], entries: list[BoardEntry]) -> None:
+    """Every set's and agent's ``env`` settings resolved on one instance of each task of each set, at load time."""
+    known = set(registered_rewards())
+
+    def checked_env(e: BoardEntry) -> dict[str, Any]:  # an unregistered reward is allowed: its rows stay pending
+        return e.env if e.reward in known else {**e.env, "reward": {**dict(e.env["reward"]), "name": "aees"}}
+
+    for i, (name, settings) in enumerate(sets.items()):
+        instances = get_instance_set(name)
+        firsts = {inst.task: inst for inst in (*instances.train, *instances.test)}.values()
+        for where, own in ((f"sets[{i}].env", settings),
+                           *((f"agents[{j}].env ({e.label})", {**settings, **checked_env(e)}) for j, e in enumerate(entries) if e.env)):
+            for inst in firsts:
+                try:
+                    inst.config(**own)
+                except (KeyError, ValueError, TypeError) as exc:
+                    message = exc.args[0] if exc.args else str(exc)
+                    raise SuiteConfigError(f"{source}: {where} on set {name!r} ({inst.task}): {message}") from None
 
 
 def load_leaderboard(path: Path | str) -> LeaderboardSpec:
-    path = Path(path)
-    return parse_leaderboard(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+    """Read and validate a leaderboard TOML file (through the suite file's checked reader).
+
+    Raises:
+        SuiteConfigError: If the file is missing, not a regular file, not TOML, or breaks the specification.
+    """
+    return parse_leaderboard(read_toml_file(path, "leaderboard file"), str(path))
 
 
 def unavailable_rewards(spec: LeaderboardSpec) -> dict[str, str]:

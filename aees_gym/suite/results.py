@@ -9,17 +9,21 @@ non-finite float (a diverged loss) is written as ``null``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aees_gym.core.fileio import atomic_write_text, dumps_json, json_safe
+from aees_gym.core.fileio import (  # noqa: F401 (json_depth_exceeds: re-exported)
+    FileCheckError,
+    atomic_write_text,
+    dumps_json,
+    json_depth_exceeds,
+    json_safe,
+    read_json_checked,
+)
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "error")
@@ -44,15 +48,8 @@ FINAL_METRIC_KEYS = (
 )
 
 
-class ResultFileError(ValueError):
+class ResultFileError(FileCheckError):
     """A result file that cannot be read: unparsable JSON or a field that breaks the schema."""
-
-    def __init__(self, path: Path | str, field_name: str | None, reason: str) -> None:
-        self.path = Path(path)
-        self.field = field_name
-        self.reason = reason
-        where = f"field {field_name!r}: " if field_name else ""
-        super().__init__(f"{self.path}: {where}{reason}")
 
 
 @dataclass(frozen=True)
@@ -241,88 +238,16 @@ def write_result(result: RunResult, directory: Path | str) -> Path:
     return atomic_write_text(result_path(directory, result.run_id), dumps_json(result.to_dict()))
 
 
-class _BadNumber(ValueError):
-    pass
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _BadNumber(f"number {text[:40]!r} is too large for a float")
-    return value
-
-
-def _parse_int(text: str) -> int:
-    try:
-        value = int(text)  # Python refuses over 4,300 digits with ValueError
-        float(value)
-    except (ValueError, OverflowError):
-        raise _BadNumber(f"integer of {len(text)} digits is too large for a float") from None
-    return value
-
-
-def _parse_constant(text: str) -> Any:
-    raise _BadNumber(f"{text} is not valid in strict JSON (non-finite numbers are stored as null)")
-
-
-# Possessive quantifiers (Python 3.11+): no backtracking, linear even in escape-heavy strings.
-_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when ``raw`` JSON nests brackets deeper than ``limit`` (a linear scan: no recursion, no parse)."""
-    import numpy as np
-
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    depth = 0
-    for start in range(0, len(brackets), 1 << 20):  # chunks bound the memory of the running sum
-        chunk = np.frombuffer(brackets[start:start + (1 << 20)], dtype=np.uint8)
-        running = depth + np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1))
-        if running.max(initial=depth) > limit:
-            return True
-        depth = int(running[-1])
-    return False
-
-
 def read_json_file(path: Path | str, *, max_bytes: int = MAX_RESULT_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse one JSON file of a results folder, refusing anything that could stall or crash a reader.
+    """Parse one JSON file of a results folder through :func:`aees_gym.core.fileio.read_json_checked`.
 
     Only regular files are read (a FIFO, device or folder is refused without blocking), at most
-    ``max_bytes``, nested at most ``max_depth`` deep (checked before parsing), strict JSON only: a
-    number too large for a float, ``NaN`` or ``Infinity`` makes the file invalid.
+    ``max_bytes``, nested at most ``max_depth`` deep (checked before parsing), strict JSON only.
 
     Raises:
         ResultFileError: Naming the file and the reason.
     """
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError as exc:
-        raise ResultFileError(path, None, f"cannot be opened ({exc.strerror or exc})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
-            raise ResultFileError(path, None, f"is {kind}, not a regular file")
-        if info.st_size > max_bytes:
-            raise ResultFileError(path, None, f"is {info.st_size} bytes, larger than the {max_bytes} a result file may have")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            raw = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise ResultFileError(path, None, f"cannot be read ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
-    if len(raw) > max_bytes:  # it grew while being read
-        raise ResultFileError(path, None, f"is larger than the {max_bytes} bytes a result file may have")
-    if json_depth_exceeds(raw, max_depth):
-        raise ResultFileError(path, None, f"nests JSON deeper than {max_depth} levels")
-    try:
-        return json.loads(raw.decode("utf-8"), parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant)
-    except _BadNumber as exc:
-        raise ResultFileError(path, None, str(exc)) from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ResultFileError(path, None, f"not readable as JSON ({exc})") from None
+    return read_json_checked(path, max_bytes=max_bytes, max_depth=max_depth, what="a result file", error=ResultFileError)
 
 
 def read_result(path: Path | str) -> RunResult:

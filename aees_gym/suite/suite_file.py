@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import os
 import tomllib
 import unicodedata
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from aees_gym.core import checks
+from aees_gym.core.fileio import FileCheckError, read_bytes_checked
 from aees_gym.envs.instances import format_value
 from aees_gym.envs.registration import task_of
 from aees_gym.suite import agent_registry
@@ -200,9 +202,9 @@ def _check_keys(where: str, table: Any, valid: tuple[str, ...], required: tuple[
     return table
 
 
-def _int(where: str, value: Any, minimum: int | None = None) -> int:
+def _int(where: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     try:
-        return checks.integer(where, value, minimum=minimum)
+        return checks.integer(where, value, minimum=minimum, maximum=maximum)
     except (TypeError, ValueError) as exc:
         raise SuiteConfigError(str(exc)) from None
 
@@ -218,6 +220,47 @@ def _str(where: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SuiteConfigError(f"{where} must be a non-empty string, got {value!r}.")
     return value
+
+
+def _folder(where: str, value: Any) -> str:
+    """A folder to write under: a non-empty path without control characters that is not an existing file."""
+    folder = _str(where, value)
+    bad = next((ch for ch in folder if unicodedata.category(ch) == "Cc"), None)
+    if bad is not None:
+        raise SuiteConfigError(f"{where} {folder!r} contains the control character {bad!r}; write a plain folder path.")
+    if Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
+        raise SuiteConfigError(f"{where} {folder!r} is an existing file, not a folder; name a folder (it is created if missing).")
+    return folder
+
+
+#: Most worker processes a suite or leaderboard file may ask for.
+MAX_WORKERS = 1024
+#: Largest bootstrap a leaderboard file may ask for (memory grows with it).
+MAX_BOOT = 1_000_000
+#: Largest suite or leaderboard file read (real ones are a few kB).
+MAX_SUITE_FILE_BYTES = 4 * 2**20
+
+
+def read_toml_file(path: Path | str, what: str) -> dict[str, Any]:
+    """The TOML of ``path`` through the checked reader (a regular file, at most :data:`MAX_SUITE_FILE_BYTES`).
+
+    Raises:
+        SuiteConfigError: If the file is missing, not a regular file, too large, or not valid TOML.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        raise SuiteConfigError(f"{what} {path} does not exist.")
+    try:
+        raw = read_bytes_checked(path, max_bytes=MAX_SUITE_FILE_BYTES, what=what)
+        return tomllib.loads(raw.decode("utf-8"))
+    except FileCheckError as exc:
+        raise SuiteConfigError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteConfigError(f"{path}: not UTF-8 text ({exc}); save the {what} as UTF-8.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SuiteConfigError(f"{path}: nests tables or arrays too deeply to be a {what}.") from None
 
 
 def _list(where: str, value: Any) -> list[Any]:
@@ -360,8 +403,8 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> SuiteSpec:
         agents=agents,
         seeds=seeds,
         executor=executor,
-        workers=_int(f"{source}: workers", table.get("workers", 1), 1),
-        results_dir=_str(f"{source}: results_dir", table.get("results_dir", "results")),
+        workers=_int(f"{source}: workers", table.get("workers", 1), 1, MAX_WORKERS),
+        results_dir=_folder(f"{source}: results_dir", table.get("results_dir", "results")),
         env=_table(f"{source}: env", table.get("env", {})),
         sweeps=sweeps,
         description=str(table.get("description", "")),
@@ -417,11 +460,4 @@ def load_suite(path: Path | str) -> SuiteSpec:
     Raises:
         SuiteConfigError: If the file is missing, is not valid TOML, or breaks the specification.
     """
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SuiteConfigError(f"suite file {path} does not exist.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_suite(data, str(path))
+    return parse_suite(read_toml_file(path, "suite file"), str(path))

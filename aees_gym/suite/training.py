@@ -14,14 +14,24 @@ shared file system, because evaluation workers load the model from that path.
 from __future__ import annotations
 
 import inspect
-import json
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aees_gym.core.fileio import atomic_write_text, atomic_write_with, dumps_json
+from aees_gym.core import checks
+from aees_gym.core.fileio import (
+    FileCheckError,
+    atomic_write_text,
+    atomic_write_with,
+    dumps_json,
+    json_field,
+    json_object,
+    read_json_checked,
+)
 from aees_gym.core.hostinfo import host_metadata
 from aees_gym.envs.registration import env_id
 from aees_gym.suite import agent_registry
@@ -50,20 +60,38 @@ def checkpoint_path(model_path: Path | str) -> Path:
     return Path(model_path).with_suffix(".checkpoint.zip")
 
 
+#: A progress report is a handful of numbers; anything larger is not one.
+MAX_PROGRESS_BYTES = 64 * 1024
+_UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)?")
+
+
 def read_progress(model_path: Path | str) -> dict[str, Any] | None:
-    """The last progress report of the training of ``model_path``, or None (none written, or unreadable).
+    """The last progress report of the training of ``model_path``, or None (none written).
 
     ``checkpoint_windows`` is the window of the learner's checkpoint at that report (``None``: the
     learner did not say), where a restart after a kill resumes.
+
+    Raises:
+        FileCheckError: If the report is not a regular file, too large, not JSON, or a field has the
+            wrong type or range (the message names the field and says to delete the file).
     """
-    try:
-        data = json.loads(progress_path(model_path).read_text(encoding="utf-8"))
-        checkpointed = data.get("checkpoint_windows")
-        return {"windows_trained": int(data["windows_trained"]), "total_timesteps": int(data["total_timesteps"]),
-                "updated_utc": str(data["updated_utc"]),
-                "checkpoint_windows": None if checkpointed is None else int(checkpointed)}
-    except (OSError, ValueError, KeyError, TypeError):
+    path = progress_path(model_path)
+    if not os.path.lexists(path):
         return None
+    fix = "; delete the file (a running training writes a new one within a minute)"
+    data = json_object(read_json_checked(path, max_bytes=MAX_PROGRESS_BYTES, what="a progress report"), path, fix=fix)
+    report = {
+        "windows_trained": json_field(data, "windows_trained", checks.non_negative_int, path, fix=fix),
+        "total_timesteps": json_field(data, "total_timesteps", checks.positive_int, path, fix=fix),
+        "updated_utc": json_field(data, "updated_utc", checks.text, path, fix=fix),
+        "checkpoint_windows": None,
+    }
+    if not _UTC_STAMP.fullmatch(report["updated_utc"]):
+        raise FileCheckError(path, "updated_utc", f"is {report['updated_utc'][:40]!r}, not an ISO-8601 time stamp such as "
+                                                  f"'2026-01-31T12:00:00+00:00'{fix}")
+    if data.get("checkpoint_windows") is not None:
+        report["checkpoint_windows"] = json_field(data, "checkpoint_windows", checks.non_negative_int, path, fix=fix)
+    return report
 
 
 def train_agent(
@@ -88,8 +116,11 @@ def train_agent(
     ``on_trained(agent)`` is called with the trained agent once its model is saved.
 
     Raises:
-        TypeError: If the agent is not an offline learner (no ``learn``/``save``).
+        TypeError: If the agent is not an offline learner (no ``learn``/``save``), or a count is not an integer.
+        ValueError: If ``total_timesteps`` or ``n_envs`` is below 1 or ``seed`` below 0 (nothing is trained).
     """
+    total_timesteps, n_envs = checks.positive_int("total_timesteps", total_timesteps), checks.positive_int("n_envs", n_envs)
+    seed = checks.non_negative_int("seed", seed)
     cls = agent_registry.load_agent_class(agent)
     if not agent_registry.requires_training(cls) or not callable(getattr(cls, "learn", None)):
         raise TypeError(f"agent {agent!r} is not an offline learner (requires_training = True with learn/save); nothing to train.")

@@ -167,7 +167,20 @@ def make_config(task: str, config: EnvConfig | None = None, **overrides: Any) ->
     options = dataclasses.replace(base.options, **option_changes) if option_changes else base.options
     config = base.replace(**env_changes, options=options)
     validate_features(config.context.features)
+    _check_batch_fits(config)
     return config
+
+
+def _check_batch_fits(config: EnvConfig) -> None:
+    """``batch_size`` against the training examples the options already fix (``training_examples()``), at config time.
+
+    Without this a too-large batch fails only when the run is built, at the first ``reset``.
+    """
+    bound = getattr(config.options, "training_examples", None)
+    limit = bound() if callable(bound) else None
+    if limit is not None and config.batch_size > limit[1]:
+        raise ValueError(f"batch_size={config.batch_size} exceeds the {limit[1]} training examples that {limit[0]} allows; "
+                         f"lower batch_size or raise {limit[0]}.")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -23,6 +23,7 @@ from aees_gym.core.config import (
     _set,
     check_control_fields,
 )
+from aees_gym.core.fileio import parse_json_checked
 from aees_gym.core.grid import CandidateGrid
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "schedulefree_adamw", "prodigy")
@@ -34,6 +35,13 @@ DEVICES = ("cpu", "cuda", "auto")
 # Task name -> its options dataclass, filled by ``register_task`` so that ``from_dict`` can rebuild
 # options without importing the task registry (which itself builds EnvConfigs).
 _OPTION_CLASSES: dict[str, type] = {}
+
+
+def _from_mapping_data(data: Any) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"an EnvConfig must be read from a mapping (a JSON object) of its fields, got {type(data).__name__} "
+                        f"{str(data)[:60]}; write it with EnvConfig.to_json() / to_dict().")
+    return data
 
 
 def register_options_class(task: str, options_cls: type) -> None:
@@ -164,17 +172,34 @@ class EnvConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EnvConfig:
-        """Inverse of :meth:`to_dict`; task options are rebuilt with the task's options class."""
-        data = dict(data)
+        """Inverse of :meth:`to_dict`; task options are rebuilt with the task's options class.
+
+        Raises:
+            TypeError: If ``data`` (or a nested config) is not a mapping, or a field has the wrong type.
+            KeyError: If a key is not a field.
+            ValueError: If a value is out of range.
+        """
+        data = dict(_from_mapping_data(data))
         options = data.pop("options", None)
-        if "relative_lr_bounds" in data:
+        if isinstance(data.get("relative_lr_bounds"), list):
             data["relative_lr_bounds"] = tuple(data["relative_lr_bounds"])
         config = _from_mapping(cls, data)
         if options is not None:
-            options = _from_mapping(options_class(config.task), options)
+            options = _from_mapping(options_class(config.task), options, f"options of task {config.task!r}")
         return config.replace(options=options)
 
     @classmethod
-    def from_json(cls, text: str) -> EnvConfig:
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes) -> EnvConfig:
+        """Inverse of :meth:`to_json`: strict JSON (no NaN, nesting capped), then :meth:`from_dict`.
+
+        Raises:
+            TypeError: If ``text`` is not a string or its JSON is not an object.
+            ValueError: If ``text`` is not strict JSON (:class:`~aees_gym.core.fileio.FileCheckError`).
+        """
+        if isinstance(text, str):
+            text = text.encode("utf-8")
+        if not isinstance(text, bytes):
+            raise TypeError(f"EnvConfig.from_json takes the JSON text (str), got {type(text).__name__}; "
+                            "for a dict use EnvConfig.from_dict().")
+        return cls.from_dict(parse_json_checked(text, "EnvConfig JSON"))
 

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aees_gym.core import checks
+from aees_gym.core.config import _set
 from aees_gym.core.fileio import atomic_write_bytes
 from aees_gym.tasks.base import (
     RunSeeds,
@@ -104,21 +106,32 @@ class GPT2Options:
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.dataset not in CORPORA:
-            raise ValueError(f"dataset={self.dataset!r} is not valid; choose one of {list(CORPORA)}.")
-        if self.max_length < 2 or self.eval_batch_size < 1:
-            raise ValueError(f"max_length must be >= 2 and eval_batch_size >= 1, got {self.max_length}, {self.eval_batch_size}.")
-        if self.vocab_size < 257:
-            raise ValueError(f"vocab_size must be >= 257 (256 byte tokens + EOS), got {self.vocab_size}.")
-        if min(self.n_layer, self.n_embd, self.n_head) < 1 or self.n_embd % self.n_head:
-            raise ValueError(f"n_layer, n_embd, n_head must be positive with n_embd divisible by n_head; got "
-                             f"{self.n_layer}, {self.n_embd}, {self.n_head}.")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"dropout must be in [0, 1) and val_fraction in (0, 1); got {self.dropout}, {self.val_fraction}.")
-        for name in ("train_tokens", "val_tokens"):
-            value = getattr(self, name)
-            if value is not None and value < 2:
-                raise ValueError(f"{name} must be >= 2 tokens or None, got {value}.")
+        _set(
+            self,
+            model_name=checks.optional(checks.text, "model_name", self.model_name),
+            dataset=checks.choice("dataset", self.dataset, CORPORA),
+            data_dir=checks.path("data_dir", self.data_dir),
+            **{k: checks.optional(checks.path, k, getattr(self, k)) for k in ("dataset_path", "cache_dir", "tokenizer_dir")},
+            **{k: checks.boolean(k, getattr(self, k)) for k in ("local_files_only", "pack")},
+            max_length=checks.integer("max_length", self.max_length, minimum=2),
+            # 256 byte tokens + EOS: the smallest byte-level BPE vocabulary
+            vocab_size=checks.integer("vocab_size", self.vocab_size, minimum=257),
+            **{k: checks.optional(checks.integer, k, getattr(self, k), minimum=2) for k in ("train_tokens", "val_tokens")},
+            **{k: checks.positive_int(k, getattr(self, k)) for k in ("n_layer", "n_embd", "n_head", "eval_batch_size")},
+            dropout=checks.fraction("dropout", self.dropout),
+            val_fraction=checks.fraction("val_fraction", self.val_fraction, zero=False),
+            split_seed=checks.non_negative_int("split_seed", self.split_seed),
+        )
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head} (each head gets n_embd / n_head "
+                             "dimensions); change one of them.")
+        if self.pack and self.train_tokens is not None and self.train_tokens < self.max_length:
+            raise ValueError(f"train_tokens={self.train_tokens} is less than one packed sequence of max_length={self.max_length} "
+                             "tokens; raise train_tokens or lower max_length.")
+
+    def training_examples(self) -> tuple[str, int] | None:
+        """Packed, ``train_tokens`` fix at most ``ceil(train_tokens / max_length)`` training sequences (``batch_size`` may not exceed it)."""
+        return None if not self.pack or self.train_tokens is None else ("train_tokens", -(-self.train_tokens // self.max_length))
 
 
 @dataclass(frozen=True)

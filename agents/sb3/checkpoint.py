@@ -17,12 +17,17 @@ counters SB3 keeps outside its saved state (e.g. DQN's target-update phase) star
 from __future__ import annotations
 
 import io
+import os
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aees_gym.core import checks
+from aees_gym.core.fileio import FileCheckError, read_bytes_checked
 
 #: Seconds between two checkpoints of one training.
 CHECKPOINT_EVERY_S = 600.0
@@ -67,29 +72,60 @@ def load_checkpoint(agent: Any, path: Path | str, device: str) -> int:
 
 
 def _restore_buffer(buffer: Any, path: Path, done: int) -> None:
-    if not path.is_file():
+    if not os.path.lexists(path):  # a FIFO or folder in its place is refused below, not skipped
         warnings.warn(f"{path} is missing: the resumed training starts with an empty replay buffer.", stacklevel=3)
         return
     try:
         _copy_buffer(buffer, path, done)
-    except (ValueError, KeyError, OSError) as exc:  # object arrays are refused by allow_pickle=False
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:  # object arrays are refused by allow_pickle=False
         raise ValueError(f"{path} is not a replay buffer this training can use ({exc}); delete it and the "
                          "checkpoint beside it to train from the start.") from None
 
 
+def _npz_headers(raw: bytes) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """Shape and dtype of every array of an ``.npz``, read from the ``.npy`` headers before any array is unpacked."""
+    headers = {}
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+            headers[info.filename.removesuffix(".npy")] = (shape, dtype)
+    return headers
+
+
 def _copy_buffer(buffer: Any, path: Path, done: int) -> None:
-    with np.load(path, allow_pickle=False) as stored:
-        if int(stored["num_timesteps"]) != done:
-            warnings.warn(f"{path} belongs to another checkpoint (window {int(stored['num_timesteps'])}, not {done}): "
-                          "the resumed training starts with an empty replay buffer.", stacklevel=3)
+    expected = {name: getattr(buffer, name) for name in _BUFFER_ARRAYS if isinstance(getattr(buffer, name, None), np.ndarray)}
+    limit = 2 * sum(a.nbytes for a in expected.values()) + (1 << 20)  # compressed arrays are never larger than raw ones by much
+    try:
+        raw = read_bytes_checked(path, max_bytes=limit, what="the replay buffer of this training")
+    except FileCheckError as exc:
+        raise ValueError(exc.reason) from None
+    headers = _npz_headers(raw)
+    for name in ("pos", "full", "num_timesteps"):
+        if headers.get(name, (None,))[0] != ():
+            raise ValueError(f"{name} must be one number, the file has {headers.get(name, ('nothing',))[0]}")
+    for name, (shape, dtype) in headers.items():
+        if name in expected and (shape != expected[name].shape or dtype.kind not in "biuf"):
+            raise ValueError(f"{name} is a {dtype} array of shape {shape}; this replay buffer needs {expected[name].dtype} {expected[name].shape}")
+        if name not in expected and name not in ("pos", "full", "num_timesteps"):
+            raise ValueError(f"it holds {name!r}, which no replay buffer of this training has")
+    with np.load(io.BytesIO(raw), allow_pickle=False) as stored:
+        stored_at = checks.non_negative_int("num_timesteps", stored["num_timesteps"].item())
+        if stored_at != done:
+            warnings.warn(f"{path} belongs to another checkpoint (window {stored_at}, not {done}): "
+                          "the resumed training starts with an empty replay buffer.", stacklevel=4)
             return
-        for name in _BUFFER_ARRAYS:
-            if name in stored.files:
-                target = getattr(buffer, name)
-                if target.shape != stored[name].shape:
-                    raise ValueError(f"{path}: {name} has shape {stored[name].shape}; this replay buffer needs {target.shape}.")
-                target[...] = stored[name]
-        buffer.pos, buffer.full = int(stored["pos"]), bool(stored["full"])
+        pos = checks.integer("pos", stored["pos"].item(), minimum=0, maximum=buffer.buffer_size - 1)
+        full = checks.boolean("full", stored["full"].item())
+        arrays = {name: stored[name] for name in expected if name in stored.files}
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    for name, array in arrays.items():  # every check passed: now the buffer changes
+        expected[name][...] = array
+    buffer.pos, buffer.full = pos, full
 
 
 def remove_checkpoint(path: Path | str) -> None:

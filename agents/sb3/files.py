@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 import io
-import json
+import math
 import pickle
 import re
 import zipfile
@@ -31,6 +31,8 @@ from typing import Any
 
 from gymnasium import spaces
 
+from aees_gym.core import checks
+from aees_gym.core.fileio import FileCheckError, parse_json_checked, read_bytes_checked
 from agents.sb3.json_settings import (
     UnsafePolicyFile,
     decode_setting,
@@ -68,11 +70,11 @@ class PolicyFile:
     pytorch_variables: dict[str, Any] | None = None
 
 
-def _load_weights(archive: zipfile.ZipFile, name: str, path: Path, device: str) -> Any:
+def _load_weights(raw: bytes, name: str, path: Path, device: str) -> Any:
     import torch
 
     try:
-        return torch.load(io.BytesIO(archive.read(name)), map_location=device, weights_only=True)
+        return torch.load(io.BytesIO(raw), map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsafePolicyFile(
@@ -81,31 +83,58 @@ def _load_weights(archive: zipfile.ZipFile, name: str, path: Path, device: str) 
         ) from None
 
 
+#: Largest policy zip read (ours are tens of kB to a few MB).
+MAX_ZIP_BYTES = 256 * 2**20
+#: Largest member of a policy zip, checked in its header before it is decompressed.
+MAX_MEMBER_BYTES = 256 * 2**20
+
+
+def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    info = archive.getinfo(name)
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise UnsafePolicyFile(f"{path}: member {name!r} unpacks to {info.file_size} bytes, more than the {MAX_MEMBER_BYTES} "
+                               "a policy file may hold; it is not an SB3 policy zip. Save the policy again with SB3Agent.save().")
+    return archive.read(name)
+
+
+def _json_member(archive: zipfile.ZipFile, name: str, path: Path) -> dict[str, Any]:
+    try:
+        value = parse_json_checked(_member(archive, name, path), path, field_name=name)
+    except FileCheckError as exc:
+        raise UnsafePolicyFile(f"{path} holds malformed JSON in {name!r} ({exc.reason}); save the policy again with SB3Agent.save().") from None
+    return value if isinstance(value, dict) else {}
+
+
 def read_policy_zip(path: Path, device: str = "cpu") -> PolicyFile:
     """The JSON parts and weights of ``path``; nothing in it is unpickled or imported.
+
+    ``path`` must be a regular file of at most :data:`MAX_ZIP_BYTES`; each member is checked against
+    :data:`MAX_MEMBER_BYTES` before it is unpacked, and its JSON against the nesting cap of
+    :func:`aees_gym.core.fileio.parse_json_checked`.
 
     Raises:
         UnsafePolicyFile: If ``path`` is not a zip, its JSON is malformed, or a ``.pth`` member
             holds anything but tensors.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
+        raw = read_bytes_checked(path, max_bytes=MAX_ZIP_BYTES, what="an SB3 policy zip")
+    except FileCheckError as exc:
+        raise UnsafePolicyFile(str(exc)) from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             names = archive.namelist()
-            try:
-                data = json.loads(archive.read("data")) if "data" in names else {}
-                meta = json.loads(archive.read(META_NAME)) if META_NAME in names else {}
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise UnsafePolicyFile(f"{path} holds malformed JSON ({exc}).") from None
-            file = PolicyFile(path, data if isinstance(data, dict) else {}, meta if isinstance(meta, dict) else {})
+            data = _json_member(archive, "data", path) if "data" in names else {}
+            meta = _json_member(archive, META_NAME, path) if META_NAME in names else {}
+            file = PolicyFile(path, data, meta)
             for name in names:
                 if not name.endswith(".pth"):
                     continue
-                weights = _load_weights(archive, name, path, device)
+                weights = _load_weights(_member(archive, name, path), name, path, device)
                 if name in ("pytorch_variables.pth", "tensors.pth"):
                     file.pytorch_variables = weights
                 else:
                     file.params[name[: -len(".pth")]] = weights
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise UnsafePolicyFile(f"{path} is not an SB3 policy zip ({exc}).") from None
     if file.meta.get("format") != META_FORMAT:
         file.meta = {}
@@ -202,10 +231,48 @@ def plain_settings(algorithm_class: type, data: dict[str, Any], path: Path) -> d
     }
 
 
+#: Hyperparameters that size an allocation (buffers, batches), with the largest value a file may give.
+_SIZE_LIMITS = {"buffer_size": 10**7, "n_steps": 10**6, "batch_size": 10**6, "n_epochs": 10**4, "learning_starts": 10**9}
+#: Most envs a policy file may say it was trained with (SB3 sizes rollout buffers by it).
+MAX_N_ENVS = 4096
+# A float setting that may legitimately be infinite (no clipping).
+_MAY_BE_INFINITE = {"max_grad_norm"}
+
+
+def _checked_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """``settings`` after checking every number from the file that sizes memory or steers training."""
+    fix = "; save the policy again with SB3Agent.save(), or pass the setting in algo_kwargs="
+    try:
+        settings["n_envs"] = checks.integer("n_envs", settings["n_envs"], minimum=1, maximum=MAX_N_ENVS)
+        for name, value in settings["counters"].items():
+            settings["counters"][name] = checks.non_negative_int(f"counters[{name!r}]", value)
+        for name, value in settings["hyperparameters"].items():
+            if name in _SIZE_LIMITS:
+                settings["hyperparameters"][name] = checks.integer(name, value, minimum=1, maximum=_SIZE_LIMITS[name])
+            elif isinstance(value, float) and not (math.isfinite(value) or (name in _MAY_BE_INFINITE and value > 0)):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+    except (TypeError, ValueError) as exc:
+        raise UnsafePolicyFile(f"{where}: {exc}{fix}.") from None
+    return settings
+
+
 def file_settings(algorithm_class: type, file: PolicyFile) -> dict[str, Any]:
+    """The settings :func:`rebuild_model` needs, from our ``aees_agent.json`` or a plain SB3 ``data`` JSON.
+
+    Raises:
+        UnsafePolicyFile: If a setting is missing, of the wrong type, or out of range (sizes, counters, NaN).
+    """
+    return _checked_settings(_file_settings(algorithm_class, file), str(file.path))
+
+
+def _file_settings(algorithm_class: type, file: PolicyFile) -> dict[str, Any]:
     """The settings :func:`rebuild_model` needs, from our ``aees_agent.json`` or a plain SB3 ``data`` JSON."""
     meta, where = file.meta, str(file.path)
-    if meta.get("version", 1) < META_VERSION:  # plain SB3, or our first format that recorded only the algo
+    version = meta.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise UnsafePolicyFile(f"{where}: {META_NAME} field 'version' must be an integer, got {str(version)[:40]!r}; "
+                               "save the policy again with SB3Agent.save().")
+    if version < META_VERSION:  # plain SB3, or our first format that recorded only the algo
         return {**plain_settings(algorithm_class, file.data, file.path), "algo_kwargs": {}}
     try:
         return {
@@ -214,10 +281,10 @@ def file_settings(algorithm_class: type, file: PolicyFile) -> dict[str, Any]:
             "algo_kwargs": decode_setting(meta.get("algo_kwargs", {}), f"{where} algo_kwargs"),
             "observation_space": space_from_json(meta["observation_space"], f"{where} observation_space"),
             "action_space": space_from_json(meta["action_space"], f"{where} action_space"),
-            "n_envs": int(meta["n_envs"]),
+            "n_envs": meta["n_envs"],
             "counters": dict(meta.get("counters", {})),
         }
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise UnsafePolicyFile(f"{where}: {META_NAME} lacks or garbles {exc}; save the policy again with SB3Agent.save().") from None
 
 

@@ -120,24 +120,69 @@ def space_to_json(space: spaces.Space[Any]) -> dict[str, Any]:
     raise ValueError(f"SB3Agent files describe Box, Discrete, MultiDiscrete and MultiBinary spaces, not {space}.")
 
 
+#: Most elements (Box), choices (Discrete) or sub-spaces a space in a file may have: a policy's layers
+#: are sized by them, so an unchecked number would size an allocation.
+MAX_SPACE_SIZE = 65536
+_SPACE_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "bool")
+
+
+def _space_dtype(value: Any) -> np.dtype[Any]:
+    if value not in _SPACE_DTYPES:
+        raise ValueError(f"dtype {str(value)[:40]!r} is not one of {list(_SPACE_DTYPES)}")
+    return np.dtype(value)
+
+
+def _space_shape(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or len(value) > 8 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value):
+        raise ValueError(f"shape {str(value)[:60]} is not a list of at most 8 non-negative integers")
+    if math.prod(value) > MAX_SPACE_SIZE:
+        raise ValueError(f"shape {tuple(value)} has more than {MAX_SPACE_SIZE} elements")
+    return tuple(value)
+
+
+def _space_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= value <= MAX_SPACE_SIZE:
+        raise ValueError(f"{name} must be an integer in [1, {MAX_SPACE_SIZE}], got {str(value)[:40]}")
+    return int(value)
+
+
 def space_from_json(obj: Any, where: str = "space") -> spaces.Space[Any]:
-    """The space that :func:`space_to_json` described."""
+    """The space that :func:`space_to_json` described, after checking its sizes (at most :data:`MAX_SPACE_SIZE`) and dtype."""
+    fix = "; save the policy again with SB3Agent.save(), or pass the space to load()"
+    if not isinstance(obj, dict):
+        raise UnsafePolicyFile(f"{where} must be a JSON object describing a space, got {type(obj).__name__}{fix}.")
     try:
         kind = obj["type"]
         if kind == "Box":
-            shape = tuple(int(s) for s in obj["shape"])
-            low = np.array([decode_setting(v) for v in obj["low"]], dtype=np.float64).reshape(shape)
-            high = np.array([decode_setting(v) for v in obj["high"]], dtype=np.float64).reshape(shape)
-            return spaces.Box(low.astype(obj["dtype"]), high.astype(obj["dtype"]), shape=shape, dtype=np.dtype(obj["dtype"]))
+            shape = _space_shape(obj["shape"])
+            dtype = _space_dtype(obj["dtype"])
+            bounds = []
+            for key in ("low", "high"):
+                values = obj[key]
+                if not isinstance(values, list) or len(values) != math.prod(shape):
+                    raise ValueError(f"{key} must be a list of {math.prod(shape)} numbers")
+                bounds.append(np.array([decode_setting(v) for v in values], dtype=np.float64).reshape(shape))
+            return spaces.Box(bounds[0].astype(dtype), bounds[1].astype(dtype), shape=shape, dtype=dtype)
         if kind == "Discrete":
-            return spaces.Discrete(int(obj["n"]), start=int(obj.get("start", 0)))
+            start = obj.get("start", 0)
+            if isinstance(start, bool) or not isinstance(start, int):
+                raise ValueError(f"start must be an integer, got {str(start)[:40]}")
+            return spaces.Discrete(_space_count("n", obj["n"]), start=start)
         if kind == "MultiDiscrete":
-            return spaces.MultiDiscrete(np.array(obj["nvec"]), dtype=np.dtype(obj.get("dtype", "int64")), start=np.array(obj.get("start", 0)))
+            nvec = obj["nvec"]
+            if not isinstance(nvec, list) or not 1 <= len(nvec) <= 64:
+                raise ValueError("nvec must be a list of 1 to 64 integers")
+            nvec = [_space_count("nvec[i]", n) for n in nvec]
+            start = obj.get("start", 0)
+            if not (isinstance(start, int) or (isinstance(start, list) and len(start) == len(nvec) and all(isinstance(x, int) for x in start))):
+                raise ValueError("start must be an integer or a list of integers like nvec")
+            return spaces.MultiDiscrete(np.array(nvec), dtype=_space_dtype(obj.get("dtype", "int64")), start=np.array(start))
         if kind == "MultiBinary":
-            return spaces.MultiBinary(obj["n"])
+            n = obj["n"]
+            return spaces.MultiBinary(_space_shape(n) if isinstance(n, list) else _space_count("n", n))
     except (KeyError, TypeError, ValueError) as exc:
-        raise UnsafePolicyFile(f"{where} is not a valid space description ({exc}).") from None
-    raise UnsafePolicyFile(f"{where} has unknown space type {obj.get('type')!r}; expected Box, Discrete, MultiDiscrete, MultiBinary.")
+        raise UnsafePolicyFile(f"{where} is not a valid space description ({exc}){fix}.") from None
+    raise UnsafePolicyFile(f"{where} has unknown space type {str(obj.get('type'))[:40]!r}; expected Box, Discrete, MultiDiscrete, MultiBinary.")
 
 
 def _numbers(text: Any) -> np.ndarray | None:
@@ -157,21 +202,23 @@ def space_from_sb3(entry: Any) -> spaces.Space[Any] | None:
     kind = str(entry.get(":type:", "")).rstrip("'>").rpartition(".")[2]
     try:
         if kind == "Box":
-            shape = tuple(int(s) for s in entry["_shape"])
+            shape = _space_shape(entry["_shape"])
             low, high = _numbers(entry.get("low")), _numbers(entry.get("high"))
             size = int(np.prod(shape))
             if low is None or high is None or low.size != size or high.size != size:
                 return None
-            dtype = np.dtype(entry["dtype"])
+            dtype = _space_dtype(entry["dtype"])
             return spaces.Box(low.reshape(shape).astype(dtype), high.reshape(shape).astype(dtype), shape=shape, dtype=dtype)
         if kind == "Discrete":
-            return spaces.Discrete(int(entry["n"]), start=int(entry.get("start", 0)))
+            return spaces.Discrete(_space_count("n", int(entry["n"])), start=int(entry.get("start", 0)))
         if kind == "MultiDiscrete":
             nvec = _numbers(entry.get("nvec"))
-            return None if nvec is None else spaces.MultiDiscrete(nvec.astype(np.int64), dtype=np.dtype(entry.get("dtype", "int64")))
+            if nvec is None or not 1 <= nvec.size <= 64 or not all(1 <= n <= MAX_SPACE_SIZE for n in nvec):
+                return None
+            return spaces.MultiDiscrete(nvec.astype(np.int64), dtype=_space_dtype(entry.get("dtype", "int64")))
         if kind == "MultiBinary":
             n = entry.get("n")
-            return spaces.MultiBinary(int(n)) if isinstance(n, (int, str)) and str(n).isdigit() else None
+            return spaces.MultiBinary(_space_count("n", int(n))) if isinstance(n, (int, str)) and str(n).isdigit() else None
     except (KeyError, TypeError, ValueError):
         return None
     return None

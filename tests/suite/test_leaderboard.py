@@ -224,6 +224,7 @@ def test_a_training_in_flight_shows_its_last_progress_report(board: Path, tmp_pa
     atomic_write_json(progress_path(job.model_path), {**report, "checkpoint_windows": 16})  # a learner that says where
     assert _run(board, tmp_path, "--table-only") == 0
     assert _rows(tmp_path / "board.md")["PPO (aees)"][-1].endswith("a restart resumes from its last checkpoint, at window 16)")
-    progress_path(job.model_path).write_text("{not json")  # a torn or foreign file reads as no report
+    progress_path(job.model_path).write_text("{not json")  # a torn or foreign file reads as no report, and says why
     assert _run(board, tmp_path, "--table-only") == 0
-    assert _rows(tmp_path / "board.md")["PPO (aees)"][-1] == "pending: trained 0 of 64 windows; a checkpoint is kept"
+    assert _rows(tmp_path / "board.md")["PPO (aees)"][-1].startswith(
+        "pending: trained 0 of 64 windows; a checkpoint is kept; progress report ignored: not readable as JSON")
