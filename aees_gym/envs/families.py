@@ -30,8 +30,12 @@ splits, drawn from ranges that leave the parent's on the axis it names (``ood_ax
 Example:
     >>> from aees_gym.envs.families import get_family
     >>> fam = get_family("digits-mlp-v1")
-    >>> len(fam.test), fam.test[0].task
-    (64, 'MLP')
+    >>> len(fam.test), fam.test[0].task, fam.test[0].name
+    (64, 'MLP', 'digits-mlp-v1#test000')
+
+Instance names are ``<family>#<split><k>``: what precedes ``#`` is the family, so reports that
+pool runs by configuration (the name before ``#``) pool a family's test runs as one stratum, which
+is what they are: independent draws from one distribution.
 """
 
 from __future__ import annotations
@@ -44,7 +48,15 @@ from typing import Any
 
 import numpy as np
 
-from aees_gym.envs.instances import DERIVED_MARK, Instance, InstanceCycle, InstanceSet, make_instance, register_instance_source
+from aees_gym.envs.instances import (
+    DERIVED_MARK,
+    Instance,
+    InstanceCycle,
+    InstanceSet,
+    get_instance_set,
+    make_instance,
+    register_instance_source,
+)
 
 FAMILY_SPLITS = ("train", "tuning", "test")
 #: Run seeds of each split come from its own range (half-open), so splits never share a run seed.
@@ -155,7 +167,7 @@ class InstanceFamily:
             rng = np.random.default_rng([self.seed, stream])
             out: list[Instance] = []
             for k in range(n):
-                out.append(self.draw(split, rng, f"{self.name}:{split}{k:03d}", avoid=[*avoid, *out]))
+                out.append(self.draw(split, rng, f"{self.name}#{split}{k:03d}", avoid=[*avoid, *out]))
             self._held[split] = tuple(out)
         return self._held[split]
 
@@ -173,7 +185,7 @@ class InstanceFamily:
 
         rng = seeding.np_random(seed)[0]
         for k in itertools.count():
-            yield self.draw("train", rng, f"{self.name}:train{k}")
+            yield self.draw("train", rng, f"{self.name}#train{k}")
 
     # ------------------------------------------------------------------ InstanceSet-like API
     def _check_split(self, split: str) -> None:
@@ -260,6 +272,11 @@ def registered_families() -> dict[str, InstanceFamily]:
     return dict(sorted(_FAMILIES.items()))
 
 
+def get_instances(name: str) -> InstanceSet | InstanceFamily:
+    """A registered instance set or family by name (what leaderboards score on: its ``test`` split)."""
+    return get_family(name) if is_family(name) else get_instance_set(name)
+
+
 def architecture_menu(**axes: Sequence[Any]) -> tuple[tuple[tuple[str, Any], ...], ...]:
     """The product of categorical axes as an architecture menu; a mapping value sets several settings at once.
 
@@ -327,7 +344,7 @@ class TrainDraws:
                              "its instances are drawn; choose one with options={'instance': ...} on split='tuning' or 'test'.")
         if restart:
             self._count = 0
-        instance = self.instance_set.draw("train", rng, f"{self.instance_set.name}:train{self._count}")
+        instance = self.instance_set.draw("train", rng, f"{self.instance_set.name}#train{self._count}")
         self._count += 1
         return instance, self._resolve(instance)
 

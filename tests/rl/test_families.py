@@ -188,7 +188,7 @@ def test_docs_example_runs_and_every_family_is_documented():
     code = section.split("```python", 1)[1].split("```", 1)[0]
     namespace: dict = {}
     exec(compile(code, "docs/environments.md", "exec"), namespace)  # the page's own example, as a reader runs it
-    assert namespace["obs"].shape == (32, 13) and namespace["info"]["instance"] == "digits-mlp-v1:train1"
+    assert namespace["obs"].shape == (32, 13) and namespace["info"]["instance"] == "digits-mlp-v1#train1"
     for name, family in registered_families().items():
         if name != TINY.name:
             assert f"### `{name}`" in section and f"{len(family.test)} test instances" in section
