@@ -43,6 +43,8 @@ from aees_gym.suite.suite_file import SuiteConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "leaderboard.toml"
+#: Final metrics kept per run in an archive (what the table and a reader's re-analysis need).
+ARCHIVED_METRICS = ("val_accuracy", "val_loss", "reward_val_accuracy", "reward_val_loss", "final_train_loss", "diverged", "steps_done")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +108,8 @@ def archive(folder: Path, table: Path, plans: list, finished: dict) -> None:
             result = finished[p.instance_set.name].get(run.run_id)
             if result is not None:
                 lines.append(json.dumps({"set": p.instance_set.name, "agent": run.agent_label, "instance": run.task_label, "seed": run.seed,
-                                         "status": result.status, "final_metrics": result.final_metrics,
+                                         "status": result.status,
+                                         "final_metrics": {k: v for k, v in (result.final_metrics or {}).items() if k in ARCHIVED_METRICS},
                                          "wall_clock_s": (result.runtime or {}).get("wall_clock_s")}, sort_keys=True))
     atomic_write_text(folder / "runs.jsonl", "\n".join(lines) + "\n")
     print(f"archived {len(lines)} runs to {folder}", flush=True)
