@@ -252,28 +252,21 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
 
 
 def set_summary(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
-    """How well the set separates controllers: the fixed cells' spread against their CIs, the test size and CI widths."""
-    scored = [r for r in rows if r.score is not None and np.isfinite(r.score.iqm)]
-    cells = [r for r in scored if r.label.startswith("fixed ")]
+    """How well the set separates controllers: the fixed cells' spread of raw IQM against their CI widths."""
+    cells = [r for r in rows if r.score is not None and np.isfinite(r.score.iqm) and r.label.startswith("fixed ")]
     if not cells:
-        return [f"Test split: {len(plan.instance_set.test)} runs; scores pending."]
-    widths = [r.score.high - r.score.low for r in scored]
-    poi_widths = [r.score.poi[2] - r.score.poi[1] for r in scored if r.score.poi is not None and np.isfinite(r.score.poi[0])]
+        return [f"Test split: {len(plan.instance_set.test)} runs; the fixed cells' scores are pending."]
     best, worst = max(c.score.iqm for c in cells), min(c.score.iqm for c in cells)
     cell_width = float(np.median([c.score.high - c.score.low for c in cells]))
     power = (best - worst) / cell_width if cell_width > 0 else math.inf
-    line = (f"Discriminative power of the fixed cells: best − worst cell IQM = {best - worst:.4f}, {power:.1f}× their median 95% CI "
-            f"width ({cell_width:.4f}). Test split: {len(plan.instance_set.test)} runs. CI widths over the scored rows: IQM "
-            f"{min(widths):.4f}-{max(widths):.4f}")
-    if poi_widths:
-        line += f", P(better than ref.) {min(poi_widths):.2f}-{max(poi_widths):.2f}"
-    return [line + "."]
+    return [f"Discriminative power of the fixed cells: best − worst cell IQM = {best - worst:.4f}, {power:.1f}× their median 95% CI "
+            f"width ({cell_width:.4f}). Test split: {len(plan.instance_set.test)} runs."]
 
 
 def _ci(triple: tuple[float, float, float] | None, digits: int) -> tuple[str, str]:
     if triple is None or not np.isfinite(triple[0]):
         return "—", "—"
-    point, low, high = triple
+    point, low, high = (round(x, digits) + 0.0 for x in triple)  # + 0.0: never print "-0.00"
     return f"{point:.{digits}f}", f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -299,7 +292,20 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
         poi = ("ref.", "—") if r.label == plan.reference else _ci(sc.poi, 2)
         lines.append(f"| {r.rank} | {r.label} | {r.reward} | {r.training} | {sc.iqm:.4f} | [{sc.low:.4f}, {sc.high:.4f}] | "
                      f"{poi[0]} | {poi[1]} | {' | '.join(_ci(sc.normalised, 2))} | {sc.raw_mean:.4f} | {sc.runs} ({sc.diverged}) | done |")
+    widths = ci_widths([r.score for r in rows if r.score is not None])
+    if widths:
+        lines += ["", f"95% CI widths over the scored rows (median / widest): IQM {widths['iqm'][0]:.4f} / {widths['iqm'][1]:.4f}; "
+                  f"P(better than ref.) {widths['poi'][0]:.2f} / {widths['poi'][1]:.2f}."]
     return [*lines, ""]
+
+
+def ci_widths(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:
+    """Median and widest 95% CI width of the raw IQM and of P(better than the reference) over ``scores``."""
+    iqm_w = [s.high - s.low for s in scores if np.isfinite(s.high - s.low)]
+    poi_w = [s.poi[2] - s.poi[1] for s in scores if s.poi is not None]
+    if not iqm_w or not poi_w:
+        return {}
+    return {"iqm": (float(np.median(iqm_w)), max(iqm_w)), "poi": (float(np.median(poi_w)), max(poi_w))}
 
 
 def leaderboard_markdown(sections: Sequence[list[str]], source: str) -> str:
@@ -325,6 +331,6 @@ def leaderboard_table(plans: Sequence[SetPlan], finished: Mapping[str, Mapping[s
 
 
 __all__ = [
-    "BEST_FIXED", "NORMALISER_FLOOR", "BoardRow", "Score", "competition_ranks", "leaderboard_table", "metric_scale", "rank_key",
+    "BEST_FIXED", "NORMALISER_FLOOR", "BoardRow", "Score", "ci_widths", "competition_ranks", "leaderboard_table", "metric_scale", "rank_key",
     "raw_scores", "set_rows",
 ]

@@ -17,7 +17,8 @@ validation data is the same examples whatever the seed, so choosing by it would 
 data every test run is scored on. A point with a failed or diverged run, or without the
 reward-validation metric, is never chosen; ties keep the earlier point. Every choice records its search
 budget (points, instances, runs, optimizer steps). :func:`apply_choice` gives an instance's settings
-under the choice.
+under the choice, and :func:`tuned_specs` the tuned agent's runs on a list of test instances (e.g. an
+instance family's ``tuning`` and ``test`` splits).
 
 A suite's ``[tuning]`` table (:mod:`aees_gym.suite.tuning_spec`) is one problem per task variant, whose
 tuning instances are the variant on the tuning seeds: :func:`sweep_runs` (written under
@@ -28,7 +29,6 @@ tuning instances are the variant on the tuning seeds: :func:`sweep_runs` (writte
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +41,7 @@ from aees_gym.suite import agent_registry
 from aees_gym.suite.results import RESERVED_PREFIX, RunResult
 from aees_gym.suite.run_spec import RunSpec
 from aees_gym.suite.suite_file import SuiteSpec, TaskVariant, task_variants
+from aees_gym.suite.tuning_spec import TuningPoint, TuningProblem
 from aees_gym.tasks import get_task
 
 TUNING_DIR = "tuning"
@@ -66,49 +67,6 @@ class TuningInstance:
     name: str
     seed: int
     env_overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TuningPoint:
-    """One candidate: a base-LR multiplier, env settings and agent arguments."""
-
-    base_lr_multiplier: float = 1.0
-    env: dict[str, Any] = field(default_factory=dict)
-    agent: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        parts = [] if self.base_lr_multiplier == 1.0 and (self.env or self.agent) else [f"base_lr×{self.base_lr_multiplier:g}"]
-        parts += [f"{k}={v}" for k, v in {**self.env, **self.agent}.items()]
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class TuningProblem:
-    """An agent and its candidate grid (see the module docstring)."""
-
-    agent: str = "fixed"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    base_lr_multipliers: tuple[float, ...] = (1.0,)
-    env: dict[str, Any] = field(default_factory=dict)
-    env_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    agent_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-
-    def points(self) -> list[TuningPoint]:
-        """Every candidate, in grid order (base LR multipliers outermost)."""
-        env_keys, agent_keys = list(self.env_grid), list(self.agent_grid)
-        out = []
-        for m, env_values, agent_values in itertools.product(
-            self.base_lr_multipliers, itertools.product(*self.env_grid.values()), itertools.product(*self.agent_grid.values())
-        ):
-            out.append(TuningPoint(float(m), dict(zip(env_keys, env_values, strict=True)), dict(zip(agent_keys, agent_values, strict=True))))
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        """The grid, for records."""
-        return {"agent": self.agent, "kwargs": dict(self.kwargs), "base_lr_multipliers": list(self.base_lr_multipliers),
-                "env": dict(self.env), "env_grid": {k: list(v) for k, v in self.env_grid.items()},
-                "agent_grid": {k: list(v) for k, v in self.agent_grid.items()}}
 
 
 @dataclass(frozen=True)
@@ -235,6 +193,36 @@ def choice_point(choice: TuningChoice) -> TuningPoint | None:
     return None if choice.point is None else TuningPoint(**choice.point)
 
 
+def choice_record(choice: TuningChoice, tuning_instances: Sequence[TuningInstanceLike]) -> dict[str, Any]:
+    """What a tuned run records in ``RunResult.training``: how its settings were chosen, and at what cost."""
+    return {"kind": "tuning", "instances": [i.name for i in tuning_instances], "seeds": [i.seed for i in tuning_instances],
+            "metric": choice.selection_metric, "point": choice.point, "base_lr_multiplier": choice.multiplier,
+            "base_lr": choice.base_lr, "candidates": list(choice.grid.get("base_lr_multipliers", [])), "grid": choice.grid,
+            "budget": choice.budget}
+
+
+def tuned_specs(problem: TuningProblem, choice: TuningChoice, tuning_instances: Sequence[TuningInstanceLike],
+                test_instances: Sequence[TuningInstanceLike], suite: str, label: str) -> list[RunSpec]:
+    """Agent ``label`` at the chosen point on every test instance (empty when every point failed).
+
+    Raises:
+        ValueError: If a test instance is also a tuning instance (same name and seed).
+    """
+    point = choice_point(choice)
+    if point is None:
+        return []
+    shared = {(i.name, i.seed) for i in tuning_instances} & {(i.name, i.seed) for i in test_instances}
+    if shared:
+        raise ValueError(f"test instances {sorted(shared)} are tuning instances too; choose on instances never scored.")
+    record = choice_record(choice, tuning_instances)
+    runs = []
+    for inst in test_instances:
+        env, kwargs = apply_choice(problem, point, inst)
+        runs.append(RunSpec(suite=suite, task=inst.task, task_label=inst.name, agent=problem.agent, agent_label=label,
+                            seed=inst.seed, env_overrides=env, agent_kwargs=kwargs, training=record))
+    return runs
+
+
 # ---------------------------------------------------------------------- a suite's [tuning] table
 def _variants(spec: SuiteSpec) -> list[TaskVariant]:
     return [variant for task in spec.tasks for variant in task_variants(spec, task)]
@@ -278,11 +266,7 @@ def tuned_runs(spec: SuiteSpec, choices: Sequence[TuningChoice]) -> list[RunSpec
         point = None if choice is None else choice_point(choice)
         if choice is None or point is None:
             continue
-        record = {
-            "kind": "tuning", "seeds": list(tuning.seeds), "metric": choice.selection_metric, "point": choice.point,
-            "base_lr_multiplier": choice.multiplier, "base_lr": choice.base_lr, "candidates": list(tuning.base_lr_multipliers),
-            "grid": choice.grid, "budget": choice.budget,
-        }
+        record = choice_record(choice, _instances(spec, variant))
         for seed in spec.seeds:
             if seed in tuning.seeds:  # parse_tuning refuses this; never evaluate on a tuning seed
                 raise ValueError(f"evaluation seed {seed} is a tuning seed {list(tuning.seeds)}.")

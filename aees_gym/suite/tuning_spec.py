@@ -14,7 +14,8 @@
 
 :mod:`aees_gym.suite.tuning` runs the sweep, picks the best point per task variant by the
 reward-validation part and adds the ``tuned`` runs on the evaluation seeds. This module only
-parses and validates the table.
+parses and validates the table, and defines the candidate grid (:class:`TuningProblem`,
+:class:`TuningPoint`) that :mod:`aees_gym.suite.tuning` runs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,49 @@ from aees_gym.suite import agent_registry
 from aees_gym.tasks.config import EnvConfig
 
 _TUNING_KEYS = ("base_lr_multipliers", "seeds", "agent", "kwargs", "label", "env", "env_grid", "agent_grid")
+
+
+@dataclass(frozen=True)
+class TuningPoint:
+    """One candidate: a base-LR multiplier, env settings and agent arguments."""
+
+    base_lr_multiplier: float = 1.0
+    env: dict[str, Any] = field(default_factory=dict)
+    agent: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        parts = [] if self.base_lr_multiplier == 1.0 and (self.env or self.agent) else [f"base_lr×{self.base_lr_multiplier:g}"]
+        parts += [f"{k}={v}" for k, v in {**self.env, **self.agent}.items()]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class TuningProblem:
+    """An agent and its candidate grid (see the module docstring)."""
+
+    agent: str = "fixed"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    base_lr_multipliers: tuple[float, ...] = (1.0,)
+    env: dict[str, Any] = field(default_factory=dict)
+    env_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    agent_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def points(self) -> list[TuningPoint]:
+        """Every candidate, in grid order (base LR multipliers outermost)."""
+        env_keys, agent_keys = list(self.env_grid), list(self.agent_grid)
+        out = []
+        for m, env_values, agent_values in itertools.product(
+            self.base_lr_multipliers, itertools.product(*self.env_grid.values()), itertools.product(*self.agent_grid.values())
+        ):
+            out.append(TuningPoint(float(m), dict(zip(env_keys, env_values, strict=True)), dict(zip(agent_keys, agent_values, strict=True))))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """The grid, for records."""
+        return {"agent": self.agent, "kwargs": dict(self.kwargs), "base_lr_multipliers": list(self.base_lr_multipliers),
+                "env": dict(self.env), "env_grid": {k: list(v) for k, v in self.env_grid.items()},
+                "agent_grid": {k: list(v) for k, v in self.agent_grid.items()}}
 
 
 @dataclass(frozen=True)
@@ -56,9 +100,8 @@ class TuningSpec:
     env_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     agent_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
-    def problem(self):  # noqa: ANN201 - TuningProblem (tuning imports this module)
-        from aees_gym.suite.tuning import TuningProblem
-
+    def problem(self) -> TuningProblem:
+        """The table as a :class:`TuningProblem`."""
         return TuningProblem(self.agent, dict(self.kwargs), self.base_lr_multipliers, dict(self.env),
                              dict(self.env_grid), dict(self.agent_grid))
 

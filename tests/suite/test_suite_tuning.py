@@ -215,3 +215,20 @@ def test_tuning_a_task_without_a_reward_validation_metric_is_refused():
 
     with pytest.raises(ValueError, match="not measured on a reward-validation part"):
         sweep_specs(TuningProblem(), [TuningInstance("GPT2", "GPT2", 100)], "s")
+
+
+def test_tuned_specs_run_the_choice_on_test_instances_never_tuned_on():
+    from aees_gym.suite.tuning import TuningInstance, TuningProblem, choose_point, sweep_specs, tuned_specs
+
+    problem = TuningProblem("ducb", agent_grid={"c": (0.1, 1.0)})
+    tuning = [TuningInstance("Synthetic", f"S#{s}", s, {"total_steps": 40}) for s in (100, 101)]
+    runs = sweep_specs(problem, tuning, "board")
+    results = {r.run_id: SimpleNamespace(status="ok", final_metrics={"reward_val_accuracy": r.agent_kwargs["c"], "steps_done": 40})
+               for r in runs}
+    choice = choose_point(problem, tuning, runs, results, "S")
+    test = [TuningInstance("Synthetic", f"S#{s}", s, {"total_steps": 40}) for s in (0, 1, 2)]
+    evaluated = tuned_specs(problem, choice, tuning, test, "board", "ducb (tuned c)")
+    assert [r.seed for r in evaluated] == [0, 1, 2] and {r.agent_kwargs["c"] for r in evaluated} == {1.0}
+    assert evaluated[0].training["budget"] == {"points": 2, "instances": 2, "runs": 4, "finished_runs": 4, "optimizer_steps": 160}
+    with pytest.raises(ValueError, match="tuning instances too"):
+        tuned_specs(problem, choice, tuning, tuning[:1], "board", "x")
