@@ -223,7 +223,7 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
         if job is not None and not Path(job.model_path).exists():
             pending[entry.label] = _training_pending(job.model_path, job.training.total_timesteps)
         elif entry.label in untuned:
-            pending[entry.label] = "pending: its settings are not yet chosen on the tuning split"
+            pending[entry.label] = "pending: no setting chosen on the tuning split yet (or every point failed there; see its tuning record)"
         elif len(done) < len(runs):
             pending[entry.label] = f"pending: {len(done)} of {len(runs)} test runs finished"
         else:

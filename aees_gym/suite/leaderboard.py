@@ -167,7 +167,7 @@ class SetPlan:
 
     def untuned(self) -> list[str]:
         """Labels of tuned entries whose choice is not made yet (their test runs are not planned)."""
-        return [t.label for t in self.tuned if t.read() is None]
+        return [t.label for t in self.tuned if t.chosen() is None]
 
     def runs_of(self, label: str) -> list[RunSpec]:
         return [r for r in self.plan.runs if r.agent_label == label]
@@ -219,7 +219,7 @@ def _plan_tuned(instance_set: Any, entry: BoardEntry, own: Mapping[str, Any], su
                                "tune on an instance family (aees_gym.envs.families) or drop the table.")
     name = instance_set.name
     tuned = tuned_entry(entry.label, entry.tuning, entry.agent.name, entry.agent.kwargs, own, tuning_split, f"{LEADERBOARD_DIR}/{name}", suite_dir)
-    choices = tuned.read()
+    choices = tuned.chosen()
     if choices is not None:
         runs.extend(tuned.test_runs(choices, instance_set.test, name, lambda inst, env, kwargs, record: RunSpec(
             suite=f"{LEADERBOARD_DIR}/{name}", task=inst.task, task_label=inst.name, agent=entry.agent.name, agent_label=entry.label,

@@ -27,6 +27,8 @@ tuned entries.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,10 +39,21 @@ from aees_gym.core.fileio import atomic_write_text, dumps_json
 from aees_gym.envs.families import CENTRE_LR
 from aees_gym.suite.run_spec import RunSpec
 from aees_gym.suite.suite_file import SuiteConfigError
-from aees_gym.suite.tuning import TuningChoice, TuningProblem, apply_choice, choice_point, choose_point, sweep_specs
+from aees_gym.suite.tuning import (
+    TuningChoice,
+    TuningProblem,
+    apply_choice,
+    choice_point,
+    choose_point,
+    selection_metric,
+    sweep_specs,
+)
+from aees_gym.tasks import get_task
 
 TUNING_DIR = "tuning"
 _KEYS = ("lr_factors", "base_lr_multipliers", "env_grid", "agent_grid", "by")
+#: How a choice treats diverged sweep runs; a record made under another rule is chosen again.
+RULE = "a diverged run counts as its instance's worst value"
 
 
 @dataclass(frozen=True)
@@ -130,11 +143,13 @@ class TunedEntry:
         return [r for runs in self.sweeps.values() for r in runs]
 
     def choose(self, results: Mapping[str, Any]) -> dict[str, TuningChoice]:
-        return {g: choose_point(self.problems[g], self.instances[g], self.sweeps[g], results, f"{self.label} [{g}]") for g in self.problems}
+        """Each group's best point; a diverged sweep run counts as the worst value of its instance (see :func:`diverged_as_worst`)."""
+        return {g: choose_point(self.problems[g], self.instances[g], self.sweeps[g], diverged_as_worst(self.sweeps[g], results),
+                                f"{self.label} [{g}]") for g in self.problems}
 
     def write(self, choices: Mapping[str, TuningChoice]) -> None:
         budget = {k: sum(int(c.budget.get(k) or 0) for c in choices.values()) for k in ("points", "runs", "finished_runs", "optimizer_steps")}
-        atomic_write_text(self.record, dumps_json({"label": self.label, "tuning": asdict(self.tuning), "budget": budget,
+        atomic_write_text(self.record, dumps_json({"label": self.label, "tuning": asdict(self.tuning), "rule": RULE, "budget": budget,
                                                    "choices": {g: asdict(c) for g, c in choices.items()}}))
 
     def read(self) -> dict[str, TuningChoice] | None:
@@ -143,9 +158,14 @@ class TunedEntry:
         import json
 
         data = json.loads(self.record.read_text(encoding="utf-8"))
-        if data.get("tuning") != json.loads(dumps_json(asdict(self.tuning))):
-            return None  # a changed grid is a new tuning
+        if data.get("tuning") != json.loads(dumps_json(asdict(self.tuning))) or data.get("rule") != RULE:
+            return None  # a changed grid or rule is a new tuning (the sweep's runs on disk are reused)
         return {g: TuningChoice(**{**c, "table": tuple(c["table"])}) for g, c in data["choices"].items()}
+
+    def chosen(self) -> dict[str, TuningChoice] | None:
+        """The recorded choices when every group has a chosen point, else ``None`` (the entry's rows stay pending)."""
+        choices = self.read()
+        return choices if choices and all(c.point is not None for c in choices.values()) else None
 
     def test_runs(self, choices: Mapping[str, TuningChoice], test: Sequence[Any], suite: str, make: Any) -> list[RunSpec]:
         """The entry on every test instance at its group's chosen point (``make(inst, env, kwargs, record)`` builds a run)."""
@@ -161,6 +181,34 @@ class TunedEntry:
                 env, kwargs = apply_choice(self.problems[group], point, inst)
                 runs.append(make(inst, env, kwargs, record))
         return runs
+
+
+def diverged_as_worst(runs: Sequence[RunSpec], results: Mapping[str, Any]) -> dict[str, Any]:
+    """``results`` with each diverged run scored as the worst value any point reached on its instance.
+
+    A family holds instances whose base LR is badly mis-set on purpose; on some of them runs diverge
+    at every point, on others only at some. Refusing every point with a diverged run (the rule of
+    :func:`~aees_gym.suite.tuning.choose_point`) would then refuse every point; counting the run as
+    its instance's worst keeps divergence a penalty without letting one hopeless instance veto the
+    choice (reports score a run without the metric the same way). An instance on which every point
+    diverged counts the metric's worst possible value at every point (0 accuracy), which ranks no
+    point above another.
+    """
+    out = dict(results)
+    by_instance: dict[tuple[str, int], list[RunSpec]] = {}
+    for run in runs:
+        by_instance.setdefault((run.task_label, run.seed), []).append(run)
+    for members in by_instance.values():
+        task = get_task(members[0].task)
+        key = selection_metric(task.name)
+        got = [results.get(r.run_id) for r in members]
+        values = [float(g.final_metrics[key]) for g in got if g is not None and g.status == "ok"
+                  and isinstance((g.final_metrics or {}).get(key), int | float) and math.isfinite(g.final_metrics[key])]
+        worst = (min(values) if task.higher_is_better else max(values)) if values else (0.0 if task.higher_is_better else 1e30)
+        for run, g in zip(members, got, strict=True):
+            if g is not None and g.status == "diverged":
+                out[run.run_id] = dataclasses.replace(g, status="ok", final_metrics={**(g.final_metrics or {}), key: worst})
+    return out
 
 
 def tuned_entry(label: str, tuning: BoardTuning, agent: str, kwargs: Mapping[str, Any], env: Mapping[str, Any],

@@ -85,3 +85,16 @@ def test_bad_tuning_tables_and_sets_without_a_tuning_split_are_refused():
         plan_set(spec, "synthetic-mix-v0", Path("unused"))
     with pytest.raises(SuiteConfigError, match="registered families"):
         parse_leaderboard({"sets": [{"name": "no-such-family-v1"}], "agents": [{"name": "random"}]})
+
+
+def test_a_point_that_diverges_on_some_instances_can_lose_but_never_vetoes_the_choice(tmp_path: Path):
+    board = tmp_path / "board.toml"
+    board.write_text(BOARD.replace("lr_factors = [0.3, 3]", "lr_factors = [1, 100000]").replace('label = "ducb (tuned c)"', 'label = "ducb (c grid)"'))
+    res = tmp_path / "res"
+    assert main([str(board), "--results-dir", str(res), "--out", str(tmp_path / "b.md"), "--no-learners"]) == 0
+    record = json.loads((res / "leaderboard" / "tiny-board-v1" / "tuning" / "tuned_constant.json").read_text())
+    for group, choice in record["choices"].items():
+        huge = next(row for row in choice["table"] if row["point"]["env"]["base_lr"] > 1)
+        assert huge["mean"] is not None  # its diverged runs count as their instance's worst value ...
+        assert choice["point"]["env"]["base_lr"] < 1, group  # ... so the sane LR wins instead of no choice at all
+    assert "diverged run counts" in record["rule"]
