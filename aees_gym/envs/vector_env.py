@@ -144,7 +144,7 @@ class AEESVectorEnv(VectorEnv):
         self.single_action_space = gym.spaces.Discrete(self.grid.size)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._rows = [_Row(cycle=None if cycle is None else InstanceCycle(cycle.instance_set, split, cycle.configs)) for _ in range(self.num_envs)]
+        self._rows = [_Row(cycle=None if cycle is None else cycle.copy()) for _ in range(self.num_envs)]
         self._controls: dict[int, ControlConfig] = {}
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
@@ -377,5 +377,5 @@ def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | No
 
 
 def make_vector_env(num_envs: int = 1, **kwargs: Any) -> AEESVectorEnv:
-    """The ids' ``vector_entry_point``: ``gymnasium.make_vec(id, num_envs, vectorization_mode="vector_entry_point")``."""
+    """One batched env of one architecture (the ids' vector entry point, :func:`aees_gym.envs.family_vector.make_vector_env`, adds families)."""
     return AEESVectorEnv(num_envs=num_envs, **kwargs)

@@ -234,12 +234,15 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
     by_label: dict[str, list[RunResult]] = defaultdict(list)
     complete = []
     pending: dict[str, str] = {label: f"pending: reward {name!r} is not registered in this build" for label, name in unavailable.items()}
+    untuned = set(plan.untuned())
     for entry in plan.entries:
         runs = plan.runs_of(entry.label)
         done = [finished[r.run_id] for r in runs if r.run_id in finished]
         job = plan.job_of(entry.label)
         if job is not None and not Path(job.model_path).exists():
             pending[entry.label] = _training_pending(job.model_path, job.training.total_timesteps)
+        elif entry.label in untuned:
+            pending[entry.label] = "pending: no setting chosen on the tuning split yet (or every point failed there; see its tuning record)"
         elif len(done) < len(runs):
             pending[entry.label] = f"pending: {len(done)} of {len(runs)} test runs finished"
         else:
@@ -267,6 +270,18 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
     return rows
 
 
+def set_summary(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
+    """How well the set separates controllers: the fixed cells' spread of raw IQM against their CI widths."""
+    cells = [r for r in rows if r.score is not None and np.isfinite(r.score.iqm) and r.label.startswith("fixed ")]
+    if not cells:
+        return [f"Test split: {len(plan.instance_set.test)} runs; the fixed cells' scores are pending."]
+    best, worst = max(c.score.iqm for c in cells), min(c.score.iqm for c in cells)
+    cell_width = float(np.median([c.score.high - c.score.low for c in cells]))
+    power = (best - worst) / cell_width if cell_width > 0 else math.inf
+    return [f"Discriminative power of the fixed cells: best − worst cell IQM = {best - worst:.4f}, {power:.1f}× their median 95% CI "
+            f"width ({cell_width:.4f}). Test split: {len(plan.instance_set.test)} runs."]
+
+
 def _ci(triple: tuple[float, float, float] | None, digits: int) -> tuple[str, str]:
     if triple is None or not np.isfinite(triple[0]):
         return "—", "—"
@@ -280,9 +295,11 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
     metric = set_metric([i.task for i in s.test])
     arrow = "higher" if metric.higher_is_better else "lower"
     configs = len({configuration(i.name) for i in s.test})
+    train = getattr(s, "train", None)
+    trained_on = f"the {len(train)} train-split runs" if train is not None else "runs drawn afresh from the family's training distribution"
     lines = [f"## `{s.name}` — test split ({len(s.test)} runs, {configs} configurations)", "",
-             f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); learners trained on the {len(s.train)} "
-             f"train-split runs only. Reference of P(better): `{plan.reference}`.", "",
+             f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); learners trained on {trained_on} "
+             f"only. Reference of P(better): `{plan.reference}`.", "", *set_summary(plan, rows), "",
              f"| rank | agent | reward | training | IQM {metric.name} | 95% CI | P(better than ref.) | 95% CI | "
              f"normalised IQM | 95% CI | mean {metric.name} | runs (diverged) | status |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
