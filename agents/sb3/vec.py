@@ -24,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 # AEESVectorEnv keywords that are not EnvConfig settings of an instance.
-_ENV_KEYWORDS = ("instance_set", "split", "instance_descriptors", "torch_threads", "autoreset_mode", "render_mode")
+_ENV_KEYWORDS = ("instance_set", "split", "instance_descriptors", "torch_threads", "autoreset_mode", "render_mode", "box_actions")
 
 
 def architecture_groups(instance_set: str, split: str, env_kwargs: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
@@ -81,7 +81,9 @@ class BatchedVecEnv(VecEnv):
     Args:
         task: Task name or id (``Digits``, ``Digits-v0``, ``aees_gym/Digits-v0``); it must be batchable.
         n_envs: Number of runs trained at once.
-        env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field, ``torch_threads``, ``instance_set``).
+        env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field, ``torch_threads``, ``instance_set``);
+            ``box_actions=True`` (or a dict of :class:`~aees_gym.envs.wrappers.BoxDecoder` ranges) gives
+            SAC/TD3 ``Box`` actions, each decoded to an exact candidate as ``ContinuousAction`` does.
 
     Raises:
         ValueError: If the architectures' observation or action spaces differ, or ``n_envs`` is
@@ -93,6 +95,7 @@ class BatchedVecEnv(VecEnv):
         from aees_gym.envs.vector_env import AEESVectorEnv
 
         kwargs = dict(env_kwargs or {})
+        box = kwargs.pop("box_actions", None)
         task = task_of(importable_env_id(task))
         if kwargs.get("instance_set") is None:
             plan = [(task, n_envs, kwargs)]
@@ -115,7 +118,14 @@ class BatchedVecEnv(VecEnv):
         self._rows = [(p, row) for p, part in enumerate(self.parts) for row in range(part.num_envs)]
         self._all = list(range(n_envs))
         self._actions: np.ndarray | None = None
-        super().__init__(n_envs, self.venv.single_observation_space, self.venv.single_action_space)
+        #: Box actions decoded to exact candidates (``env_kwargs["box_actions"]``: True or BoxDecoder ranges).
+        self.decoder = None
+        if box is not None and box is not False:
+            from aees_gym.envs.wrappers import BoxDecoder
+
+            self.decoder = BoxDecoder(self.venv.grid, **({} if box is True else dict(box)))
+        action_space = self.venv.single_action_space if self.decoder is None else self.decoder.space
+        super().__init__(n_envs, self.venv.single_observation_space, action_space)
 
     def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None) -> list[tuple[np.ndarray, dict[str, Any]]]:
         out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
@@ -134,18 +144,21 @@ class BatchedVecEnv(VecEnv):
         return np.stack([obs for obs, _ in results])
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        self._actions = np.asarray(actions).reshape(self.num_envs, *self.action_space.shape)
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         if self._actions is None:
             raise RuntimeError("step_async(actions) must be called before step_wait().")
-        actions = self._actions.astype(np.int64, copy=False)
         owned = [[i for i in self._all if self._rows[i][0] == p] for p in range(len(self.parts))]
-        for part, mine in zip(self.parts, owned, strict=True):
-            part._check_actions(actions[mine])  # a bad action fails before any run steps
+        if self.decoder is not None:  # every part shares the grid (equal action spaces were checked)
+            actions: Any = [self.decoder.action(a) for a in np.asarray(self._actions, dtype=np.float64).reshape(self.num_envs, -1)]
+        else:
+            actions = self._actions.astype(np.int64, copy=False)
+            for part, mine in zip(self.parts, owned, strict=True):
+                part._check_actions(actions[mine])  # a bad action fails before any run steps
         results: dict[int, Any] = {}
         for part, mine in zip(self.parts, owned, strict=True):
-            stepped = part.step_rows({self._rows[i][1]: int(actions[i]) for i in mine})
+            stepped = part.step_rows({self._rows[i][1]: actions[i] if self.decoder is not None else int(actions[i]) for i in mine})
             results.update((i, stepped[self._rows[i][1]]) for i in mine)
         self._actions = None
         obs = np.stack([results[i][0] for i in self._all])
