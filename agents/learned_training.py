@@ -205,7 +205,7 @@ def validate(policy: MLPPolicy, spec: TrainingSpec) -> dict[str, Any]:
 
     Returns:
         ``score`` (mean final val_accuracy), ``val_loss`` (mean final), ``return`` (mean episode
-        reward), ``runs`` and ``windows`` run.
+        reward), ``runs`` and ``validation_windows`` run.
     """
     from aees_gym.envs.vector_env import AEESVectorEnv
     from aees_gym.envs.wrappers import BoxDecoder
@@ -235,7 +235,7 @@ def validate(policy: MLPPolicy, spec: TrainingSpec) -> dict[str, Any]:
                     obs[row] = next_obs
         venv.close()
     return {"score": float(np.mean(accuracies)), "val_loss": float(np.mean(losses)), "return": float(np.mean(returns)),
-            "runs": len(accuracies), "windows": windows, "instance_set": vset}
+            "runs": len(accuracies), "validation_windows": windows, "instance_set": vset}
 
 
 # ------------------------------------------------------------------ export and provenance
@@ -273,7 +273,15 @@ def export_policy(model: Any, spec: TrainingSpec, path: Path | str, *, windows: 
 
 # ------------------------------------------------------------------ training
 def train(spec: TrainingSpec, out_dir: Path | str = "runs/learned") -> dict[str, Any]:
-    """Train (or resume) ``spec``; returns the summary also written to ``<out_dir>/<spec.name>/summary.json``."""
+    """Train (or resume) ``spec``; returns the summary also written to ``<out_dir>/<spec.name>/summary.json``.
+
+    A finished training is not trained again: its summary is returned. A killed one resumes from
+    ``checkpoint.zip`` (saved every 10 minutes) and its curves go on from the checkpoint's window.
+
+    Raises:
+        RuntimeError: If something the training needs is missing (:func:`preflight`), before anything runs.
+        ValueError: If the folder holds a different training.
+    """
     from aees_gym.core.fileio import atomic_write_json
     from aees_gym.core.threads import apply_torch_threads
     from agents.learned_curves import curve_callback
@@ -286,6 +294,9 @@ def train(spec: TrainingSpec, out_dir: Path | str = "runs/learned") -> dict[str,
     spec_path = folder / "spec.json"
     if spec_path.is_file() and TrainingSpec.from_json(json.loads(spec_path.read_text())) != spec:
         raise ValueError(f"{folder} holds another training ({spec_path}); choose another out_dir or delete it.")
+    finished = finished_summary(folder, spec)
+    if finished is not None:
+        return finished
     atomic_write_json(spec_path, spec.to_json())
     hyper = spec.hyperparameters()
     agent = SB3Agent(spec.algo, policy_kwargs=hyper["policy_kwargs"], algo_kwargs=hyper["algo_kwargs"])
@@ -303,6 +314,16 @@ def train(spec: TrainingSpec, out_dir: Path | str = "runs/learned") -> dict[str,
                "validation": validation, "policy": "policy.npz", "model": "model.zip", "curve": "curve.json"}
     atomic_write_json(folder / "summary.json", summary)
     return summary
+
+
+def finished_summary(folder: Path, spec: TrainingSpec) -> dict[str, Any] | None:
+    """The summary of ``spec``'s training in ``folder`` when it has finished, else ``None``."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    done = summary.get("spec") == spec.to_json() and summary.get("windows_trained", 0) >= spec.windows
+    return summary if done else None
 
 
 def _task_of_set(instance_set: str) -> str:

@@ -1,0 +1,85 @@
+"""The learned-controller training driver: specs, preflight, a tiny real training, sweeps and archiving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import aees_gym  # noqa: F401  (registers the ids)
+from aees_gym.envs.tracks import make_track_env
+from agents.learned import LearnedAgent
+from agents.learned_sweep import archive, sample_configs, sweep
+from agents.learned_training import TrainingSpec, preflight, train, validation_set
+
+TINY = {"instance_set": "synthetic-mix-v0", "windows": 64, "n_envs": 8, "curve_every": 16, "validate_every": 32,
+        "algo_kwargs": {"n_steps": 8, "batch_size": 32}, "policy_kwargs": {"net_arch": {"pi": [16], "vf": [16]}}}
+
+
+def test_spec_round_trips_through_json_and_checks_its_fields():
+    spec = TrainingSpec(algo="sac", track="continuous", seed=3, algo_kwargs={"tau": 0.02})
+    assert TrainingSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    assert spec.hyperparameters()["algo_kwargs"]["tau"] == 0.02
+    with pytest.raises(ValueError, match="needs the 'relative' track"):
+        TrainingSpec(algo="dqn", track="continuous")
+    with pytest.raises(ValueError, match="windows must be a positive integer"):
+        TrainingSpec(windows=0)
+    with pytest.raises(KeyError, match="unknown TrainingSpec keys"):
+        TrainingSpec.from_json({"algorithm": "ppo"})
+
+
+def test_preflight_names_every_problem_before_anything_runs():
+    with pytest.raises(RuntimeError, match="no-such-set"):
+        preflight(TrainingSpec(instance_set="no-such-set"))
+    with pytest.raises(RuntimeError, match="reward 'bogus' is not registered"):
+        preflight(TrainingSpec(reward="bogus"))
+    preflight(TrainingSpec())  # the default training can start here
+
+
+def test_validation_instances_are_training_configurations_with_unseen_seeds():
+    from aees_gym.envs.instances import get_instance_set
+
+    parent = get_instance_set("synthetic-mix-v0")
+    members = get_instance_set(validation_set("synthetic-mix-v0", (500, 501))).split("train")
+    assert {m.configuration for m in members} == {i.configuration for i in parent.split("train")}
+    assert {m.seed for m in members} == {500, 501} and len(members) == 2 * len(parent.split("train"))
+    with pytest.raises(ValueError, match="used by"):
+        validation_set("synthetic-mix-v0", (0,))
+
+
+@pytest.mark.slow
+def test_a_tiny_real_training_writes_curves_and_a_policy_the_agent_ships(tmp_path):
+    spec = TrainingSpec(**TINY)
+    summary = train(spec, tmp_path)
+    folder = tmp_path / spec.name
+    assert summary["windows_trained"] == 64 and 0.0 <= summary["validation"]["score"] <= 1.0
+    curve = json.loads((folder / "curve.json").read_text())
+    assert [p["windows"] for p in curve["reward_curve"]] == [16, 32, 48, 64]
+    assert [p["windows"] for p in curve["validation_curve"]] == [32, 64]
+    assert not (folder / "checkpoint.zip").exists()  # removed once the training finished
+    assert train(spec, tmp_path) == summary  # a finished training is read back, not trained again
+    agent = LearnedAgent(policy=folder / "policy.npz")
+    assert agent.provenance["training_seed"] == 0 and agent.provenance["windows_trained"] == 64
+    env = make_track_env("Synthetic-v0", "relative", total_steps=40, window_length=20, n_train=256, n_val=128)
+    obs, info = env.reset(seed=0)
+    agent.reset(seed=0, observation_space=env.observation_space, action_space=env.action_space, info=info)
+    assert 0 <= agent.act(obs, info) < env.action_space.n
+    copied = archive(folder, tmp_path / "results")
+    assert sorted(p.name for p in copied.iterdir()) == ["curve.json", "policy.json", "policy.npz", "spec.json", "summary.json"]
+
+
+def test_sweep_configurations_are_the_defaults_then_distinct_seeded_draws():
+    configs = sample_configs("dqn", 8, seed=0)
+    assert configs[0] == {} and len({json.dumps(c, sort_keys=True) for c in configs}) == 8
+    assert configs == sample_configs("dqn", 8, seed=0) and configs != sample_configs("dqn", 8, seed=1)
+    with pytest.raises(ValueError, match="configurations"):
+        sample_configs("ppo", 0, seed=0)
+
+
+@pytest.mark.slow
+def test_a_tiny_sweep_ranks_its_configurations_on_validation_scores(tmp_path):
+    result = sweep(TrainingSpec(**TINY), n_configs=2, windows=32, out_dir=tmp_path)
+    scores = [r["validation"]["score"] for r in result["rows"]]
+    assert result["budget"]["windows_total"] == 64 and result["best"]["validation"]["score"] == max(scores)
+    assert all(np.isfinite(scores))
