@@ -239,6 +239,20 @@ def validate(policy: MLPPolicy, spec: TrainingSpec) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ export and provenance
+def constant_policy(spec: TrainingSpec, n_inputs: int) -> MLPPolicy:
+    """The policy that always keeps the LR scale (×1, no noise): the untouched base LR, a reference for validation scores."""
+    from aees_gym.core.grid import CandidateGrid
+    from aees_gym.envs.tracks import get_track, track_overrides
+
+    if get_track(spec.track).action == "box":  # u = 0 is ×2^0; v = -1 is the lowest noise (0)
+        bias, head, bounds = np.array([0.0, -1e3], np.float32), "tanh", {"action_low": (-1.0, -1.0), "action_high": (1.0, 1.0)}
+    else:
+        grid = CandidateGrid.from_dict(track_overrides(spec.track)["grid"])
+        bias, head, bounds = np.zeros(grid.size, np.float32), "argmax", {}
+        bias[grid.nearest(1.0, 0.0)] = 1.0
+    return MLPPolicy((np.zeros((len(bias), n_inputs), np.float32),), (bias,), ("none",), head, **bounds)
+
+
 def git_commit() -> str:
     """The repository's commit (``+dirty`` with uncommitted changes), or ``unknown`` outside a checkout."""
     root = Path(__file__).resolve().parents[1]
@@ -311,6 +325,7 @@ def train(spec: TrainingSpec, out_dir: Path | str = "runs/learned") -> dict[str,
     validation = validate(export_sb3(agent.model), spec)
     export_policy(agent.model, spec, folder / "policy.npz", windows=windows, validation=validation)
     summary = {"spec": spec.to_json(), "windows_trained": windows, "resumed_at": agent.resumed_at, "seconds_this_sitting": seconds,
+               "git_commit": git_commit(),
                "validation": validation, "policy": "policy.npz", "model": "model.zip", "curve": "curve.json"}
     atomic_write_json(folder / "summary.json", summary)
     return summary

@@ -24,7 +24,7 @@ import torch
 
 from agents.learned_policy import export_sb3
 from agents.learned_sweep import archive, measure_throughput, sweep
-from agents.learned_training import TrainingSpec, export_policy, preflight, train, validate
+from agents.learned_training import TrainingSpec, constant_policy, export_policy, preflight, train, validate
 
 _DEFAULT_TRACK = {"ppo": "relative", "sac": "continuous", "dqn": "relative", "qrdqn": "relative"}
 
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> Any:
     p_export.add_argument("run", type=Path, help="the training's folder (runs/learned/<name>)")
     p_export.add_argument("policy", type=Path, help="the .npz to write (its .json provenance goes beside it)")
     p_export.add_argument("--note", default="", help="what this policy is, for its provenance")
+    p_export.add_argument("--training-commit", default=None, help="commit the training ran at, when its summary does not record it")
     p_tp = commands.add_parser("throughput", help="windows/s of each algorithm's training on one thread")
     _common(p_tp, 10**9)
     p_tp.add_argument("--algos", nargs="+", default=["ppo", "sac", "dqn"], choices=sorted(_DEFAULT_TRACK))
@@ -95,8 +96,12 @@ def _run(args: argparse.Namespace) -> Any:
         summary = json.loads((args.run / "summary.json").read_text())
         model = SB3Agent.load(args.run / "model.zip").model
         spec = dataclasses.replace(spec, note=args.note or spec.note)
-        validation = validate(export_sb3(model), spec)  # scored again by this code, exactly as the file will act
-        path = export_policy(model, spec, args.policy, windows=summary["windows_trained"], validation=validation)
+        policy = export_sb3(model)
+        validation = validate(policy, spec)  # scored again by this code, exactly as the file will act
+        reference = validate(constant_policy(spec, policy.n_inputs), spec)  # the base LR left alone, same runs
+        extra = {"training_git_commit": summary.get("git_commit") or args.training_commit or "not recorded",
+                 "validation_constant_x1": reference}
+        path = export_policy(model, spec, args.policy, windows=summary["windows_trained"], validation=validation, extra=extra)
         print(f"wrote {path} and {path.with_suffix('.json')}")
         return path
     if args.command == "throughput":
