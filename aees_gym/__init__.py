@@ -12,6 +12,7 @@ from aees_gym.core.reward import RewardTerms, compute_reward, register_reward, r
 from aees_gym.core.version import __version__
 from aees_gym.envs.env import AEESEnv
 from aees_gym.envs.episode import EpisodeTrace, run_episode
+from aees_gym.envs.families import InstanceFamily, get_family, register_family, registered_families
 from aees_gym.envs.instances import Instance, InstanceSet, get_instance_set, register_instance_set, registered_instance_sets
 from aees_gym.envs.registration import env_id, register_all
 from aees_gym.tasks import TaskSpec, TrainingRun, get_task, make_config, register_task, registered_tasks
@@ -31,6 +32,7 @@ __all__ = [
     "EpisodeTrace",
     "FEATURES",
     "Instance",
+    "InstanceFamily",
     "InstanceSet",
     "PHASE_BUCKETS",
     "RewardConfig",
@@ -44,13 +46,16 @@ __all__ = [
     "candidate_name",
     "compute_reward",
     "env_id",
+    "get_family",
     "get_instance_set",
     "get_task",
     "make_config",
     "register_all",
+    "register_family",
     "register_instance_set",
     "register_reward",
     "register_task",
+    "registered_families",
     "registered_instance_sets",
     "registered_rewards",
     "registered_tasks",

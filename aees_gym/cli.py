@@ -77,8 +77,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             agents[name] = agent_registry.agent_description(agent_registry.load_agent_class(name))
         except Exception as exc:  # one broken plugin must not hide the others
             agents[name] = f"(cannot be loaded: {type(exc).__name__}: {exc})"
+    families = _families()
     if args.json:
-        print(json.dumps({"tasks": tasks, "agents": agents}, indent=1))
+        print(json.dumps({"tasks": tasks, "agents": agents, "families": families}, indent=1))
         return EXIT_OK
     width = max(len(t["env_id"]) for t in tasks.values())
     print("Tasks (env ids):")
@@ -88,7 +89,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     width = max((len(a) for a in agents), default=0)
     for name, description in agents.items():
         print(f"  {name:<{width}}  {description}")
+    print("Instance families (gym.make(id, instance_set=NAME, split=...); axes, ranges and examples in docs/environments.md):")
+    width = max((len(f) for f in families), default=0)
+    for name, info in families.items():
+        print(f"  {name:<{width}}  {info['summary']}")
     return EXIT_OK
+
+
+def _families() -> dict[str, dict[str, object]]:
+    from aees_gym.envs.families import registered_families
+    from aees_gym.envs.registration import env_id
+
+    out: dict[str, dict[str, object]] = {}
+    for name, f in registered_families().items():
+        sizes = {s: (len(f.split(s)) if s != "train" else "drawn at every reset") for s in f.splits}
+        ood = f"; out of distribution of {f.ood_of} ({f.ood_axis})" if f.ood_of else ""
+        summary = (f"{env_id(f.task)}, {len(f.architectures)} architectures, splits "
+                   + ", ".join(f"{s} {n if isinstance(n, int) else '(drawn)'}" for s, n in sizes.items()) + f"{ood}: {f.description}")
+        out[name] = {"env_id": env_id(f.task), "splits": sizes, "ood_of": f.ood_of, "description": f.description, "summary": summary}
+    return out
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Generate ``docs/environments.md`` from the task and instance-set registries.
+"""Generate ``docs/environments.md`` from the task, instance-set and family registries.
 
 ``python docs/generate.py`` writes the page and ``docs/env_step_seconds.json``, the measured CPU
 seconds per env step. Measuring runs real training (one torch thread, three env steps per id, with
@@ -20,6 +20,7 @@ from typing import Any
 
 from aees_gym.core import context as ctx
 from aees_gym.core.fileio import atomic_write_text
+from aees_gym.envs.families import CENTRE_LR, SEED_RANGES, InstanceFamily, registered_families
 from aees_gym.envs.instances import DESCRIPTOR_FEATURES, InstanceSet, registered_instance_sets
 from aees_gym.envs.registration import env_id
 from aees_gym.tasks import TaskSpec, registered_tasks
@@ -114,6 +115,58 @@ def instance_set_section(s: InstanceSet) -> list[str]:
     rows = [(split, i, f"`{inst.task}`", f"`{json.dumps(inst.env_overrides, sort_keys=True)}`", inst.seed)
             for split in ("train", "test") for i, inst in enumerate(s.split(split))]
     return lines + _table(("split", "index", "task", "overrides", "seed"), rows) + [""]
+
+
+_FAMILY_USAGE = """**Instance families** (`aees_gym.envs.families`) draw runs from wide distributions instead of listing
+them. A family is a seeded sampler over an architecture menu (data set, MLP width and depth, batch size,
+optimizer), a log-uniform base LR over ×1000 around the optimizer's usual LR, label noise and a budget in
+windows. Its `train` split is drawn afresh at every `reset()` (as many runs as wanted, reproducibly from the
+reset seed); `tuning` (references and hyperparameters are chosen there) and `test` (scores) are fixed lists
+from their own seed streams. A `train` draw whose configuration is a `tuning` or `test` one is drawn again,
+and the splits' run seeds come from disjoint ranges (""" + ", ".join(f"{k} [{lo:,}, {hi:,})" for k, (lo, hi) in SEED_RANGES.items()) + """).
+An out-of-distribution family names its parent and the axis on which it leaves the parent's ranges; it has
+only `tuning` and `test`.
+
+```python
+import gymnasium as gym, numpy as np, aees_gym
+from aees_gym.envs.families import get_family
+env = gym.make("aees_gym/MLP-v0", instance_set="digits-mlp-v1", split="train")
+obs, info = env.reset(seed=0)          # a fresh instance at every reset; info["instance"] names it
+obs, info = env.reset()                # the next draw of the same seeded stream
+fam = get_family("digits-mlp-v1")
+for task, overrides, seed in fam.test:  # 64 fixed held-out runs: gym.make(f"aees_gym/{task}-v0", **overrides).reset(seed=seed)
+    pass
+venv = gym.make_vec("aees_gym/MLP-v0", num_envs=32, vectorization_mode="vector_entry_point",
+                    instance_set="digits-mlp-v1")   # one batched env per architecture under one vector env
+obs, infos = venv.reset(seed=0)
+obs, rewards, terminated, truncated, infos = venv.step(np.full(32, 4))
+```
+
+Families with MNIST need the real 5k subset once: `aees-gym data prepare mnist_5k` (PyPI access is enough).
+"""
+
+
+def family_section(f: InstanceFamily) -> list[str]:
+    levels: dict[str, list[str]] = {}
+    for arch in f.architectures:
+        for key, value in arch:
+            if _num(value) not in levels.setdefault(key, []):
+                levels[key].append(_num(value))
+    optimizers = sorted({dict(a)["optimizer"] for a in f.architectures})
+    lrs = "; ".join(f"{o}: [{_num(f.lr_range(o)[0])}, {_num(f.lr_range(o)[1])}] (centre {_num(CENTRE_LR[o])})" for o in optimizers)
+    test_windows = [i.env_overrides["total_steps"] / f.window_length for i in f.test]
+    rows = [(f"`{k}`", ", ".join(v)) for k, v in sorted(levels.items())]
+    rows += [("`base_lr`", f"log-uniform, ×{_num(f.lr_span)} range: {lrs}"),
+             ("`label_noise`", f"uniform [{_num(f.label_noise[0])}, {_num(f.label_noise[1])}]"),
+             ("budget", f"{f.windows[0]}-{f.windows[1]} windows of {f.window_length} steps (uniform)")]
+    rows += [(f"`{k}`", _num(v)) for k, v in f.settings]
+    splits = ", ".join(f"`{s}`" for s in f.splits)
+    ood = f"Out of distribution of `{f.ood_of}`: {f.ood_axis}. " if f.ood_of else ""
+    lines = [f"### `{f.name}`", "", f.description + ".", "",
+             f"{ood}Task `{f.task}`; {len(f.architectures)} architectures (one batched env each); splits {splits}: "
+             f"{len(f.tuning)} tuning and {len(f.test)} test instances (test: mean {sum(test_windows) / len(test_windows):.0f} windows, "
+             f"{sum(test_windows) * f.window_length:,.0f} optimizer steps in all).", ""]
+    return lines + _table(("axis", "values"), rows) + [""]
 
 
 _INTRO = """# Environments
@@ -221,7 +274,8 @@ print(dict(zip(env.unwrapped.feature_names, obs.round(3))))
 """
 
 
-def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timings: Mapping[str, Any]) -> str:
+def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timings: Mapping[str, Any],
+           families: Mapping[str, InstanceFamily] | None = None) -> str:
     """The whole page; a pure function of the registries and the stored measurements."""
     specs = list(tasks.values())
     lines = [_INTRO, "## Summary", ""] + summary_table(specs, timings) + [_USAGE]
@@ -235,6 +289,10 @@ def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timin
     lines += _table(("feature", "low", "high", "meaning"), rows) + ["", "## Instance sets", ""]
     for s in sets.values():
         lines += instance_set_section(s)
+    if families:
+        lines += ["## Instance families", "", _FAMILY_USAGE]
+        for f in families.values():
+            lines += family_section(f)
     lines += ["", _TRACKS]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -275,7 +333,7 @@ def load_timings(path: Path = TIMINGS_PATH) -> dict[str, Any]:
 
 def check(path: Path, tasks: Mapping[str, TaskSpec], timings: Mapping[str, Any]) -> int:
     """0 when ``path`` is what :func:`render` produces now, else 1 with the first differing line."""
-    expected = render(tasks, registered_instance_sets(), timings).splitlines()
+    expected = render(tasks, registered_instance_sets(), timings, registered_families()).splitlines()
     actual = path.read_text().splitlines() if path.exists() else []
     unmeasured = sorted(env_id(s.name) for s in tasks.values() if env_id(s.name) not in timings)
     if expected == actual and not unmeasured:
@@ -305,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{env_id(spec.name)}: {_seconds(timings[env_id(spec.name)])}")
     timings = {k: timings[k] for k in sorted(timings) if k in {env_id(s.name) for s in tasks.values()}}
     atomic_write_text(args.timings, json.dumps(timings, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(args.out, render(tasks, registered_instance_sets(), timings))
+    atomic_write_text(args.out, render(tasks, registered_instance_sets(), timings, registered_families()))
     print(f"wrote {args.out} ({len(tasks)} ids) and {args.timings}")
 
 

@@ -11,11 +11,18 @@ zips) and runs are kept, so a killed command loses only what was in flight; reru
     python -m experiments.leaderboard --quick              # seconds-long smoke test into a temporary folder
     python -m experiments.leaderboard --skip-unavailable   # leave agents with unregistered rewards pending
     python -m experiments.leaderboard --only "PPO (aees)"  # one agent's trainings and runs; start one per core
+    python -m experiments.leaderboard experiments/leaderboard_v1.toml --no-learners   # families: references and online agents
+    python -m experiments.leaderboard experiments/leaderboard_v1.toml --table-only --archive results/leaderboard_v1
+
+The table goes to ``<results_dir>/leaderboard.md``. ``--archive DIR`` copies the compact outputs there:
+the table, each tuned entry's record (grid, choice, search budget) and one row per finished test run
+(agent, instance, seed, status, final metrics) — no per-window logs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -46,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="synthetic-mix-v0 only, learners trained 64 windows, into a temporary folder")
     parser.add_argument("--table-only", action="store_true", help="write the table from the results on disk; run nothing")
     parser.add_argument("--skip-unavailable", action="store_true", help="leave agents whose reward is not registered pending")
+    parser.add_argument("--no-learners", action="store_true", help="run no training (learner rows stay pending)")
+    parser.add_argument("--archive", type=Path, metavar="DIR", help="also write the compact outputs (table, tuning records, one row per run) to DIR")
     parser.add_argument("--only", action="append", metavar="LABEL",
                         help="run only this agent's trainings and test runs (repeatable); processes with different "
                              "labels can share one results folder")
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         spec = spec.quick(args.results_dir or tempfile.mkdtemp(prefix="leaderboard-quick-"))
     results_dir = args.results_dir or (ROOT / spec.results_dir if not Path(spec.results_dir).is_absolute() else Path(spec.results_dir))
-    out = args.out or (results_dir / "leaderboard.md" if args.quick else ROOT / "results" / "leaderboard.md")
+    out = args.out or results_dir / "leaderboard.md"
     if args.only:
         try:
             check_labels(spec, args.only)
@@ -75,11 +84,32 @@ def main(argv: list[str] | None = None) -> int:
         finished = {p.instance_set.name: finished_runs(p)[0] for p in plans}
         atomic_write_text(out, leaderboard_table(plans, finished, missing, str(source), spec.n_boot) + "\n")
         print(f"wrote {out}", flush=True)
+        if args.archive:
+            archive(args.archive, out, plans, finished)
 
     failures = 0 if args.table_only else run_leaderboard(spec, results_dir, skip=missing, only=args.only, on_progress=write_table,
-                                                         log=lambda m: print(m, flush=True))
+                                                         log=lambda m: print(m, flush=True), train_learners=not args.no_learners)
     write_table()
     return 1 if failures else 0
+
+
+def archive(folder: Path, table: Path, plans: list, finished: dict) -> None:
+    """The compact outputs in ``folder``: the table, tuning records and one JSON line per finished test run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "leaderboard.md", table.read_text(encoding="utf-8"))
+    lines = []
+    for p in plans:
+        for t in p.tuned:
+            if t.record.is_file():
+                atomic_write_text(folder / "tuning" / p.instance_set.name / t.record.name, t.record.read_text(encoding="utf-8"))
+        for run in p.plan.runs:
+            result = finished[p.instance_set.name].get(run.run_id)
+            if result is not None:
+                lines.append(json.dumps({"set": p.instance_set.name, "agent": run.agent_label, "instance": run.task_label, "seed": run.seed,
+                                         "status": result.status, "final_metrics": result.final_metrics,
+                                         "wall_clock_s": (result.runtime or {}).get("wall_clock_s")}, sort_keys=True))
+    atomic_write_text(folder / "runs.jsonl", "\n".join(lines) + "\n")
+    print(f"archived {len(lines)} runs to {folder}", flush=True)
 
 
 if __name__ == "__main__":

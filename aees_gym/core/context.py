@@ -210,8 +210,8 @@ FEATURES: dict[str, Feature] = {
     "heldout_level": Feature(-_LOG_CLIP, _LOG_CLIP, "ln(reward-validation loss after the previous window / before the first), clipped", _heldout_level),
     "heldout_trend": Feature(-1.0, 1.0, "slope of recent window-end reward-validation losses relative to their level, clipped", _relative_slope(lambda h: h.heldout_losses)),
     "grad_norm_trend": Feature(-1.0, 1.0, "slope of recent windows' mean gradient norms relative to their level, clipped", _relative_slope(lambda h: h.grad_norms)),
-    "val_loss": Feature(0.0, _LOG_CLIP, "ln(1 + latest validation loss); 0 before the first evaluation", _log1p_last(lambda h: h.val_loss)),
-    "val_accuracy": Feature(0.0, 1.0, "latest validation accuracy; 0 before the first evaluation", lambda h, c: h.val_accuracy or 0.0),
+    "val_loss": Feature(0.0, _LOG_CLIP, "ln(1 + latest validation loss, on the reward-validation part); 0 before the first evaluation", _log1p_last(lambda h: h.val_loss)),
+    "val_accuracy": Feature(0.0, 1.0, "latest validation accuracy, on the reward-validation part; 0 before the first evaluation", lambda h, c: h.val_accuracy or 0.0),
     # Run descriptors: constant within a run, they tell a contextual agent which instance it trains.
     "run_log_lr": Feature(-1.0, 1.0, "(log10(base LR) + 3) / 2, clipped: -1 = 1e-5, 0 = 1e-3, 1 = 0.1", lambda h, c: _clip((math.log10(c.base_lr) + 3.0) / 2.0, -1.0, 1.0)),
     "run_label_noise": Feature(0.0, 1.0, "fraction of training labels corrupted", lambda h, c: c.label_noise),
@@ -248,6 +248,13 @@ def observation(history: RunHistory, config: ControlConfig) -> np.ndarray:
 
 #: Features that need the loss on the reward-validation part at the window edges.
 HELDOUT_FEATURES = ("heldout_level", "heldout_trend")
+#: Features measured by evaluations on the reward-validation part (never the scoring part).
+VALIDATION_FEATURES = ("val_loss", "val_accuracy")
+
+
+def uses_validation(config: ControlConfig) -> bool:
+    """True when the observation includes a ``val_*`` feature."""
+    return any(name in VALIDATION_FEATURES for name in config.context.features)
 
 
 def uses_grad_norm(config: ControlConfig) -> bool:

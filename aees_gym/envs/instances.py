@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -194,7 +194,28 @@ def get_instance_set(name: str) -> InstanceSet:
     try:
         return _SETS[name]
     except KeyError:
-        raise KeyError(f"Unknown instance set {name!r}; registered sets: {sorted(_SETS)}.") from None
+        others = "".join(f"; {source.kind}: {source.names()}" for source in _SOURCES)
+        raise KeyError(f"Unknown instance set {name!r}; registered sets: {sorted(_SETS)}{others}.") from None
+
+
+class InstanceSource(Protocol):
+    """Named instances that are not an enumerated set (the families of :mod:`aees_gym.envs.families`)."""
+
+    kind: str
+
+    def names(self) -> list[str]: ...
+
+    def cycle(self, name: str, task: str, split: str, resolve: Callable[[Instance], EnvConfig]) -> Any | None:
+        """The env's instance source for ``name`` (``None`` when ``name`` is not this source's)."""
+
+
+_SOURCES: list[InstanceSource] = []
+
+
+def register_instance_source(source: InstanceSource) -> None:
+    """Let ``gym.make(..., instance_set=NAME)`` and error messages know ``source``'s names too."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
 
 
 #: Marks the names of sets derived at run time from a registered one (e.g. one architecture's share
@@ -228,6 +249,10 @@ class InstanceCycle:
         self.instances = instance_set.split(split)
         self.configs = tuple(configs)
         self._order: list[int] = []
+
+    def copy(self) -> InstanceCycle:
+        """The same instances in a fresh order (one per sub-env of a vector env)."""
+        return InstanceCycle(self.instance_set, self.split, self.configs)
 
     def select(self, options: Mapping[str, Any] | None, rng: np.random.Generator, *, restart: bool) -> tuple[Instance, EnvConfig]:
         """The instance named by ``options["instance"]``, else the next one of the shuffled order.
@@ -278,9 +303,14 @@ def resolve_env(
     finish = with_descriptors if descriptors else (lambda c: c)
     if instance_set is None:
         return finish(make_config(task, config, **overrides)), None
-    chosen = get_instance_set(instance_set)
     if config is not None:
         raise ValueError("instance_set= cannot be combined with config=; pass settings as keyword overrides.")
+    for source in _SOURCES:
+        cycle = source.cycle(instance_set, task, split, lambda inst: finish(inst.config(**overrides)))
+        if cycle is not None:
+            _check_same_spaces(list(cycle.configs), instance_set)
+            return cycle.configs[0], cycle
+    chosen = get_instance_set(instance_set)
     if task not in chosen.tasks:
         raise ValueError(
             f"Instance set {instance_set!r} holds tasks {list(chosen.tasks)}; make it from one of their ids, "

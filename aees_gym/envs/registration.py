@@ -9,9 +9,9 @@ from aees_gym.tasks import on_register
 NAMESPACE = "aees_gym"
 VERSION = 0
 ENTRY_POINT = "aees_gym.envs.env:AEESEnv"
-#: ``gymnasium.make_vec(id, num_envs)`` builds the batched env; tasks the batched engine cannot train
-#: raise there an error naming ``vectorization_mode="async"`` (or ``"sync"``), which always work.
-VECTOR_ENTRY_POINT = "aees_gym.envs.vector_env:make_vector_env"
+#: ``gymnasium.make_vec(id, num_envs)`` builds the batched env (one per architecture for a family); tasks
+#: the batched engine cannot train raise there an error naming ``vectorization_mode="async"`` (or ``"sync"``), which always work.
+VECTOR_ENTRY_POINT = "aees_gym.envs.family_vector:make_vector_env"
 
 
 def env_id(task: str) -> str:

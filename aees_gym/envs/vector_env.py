@@ -57,7 +57,8 @@ class _Row:
     config: EnvConfig | None = None
     control: ControlConfig | None = None
     history: ctx.RunHistory | None = None
-    eval_curve: list[dict[str, float]] = field(default_factory=list)
+    eval_curve: list[dict[str, float]] = field(default_factory=list)  # scoring part: final metrics only
+    monitor_curve: list[dict[str, float]] = field(default_factory=list)  # reward-validation part: what the agent sees
     diverged: bool = False
     run_seed: int = 0
 
@@ -125,6 +126,11 @@ class AEESVectorEnv(VectorEnv):
         configs = list(cycle.configs) if cycle is not None else [self.config]
         _check_batchable(task, configs, f"instance set {instance_set!r}" if instance_set else f"task {task!r}")
         self.num_envs = int(num_envs)
+        if self.config.reward_fraction == 0 and ctx.uses_validation(self.config):
+            raise ValueError(
+                f"The observation features {list(ctx.VALIDATION_FEATURES)} are measured on the reward-validation part, and "
+                "reward_fraction=0 keeps none; set reward_fraction in (0, 1) or leave those features out."
+            )
         self.runs = BatchedClassificationRuns(self.config, self.num_envs, track_grad_norms=ctx.uses_grad_norm(self.config))
         self.grid = self.config.grid
         self.feature_names = tuple(self.config.context.features)
@@ -133,7 +139,7 @@ class AEESVectorEnv(VectorEnv):
         self.single_action_space = gym.spaces.Discrete(self.grid.size)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._rows = [_Row(cycle=None if cycle is None else InstanceCycle(cycle.instance_set, split, cycle.configs)) for _ in range(self.num_envs)]
+        self._rows = [_Row(cycle=None if cycle is None else cycle.copy()) for _ in range(self.num_envs)]
         self._controls: dict[int, ControlConfig] = {}
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
@@ -175,7 +181,7 @@ class AEESVectorEnv(VectorEnv):
         for row, config, _ in picked:
             r = self._rows[row]
             r.control = self._control(config)
-            r.history, r.eval_curve, r.diverged = ctx.RunHistory(total_steps=config.total_steps), [], False
+            r.history, r.eval_curve, r.monitor_curve, r.diverged = ctx.RunHistory(total_steps=config.total_steps), [], [], False
             info = start_info(r.history, r.control)
             info.update(run_seed=r.run_seed, flops_per_step=self.runs.flops_per_step, steps_per_epoch=self.runs.steps_per_epoch)
             if r.instance is not None:
@@ -234,7 +240,11 @@ class AEESVectorEnv(VectorEnv):
             r, (plan, k) = self._rows[row], plans[row]
             evaluation = evaluations.get(row)
             if evaluation is not None:
-                record_evaluation(r.history, r.eval_curve, evaluation)
+                score_part, evaluation = evaluation
+                r.eval_curve.append({**score_part, "step": r.history.steps_done})
+                evaluation = evaluation or None  # an engine without a reward part shows the agent nothing
+                if evaluation is not None:
+                    record_evaluation(r.history, r.monitor_curve, evaluation)
             effective = self.runs.base_lr(row, r.history.steps_done) * plan.lr_multiplier
             info = window_info(
                 r.history, r.control, score, row_losses, action=plan.action_id, lr_multiplier=plan.lr_multiplier,
@@ -243,12 +253,12 @@ class AEESVectorEnv(VectorEnv):
             )
             done = r.done
             if evaluation is not None and not done:
-                info["eval"] = r.eval_curve[-1]
-            info["eval_curve"] = list(r.eval_curve) if done else None
+                info["eval"] = r.monitor_curve[-1]
+            info["eval_curve"] = list(r.eval_curve) if done else None  # the scoring part, once the run is over
             if done:
                 info["final_metrics"] = final_metrics(
                     r.eval_curve, r.history, diverged=r.diverged, target_accuracy=r.config.target_accuracy,
-                    flops_per_step=self.runs.flops_per_step,
+                    flops_per_step=self.runs.flops_per_step, monitor=r.monitor_curve[-1] if r.monitor_curve else None,
                 )
             out[row] = (ctx.observation(r.history, r.control), score.reward, done, info)
         self.train_time_s += time.perf_counter() - started
@@ -329,11 +339,12 @@ class AEESVectorEnv(VectorEnv):
         every = r.config.eval_every
         return r.done or bool(every and len(r.history.rewards) % every == 0)
 
-    def _evaluate(self, rows: list[int]) -> dict[int, dict[str, float]]:
+    def _evaluate(self, rows: list[int]) -> dict[int, tuple[dict[str, float], dict[str, float]]]:
+        """Each row's (scoring-part metrics, reward-validation-part metrics); only the latter reach the agent mid-run."""
         if not rows:
             return {}
         started = time.perf_counter()
-        metrics = self.runs.evaluate(rows)
+        metrics = zip(self.runs.evaluate(rows), self.runs.monitor(rows), strict=True)
         self.eval_time_s += time.perf_counter() - started
         return dict(zip(rows, metrics, strict=True))
 
@@ -362,5 +373,5 @@ def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | No
 
 
 def make_vector_env(num_envs: int = 1, **kwargs: Any) -> AEESVectorEnv:
-    """The ids' ``vector_entry_point``: ``gymnasium.make_vec(id, num_envs, vectorization_mode="vector_entry_point")``."""
+    """One batched env of one architecture (the ids' vector entry point, :func:`aees_gym.envs.family_vector.make_vector_env`, adds families)."""
     return AEESVectorEnv(num_envs=num_envs, **kwargs)

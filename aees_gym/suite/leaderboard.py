@@ -34,8 +34,10 @@ from typing import Any
 
 from aees_gym.core.grid import candidate_name
 from aees_gym.core.reward import registered_rewards
-from aees_gym.envs.instances import InstanceSet, get_instance_set
+from aees_gym.envs.families import get_instances
+from aees_gym.envs.instances import InstanceSet
 from aees_gym.suite import agent_registry
+from aees_gym.suite.leaderboard_tuning import BoardTuning, TunedEntry, parse_board_tuning, tuned_entry
 from aees_gym.suite.orchestrate import _evaluate, inspect_existing
 from aees_gym.suite.plan import MODELS_DIR, SuitePlan, TrainJob, model_key
 from aees_gym.suite.run_spec import RunSpec, canonical_json
@@ -43,10 +45,12 @@ from aees_gym.suite.suite_file import EXECUTORS, AgentEntry, SuiteConfigError, _
 from aees_gym.suite.training import train_one
 from aees_gym.tasks import make_config
 
-_KEYS = ("results_dir", "executor", "workers", "n_boot", "sets", "agents")
+_KEYS = ("results_dir", "executor", "workers", "n_boot", "reference", "sets", "agents")
 _SET_KEYS = ("name", "env")
 LEADERBOARD_DIR = "leaderboard"
 RANDOM = "random"
+#: Label of the plain optimizer's cell (×1.0, σ 0): the default reference.
+PLAIN_CELL = f"fixed {candidate_name(1.0, 0.0)}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class BoardEntry:
 
     agent: AgentEntry
     env: dict[str, Any] = field(default_factory=dict)
+    #: Settings chosen on the set's tuning split before the test runs (:mod:`aees_gym.suite.leaderboard_tuning`).
+    tuning: BoardTuning | None = None
 
     @property
     def label(self) -> str:
@@ -76,6 +82,8 @@ class LeaderboardSpec:
     executor: str = "batched"
     workers: int = 1
     n_boot: int = 2000
+    #: Label P(better than the reference) compares with; ``None``: the plain ``fixed`` ×1.0, σ 0 cell.
+    reference: str | None = None
 
     def quick(self, results_dir: str | Path) -> LeaderboardSpec:
         """A seconds-long version for smoke tests: ``synthetic-mix-v0`` only, learners trained 64 windows on 4 envs."""
@@ -99,7 +107,7 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     for i, raw in enumerate(_list(f"{source}: sets", table["sets"])):
         s = _check_keys(f"{source}: sets[{i}]", raw, _SET_KEYS, ("name",))
         try:
-            get_instance_set(s["name"])
+            get_instances(s["name"])
         except KeyError as exc:
             raise SuiteConfigError(f"{source}: sets[{i}].name: {exc.args[0]}") from None
         sets[s["name"]] = _table(f"{source}: sets[{i}].env", s.get("env", {}))
@@ -107,15 +115,20 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     for i, raw in enumerate(_list(f"{source}: agents", table["agents"])):
         raw = dict(_table(f"{source}: agents[{i}]", raw))
         env = _table(f"{source}: agents[{i}].env", raw.pop("env", {}))
-        entries.append(BoardEntry(_parse_agent(f"{source}: agents[{i}]", raw), env))
+        tuning = raw.pop("tuning", None)
+        tuning = None if tuning is None else parse_board_tuning(f"{source}: agents[{i}].tuning", tuning)
+        entries.append(BoardEntry(_parse_agent(f"{source}: agents[{i}]", raw), env, tuning))
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels) or RANDOM not in labels:
         raise SuiteConfigError(f"{source}: agent labels must be unique and include {RANDOM!r} (the score's zero); got {labels}.")
     executor = table.get("executor", "batched")
     if executor not in EXECUTORS:
         raise SuiteConfigError(f"{source}: executor={executor!r} is not valid; choose one of {list(EXECUTORS)}.")
+    reference = table.get("reference")
+    if reference is not None and (not isinstance(reference, str) or not reference.strip()):
+        raise SuiteConfigError(f"{source}: reference={reference!r} must be an agent label (or a fixed cell's, e.g. 'fixed lr1_n0').")
     return LeaderboardSpec(sets, tuple(entries), str(table.get("results_dir", "results")), executor,
-                           int(table.get("workers", 1)), int(table.get("n_boot", 2000)))
+                           int(table.get("workers", 1)), int(table.get("n_boot", 2000)), reference)
 
 
 def load_leaderboard(path: Path | str) -> LeaderboardSpec:
@@ -147,6 +160,14 @@ class SetPlan:
     suite_dir: Path
     entries: tuple[BoardEntry, ...]
     plan: SuitePlan
+    #: The label P(better than the reference) compares with.
+    reference: str = PLAIN_CELL
+    #: Entries whose settings are chosen on the tuning split; their test runs exist once chosen.
+    tuned: tuple[TunedEntry, ...] = ()
+
+    def untuned(self) -> list[str]:
+        """Labels of tuned entries whose choice is not made yet (their test runs are not planned)."""
+        return [t.label for t in self.tuned if t.read() is None]
 
     def runs_of(self, label: str) -> list[RunSpec]:
         return [r for r in self.plan.runs if r.agent_label == label]
@@ -157,18 +178,25 @@ class SetPlan:
 
 def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[str, str] = {}) -> SetPlan:
     """Runs (test instances × entries) and training jobs (train split) of one set; ``skip`` labels are left out."""
-    instance_set = get_instance_set(name)
+    instance_set = get_instances(name)
     settings = spec.sets[name]
     suite_dir = (results_dir / LEADERBOARD_DIR / name).resolve()
     entries = tuple(e for e in (*spec.entries, *fixed_cells(instance_set, settings)) if e.label not in skip)
+    reference = spec.reference or PLAIN_CELL
+    if reference not in {e.label for e in entries}:
+        raise SuiteConfigError(f"reference {reference!r} is not an agent of set {name!r}; choose one of {[e.label for e in entries]}.")
     runs: list[RunSpec] = []
     trainings: list[TrainJob] = []
+    tuned: list[TunedEntry] = []
     for entry in entries:
         own = {**settings, **entry.env, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(entry.agent.name))}
+        if entry.tuning is not None:
+            tuned.append(_plan_tuned(instance_set, entry, own, suite_dir, runs))
+            continue
         model_path, training = None, None
         if entry.agent.training is not None:
             overrides = {**own, "instance_set": name, "split": "train"}
-            task = instance_set.train[0].task
+            task = instance_set.tasks[0]
             path = suite_dir / MODELS_DIR / f"{model_key(task, entry.agent, overrides)}.zip"
             job = TrainJob(f"{LEADERBOARD_DIR}/{name}", task, f"{name}/train", entry.agent.name, entry.label,
                            entry.agent.kwargs, overrides, entry.agent.training, str(path))
@@ -180,7 +208,44 @@ def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[
                     agent_kwargs=entry.agent.kwargs, model_path=model_path, training=training)
             for inst in instance_set.test
         )
-    return SetPlan(instance_set, suite_dir, entries, SuitePlan(tuple(runs), tuple(trainings)))
+    return SetPlan(instance_set, suite_dir, entries, SuitePlan(tuple(runs), tuple(trainings)), reference, tuple(tuned))
+
+
+def _plan_tuned(instance_set: Any, entry: BoardEntry, own: Mapping[str, Any], suite_dir: Path, runs: list[RunSpec]) -> TunedEntry:
+    """A tuned entry's sweep on the tuning split; its test runs join ``runs`` once the choice is on disk."""
+    tuning_split = getattr(instance_set, "tuning", None)
+    if not tuning_split:
+        raise SuiteConfigError(f"agent {entry.label!r} has a tuning table, but {instance_set.name!r} has no tuning split; "
+                               "tune on an instance family (aees_gym.envs.families) or drop the table.")
+    name = instance_set.name
+    tuned = tuned_entry(entry.label, entry.tuning, entry.agent.name, entry.agent.kwargs, own, tuning_split, f"{LEADERBOARD_DIR}/{name}", suite_dir)
+    choices = tuned.read()
+    if choices is not None:
+        runs.extend(tuned.test_runs(choices, instance_set.test, name, lambda inst, env, kwargs, record: RunSpec(
+            suite=f"{LEADERBOARD_DIR}/{name}", task=inst.task, task_label=inst.name, agent=entry.agent.name, agent_label=entry.label,
+            seed=inst.seed, env_overrides=env, agent_kwargs=kwargs, training=record)))
+    return tuned
+
+
+def tune(set_plan: SetPlan, spec: LeaderboardSpec, log: Log, only: Callable[[str], bool] = lambda label: True) -> bool:
+    """Run the missing sweeps of the set's tuned entries and record their choices; True when any choice was made."""
+    made = False
+    for t in set_plan.tuned:
+        if not only(t.label) or t.read() is not None:
+            continue
+        tuning_dir = set_plan.suite_dir / "tuning"
+        state = inspect_existing(SuitePlan(tuple(t.sweep_runs), ()), tuning_dir)
+        budget = sum(len(p.points()) for p in t.problems.values())
+        log(f"[{set_plan.instance_set.name}] tuning {t.label}: {budget} points × their group's tuning instances = {len(t.sweep_runs)} runs "
+            f"({len(state.pending)} to run)")
+        if state.pending:
+            _evaluate(state.pending, tuning_dir, spec.executor, spec.workers, None, True, False)
+            state = inspect_existing(SuitePlan(tuple(t.sweep_runs), ()), tuning_dir)
+        choices = t.choose(state.finished)
+        t.write(choices)
+        log(f"[{set_plan.instance_set.name}] {t.label}: chose " + "; ".join(f"{g}: {c.point}" for g, c in choices.items()))
+        made = True
+    return made
 
 
 # ---------------------------------------------------------------------- resume
@@ -226,7 +291,9 @@ def train(set_plan: SetPlan, job: TrainJob, log: Log) -> bool:
     if Path(job.model_path).exists():
         return True
     t = job.training
-    log(f"[{set_plan.instance_set.name}] training {job.agent_label} on the train split ({len(set_plan.instance_set.train)} instances): "
+    train_split = getattr(set_plan.instance_set, "train", None)
+    drawn = f"{len(train_split)} instances" if train_split is not None else "a fresh draw at every reset"
+    log(f"[{set_plan.instance_set.name}] training {job.agent_label} on the train split ({drawn}): "
         f"{t.total_timesteps:,} windows, {t.n_envs} envs ({t.vec_env or 'default'})")
     outcome = train_one(job)
     if not outcome.ok:
@@ -247,19 +314,23 @@ def check_labels(spec: LeaderboardSpec, labels: Collection[str]) -> None:
 
 def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[str, str] = {},
                     only: Collection[str] | None = None,
-                    on_progress: Callable[[], Any] = lambda: None, log: Log = print) -> int:
+                    on_progress: Callable[[], Any] = lambda: None, log: Log = print, train_learners: bool = True) -> int:
     """Run everything missing: first every set's online agents, then each learner (train, then its runs).
 
     ``only`` restricts the work to those agent labels (fixed cells run only when ``only`` is None), so
     several processes can train different learners side by side into one results folder.
-    ``on_progress()`` is called after each stage (e.g. to rewrite the table). Returns the number of
-    failed trainings.
+    ``on_progress()`` is called after each stage (e.g. to rewrite the table); ``train_learners=False`` trains
+    nothing (learner rows stay pending). Tuned entries first run their sweeps on the set's tuning split
+    and record their choices (:func:`tune`). Returns the number of failed trainings.
     """
     if only is not None:
         check_labels(spec, only)
     chosen = (lambda label: True) if only is None else (lambda label: label in only)
     plans = [plan_set(spec, name, results_dir, skip) for name in spec.sets]
-    for p in plans:
+    for i, p in enumerate(plans):
+        if tune(p, spec, log, chosen):
+            plans[i] = p = plan_set(spec, p.instance_set.name, results_dir, skip)  # the tuned entries' test runs exist now
+            on_progress()
         _, pending, stale = finished_runs(p)
         if stale:
             log(f"[{p.instance_set.name}] {len(stale)} finished runs are stale (recorded config differs from the current one); rerunning them")
@@ -268,7 +339,7 @@ def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[s
         evaluate(p, [r for r in pending if r.agent_label not in learners and chosen(r.agent_label)], spec, log)
         on_progress()
     failures = 0
-    for p in plans:
+    for p in plans if train_learners else []:
         for job in (j for j in p.plan.trainings if chosen(j.agent_label)):
             if not train(p, job, log):
                 failures += 1
@@ -281,6 +352,6 @@ def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[s
 
 
 __all__ = [
-    "BoardEntry", "LeaderboardSpec", "SetPlan", "check_labels", "finished_runs", "fixed_cells", "load_leaderboard",
-    "parse_leaderboard", "plan_set", "run_leaderboard", "unavailable_rewards",
+    "PLAIN_CELL", "BoardEntry", "LeaderboardSpec", "SetPlan", "check_labels", "finished_runs", "fixed_cells", "load_leaderboard",
+    "parse_leaderboard", "plan_set", "run_leaderboard", "tune", "unavailable_rewards",
 ]

@@ -6,8 +6,9 @@ batching never reads anything back to the host.
 
 The validation split is split once more (:func:`reward_scoring_split`, stratified, fixed seed):
 a ``reward_fraction`` part that rewards may see (``TrainingRun.reward_eval``, the ``heldout``
-reward) and the rest, the scoring part, which alone gives ``evaluate()``'s final metrics. So no
-controller's reward ever sees the data a run is scored on.
+reward, and ``TrainingRun.monitor``: the validation accuracy and loss an agent may observe during a
+run and tuning chooses by) and the rest, the scoring part, which alone gives ``evaluate()``'s final
+metrics. So nothing a controller sees or a tuner chooses by is measured on the data a run is scored on.
 """
 
 from __future__ import annotations
@@ -206,6 +207,11 @@ def build_classification_run(
         with eval_params(optimizer):
             return mean_loss_on_device(model, x_reward, y_reward)
 
+    def monitor() -> dict[str, float]:
+        with eval_params(optimizer):
+            acc, loss = accuracy_and_loss(model, x_reward, y_reward)
+        return {"val_accuracy": acc, "val_loss": loss}
+
     def _evaluate() -> dict[str, float]:
         acc, loss = accuracy_and_loss(model, x_val, y_val)
         metrics = {"val_accuracy": acc, "val_loss": loss}
@@ -225,6 +231,7 @@ def build_classification_run(
         train_step=train_step,
         evaluate=evaluate,
         reward_eval=reward_eval if len(x_reward) else None,
+        monitor=monitor if len(x_reward) else None,
         steps_per_epoch=batches.steps_per_epoch,
         flops_per_step=flops,
         device=device,

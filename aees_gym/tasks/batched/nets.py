@@ -192,3 +192,42 @@ def mnist_cnn_forward(params: Sequence[torch.Tensor], x: torch.Tensor, dropout: 
     if dropout is not None:
         h = dropout(h, 0.5)
     return linear(h, f2w, f2b)
+
+
+def deep_mlp_forward(params: Sequence[torch.Tensor], x: torch.Tensor, dropout: RowDropout | None = None) -> torch.Tensor:
+    """:func:`~aees_gym.tasks.mlp.deep_mlp`: ``(Linear → ReLU) × depth → Linear`` on flattened inputs."""
+    h = x.flatten(2)
+    for i in range(0, len(params) - 2, 2):
+        h = linear(h, params[i], params[i + 1]).relu_()
+    return linear(h, params[-2], params[-1])
+
+
+@torch.no_grad()
+def deep_mlp_loss_and_grads(
+    params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor, grads: Sequence[torch.Tensor], work: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """:func:`mlp_loss_and_grads` for any number of hidden layers (``params``: weight, bias per layer)."""
+    n, b = y.shape
+    acts = [x.flatten(2)]
+    for i in range(0, len(params) - 2, 2):
+        w, bias = params[i], params[i + 1]
+        h = scratch(work, f"h{i}", (n, b, w.shape[1]), x)
+        torch.baddbmm(bias.unsqueeze(1), acts[-1], w.transpose(1, 2), out=h).relu_()
+        acts.append(h)
+    w_out, b_out = params[-2], params[-1]
+    logits = scratch(work, "logits", (n, w_out.shape[1], b), x)
+    log_p = torch.log_softmax(torch.baddbmm(b_out.unsqueeze(2), w_out, acts[-1].transpose(1, 2), out=logits), 1)  # [N, C, B]
+    target = y.unsqueeze(1)
+    loss = log_p.gather(1, target).squeeze(1).mean(1).neg_()
+    g = log_p.exp_().scatter_add_(1, target, torch.full(target.shape, -1.0, dtype=log_p.dtype, device=y.device)).div_(b)
+    torch.bmm(g, acts[-1], out=grads[-2])
+    torch.sum(g, 2, out=grads[-1])
+    gh = torch.bmm(g.transpose(1, 2), w_out, out=scratch(work, f"grad_h{len(params) - 4}", acts[-1].shape, x))  # [N, B, H]
+    for i in range(len(params) - 4, -1, -2):
+        h = acts[i // 2 + 1]
+        torch.ops.aten.threshold_backward.grad_input(gh, h, 0.0, grad_input=gh)
+        torch.bmm(gh.transpose(1, 2), acts[i // 2], out=grads[i])
+        torch.sum(gh, 1, out=grads[i + 1])
+        if i > 0:
+            gh = torch.bmm(gh, params[i], out=scratch(work, f"grad_h{i - 2}", acts[i // 2].shape, x))
+    return loss

@@ -17,6 +17,8 @@ from aees_gym.tasks.base import resolve_device
 from aees_gym.tasks.batched.nets import (
     BatchedForward,
     BatchedLossAndGrads,
+    deep_mlp_forward,
+    deep_mlp_loss_and_grads,
     digits_cnn_forward,
     mlp_forward,
     mlp_loss_and_grads,
@@ -137,5 +139,16 @@ def _mnist() -> None:
     )
 
 
+def _mlp() -> None:
+    from aees_gym.tasks.mlp import load_mlp_data, mlp_model_factory
+
+    register_batched_task(
+        "MLP",
+        BatchedTaskSpec(lambda c: load_mlp_data(c.options), mlp_model_factory, lambda c: deep_mlp_forward,
+                        loss_and_grads=lambda c: deep_mlp_loss_and_grads),
+    )
+
+
 _tabular()
 _mnist()
+_mlp()

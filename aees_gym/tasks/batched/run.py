@@ -346,6 +346,22 @@ class BatchedClassificationRuns:
         _, loss_sum = self._predict(params, self.x_reward, self.y_reward.unsqueeze(0).expand(self.n_runs, -1))
         return loss_sum / len(self.x_reward)
 
+    def monitor(self, rows: Iterable[int]) -> list[dict[str, float]]:
+        """The single run's ``monitor()`` of each of ``rows``: ``val_accuracy`` / ``val_loss`` on the reward-validation part.
+
+        What an agent may see during a run; the scoring part is :meth:`evaluate`'s alone. Empty
+        dicts when the engine keeps no reward part (``reward_fraction=0``). One host transfer.
+        """
+        rows = list(rows)
+        if not rows or not len(self.x_reward):
+            return [{} for _ in rows]
+        index = torch.as_tensor(rows, device=self.device)
+        params = [p.detach().index_select(0, index) for p in self.params]
+        m = len(self.x_reward)
+        preds, loss_sum = self._predict(params, self.x_reward, self.y_reward.unsqueeze(0).expand(len(rows), m))
+        host = torch.stack([(preds == self.y_reward).sum(1).to(torch.float64), loss_sum.to(torch.float64)]).cpu().tolist()
+        return [{"val_accuracy": host[0][j] / m, "val_loss": host[1][j] / m} for j in range(len(rows))]
+
     def evaluate(self, rows: Iterable[int] | None = None) -> list[dict[str, float]]:
         """The single run's ``evaluate()`` metrics of each of ``rows`` (default all), in that order.
 
