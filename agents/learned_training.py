@@ -148,13 +148,12 @@ def preflight(spec: TrainingSpec) -> None:
         problems.append("qrdqn needs sb3-contrib (pip install sb3-contrib)")
     try:
         from aees_gym.core.reward import registered_rewards
-        from aees_gym.envs.instances import get_instance_set
         from aees_gym.tasks.batched import batching_problem
 
         if spec.reward not in registered_rewards():
             problems.append(f"reward {spec.reward!r} is not registered (choose one of {list(registered_rewards())})")
         else:
-            for inst in get_instance_set(spec.instance_set).split("train"):
+            for inst in _listed_instances(spec.instance_set):
                 problem = batching_problem(inst.config(**_env_settings(spec)))
                 if problem is not None:
                     problems.append(f"instance {inst.name}: {problem}")
@@ -163,6 +162,18 @@ def preflight(spec: TrainingSpec) -> None:
         problems.append(str(exc).strip("'\""))
     if problems:
         raise RuntimeError("cannot start the training: " + "; ".join(problems) + ".")
+
+
+def _listed_instances(instance_set: str) -> tuple[Any, ...]:
+    """Instances that stand for what a training on ``instance_set`` runs: its train split, or a family's tuning split."""
+    from aees_gym.envs.families import get_family, is_family
+    from aees_gym.envs.instances import get_instance_set
+
+    if is_family(instance_set):
+        family = get_family(instance_set)
+        family._check_split("train")  # an out-of-distribution family has none: it cannot be trained on
+        return family.split("tuning")
+    return get_instance_set(instance_set).split("train")
 
 
 def _env_settings(spec: TrainingSpec) -> dict[str, Any]:
@@ -200,22 +211,38 @@ def validation_set(instance_set: str, seeds: tuple[int, ...]) -> str:
     return register_instance_set(derived, overwrite=True).name
 
 
+def validation_groups(spec: TrainingSpec) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """``(instance set, split, instances)`` per architecture of the validation runs of ``spec``.
+
+    A family validates on its ``tuning`` split (fixed instances that never score); an enumerated
+    set on its training configurations run with :attr:`TrainingSpec.validation_seeds`.
+    """
+    from aees_gym.envs.families import get_family, is_family
+    from agents.sb3.vec import architecture_groups
+
+    if is_family(spec.instance_set):
+        family = get_family(spec.instance_set)
+        groups = [(f"{family.name}@arch{k}", "tuning") for k in range(len(family.architectures))]
+        return [(name, split, get_family(name).split(split)) for name, split in groups if get_family(name).split(split)]
+    vset = validation_set(spec.instance_set, spec.validation_seeds)
+    return [(name, "train", members) for name, members in architecture_groups(vset, "train", _env_settings(spec))]
+
+
 def validate(policy: MLPPolicy, spec: TrainingSpec) -> dict[str, Any]:
     """Run the deterministic ``policy`` once on every validation instance (batched); their final metrics.
 
     Returns:
-        ``score`` (mean final val_accuracy), ``val_loss`` (mean final), ``return`` (mean episode
-        reward), ``runs`` and ``validation_windows`` run.
+        ``score`` (mean final val_accuracy), ``median_val_loss``, ``return`` (mean episode
+        reward), ``runs`` and ``validation_windows`` run, and the ``instance_sets`` they came from.
     """
     from aees_gym.envs.vector_env import AEESVectorEnv
     from aees_gym.envs.wrappers import BoxDecoder
-    from agents.sb3.vec import architecture_groups
 
     settings = _env_settings(spec)
-    vset = validation_set(spec.instance_set, spec.validation_seeds)
-    accuracies, losses, returns, windows = [], [], [], 0
-    for name, members in architecture_groups(vset, "train", settings):
-        venv = AEESVectorEnv(members[0].task, len(members), instance_set=name, split="train", torch_threads=spec.torch_threads, **settings)
+    accuracies, losses, returns, windows, where = [], [], [], 0, []
+    for name, split, members in validation_groups(spec):
+        where.append(f"{name}:{split}")
+        venv = AEESVectorEnv(members[0].task, len(members), instance_set=name, split=split, torch_threads=spec.torch_threads, **settings)
         decoder = None if policy.discrete else BoxDecoder(venv.grid)
         obs = {row: venv.reset_rows([row], [0], {"instance": inst.name})[0][0] for row, inst in enumerate(members)}
         total = dict.fromkeys(obs, 0.0)
@@ -234,8 +261,9 @@ def validate(policy: MLPPolicy, spec: TrainingSpec) -> dict[str, Any]:
                 else:
                     obs[row] = next_obs
         venv.close()
-    return {"score": float(np.mean(accuracies)), "val_loss": float(np.mean(losses)), "return": float(np.mean(returns)),
-            "runs": len(accuracies), "validation_windows": windows, "instance_set": vset}
+    # The median loss: one diverged run (a base LR far too high) would otherwise swamp the mean.
+    return {"score": float(np.mean(accuracies)), "median_val_loss": float(np.median(losses)), "return": float(np.mean(returns)),
+            "runs": len(accuracies), "validation_windows": windows, "instance_sets": where}
 
 
 # ------------------------------------------------------------------ export and provenance
@@ -268,14 +296,16 @@ def export_policy(model: Any, spec: TrainingSpec, path: Path | str, *, windows: 
                   extra: Mapping[str, Any] | None = None) -> Path:
     """Export ``model``'s deterministic policy to ``path`` (``.npz``) with the provenance of ``spec``."""
     from aees_gym.core.hostinfo import utc_now
-    from aees_gym.envs.instances import get_instance_set
+    from aees_gym.envs.families import get_instances, is_family
     from aees_gym.envs.tracks import track_overrides
 
-    instances = get_instance_set(spec.instance_set)
+    source = get_instances(spec.instance_set)
+    listed = ("drawn afresh from the family's train distribution at every reset" if is_family(spec.instance_set)
+              else [inst.name for inst in source.split("train")])
     provenance = {
         "agent": "learned", "algo": spec.algo, "track": spec.track, "reward": spec.reward,
-        "instance_set": spec.instance_set, "training_split": "train",
-        "training_instances": [inst.name for inst in instances.split("train")],
+        "instance_set": spec.instance_set, "instance_set_description": source.description, "training_split": "train",
+        "training_instances": listed,
         "training_seed": spec.seed, "windows_trained": int(windows), "n_envs": spec.n_envs,
         "hyperparameters": spec.hyperparameters(), "env_overrides": track_overrides(spec.track),
         "validation": dict(validation) if validation is not None else None,
@@ -342,6 +372,6 @@ def finished_summary(folder: Path, spec: TrainingSpec) -> dict[str, Any] | None:
 
 
 def _task_of_set(instance_set: str) -> str:
-    from aees_gym.envs.instances import get_instance_set
+    from aees_gym.envs.families import get_instances
 
-    return get_instance_set(instance_set).split("train")[0].task
+    return get_instances(instance_set).tasks[0]

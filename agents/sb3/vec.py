@@ -76,7 +76,8 @@ class BatchedVecEnv(VecEnv):
 
     With ``instance_set`` in ``env_kwargs`` whose split crosses architectures, the runs are trained
     by one batched env per architecture (``n_envs`` shared out by :func:`share_envs`); env ``i`` is
-    still seeded ``seed + i``.
+    still seeded ``seed + i``. An instance family (:mod:`aees_gym.envs.families`) is split the way
+    its own :class:`~aees_gym.envs.family_vector.FamilyVectorEnv` splits it.
 
     Args:
         task: Task name or id (``Digits``, ``Digits-v0``, ``aees_gym/Digits-v0``); it must be batchable.
@@ -97,14 +98,21 @@ class BatchedVecEnv(VecEnv):
         kwargs = dict(env_kwargs or {})
         box = kwargs.pop("box_actions", None)
         task = task_of(importable_env_id(task))
-        if kwargs.get("instance_set") is None:
+        from aees_gym.envs.families import is_family
+
+        family = kwargs.get("instance_set") is not None and is_family(kwargs["instance_set"])
+        if family:  # one batched env per architecture of the family, as its own vector env shares them out
+            from aees_gym.envs.family_vector import FamilyVectorEnv
+
+            plan = []
+        elif kwargs.get("instance_set") is None:
             plan = [(task, n_envs, kwargs)]
         else:
             groups = architecture_groups(kwargs["instance_set"], kwargs.get("split", "train"), kwargs)
             shares = share_envs(n_envs, [len(members) for _, members in groups])
             plan = [(members[0].task, n, {**kwargs, "instance_set": name}) for (name, members), n in zip(groups, shares, strict=True)]
         #: One batched env per architecture; ``venv`` is the first (the only one without a crossing set).
-        self.parts = [AEESVectorEnv(t, n, **kw) for t, n, kw in plan]
+        self.parts = FamilyVectorEnv(task, n_envs, **kwargs).parts if family else [AEESVectorEnv(t, n, **kw) for t, n, kw in plan]
         self.venv = self.parts[0]
         for part in self.parts[1:]:
             if part.single_observation_space != self.venv.single_observation_space or part.single_action_space != self.venv.single_action_space:

@@ -83,3 +83,21 @@ def test_a_tiny_sweep_ranks_its_configurations_on_validation_scores(tmp_path):
     scores = [r["validation"]["score"] for r in result["rows"]]
     assert result["budget"]["windows_total"] == 64 and result["best"]["validation"]["score"] == max(scores)
     assert all(np.isfinite(scores))
+
+
+def test_a_family_trains_through_the_batched_sb3_env_and_validates_on_its_tuning_split():
+    from aees_gym.envs.families import get_family
+    from agents.learned_training import training_env_kwargs, validation_groups
+    from agents.sb3.vec import BatchedVecEnv
+
+    spec = TrainingSpec(algo="dqn", instance_set="digits-mlp-v1", n_envs=16)
+    groups = validation_groups(spec)
+    assert sorted(i.name for _, split, members in groups for i in members) == sorted(i.name for i in get_family("digits-mlp-v1").tuning)
+    assert {split for _, split, _ in groups} == {"tuning"}
+    venv = BatchedVecEnv("MLP", 16, training_env_kwargs(spec))
+    venv.seed(0)
+    obs = venv.reset()
+    obs, rewards, dones, infos = venv.step(np.full(16, 2))
+    assert obs.shape == (16, 9) and len(venv.parts) == len(get_family("digits-mlp-v1").architectures)
+    assert all(info["action_mode"] == "relative" for info in infos)
+    venv.close()
