@@ -97,3 +97,14 @@ def test_the_learned_agent_runs_in_a_suite():
                              env_overrides=overrides))
     assert result.status == "ok", result.error
     assert len(result.windows) == 3 and result.final_metrics["val_accuracy"] > 0
+
+
+def test_the_example_loop_script_runs_the_learned_agent():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+    import own_training_loop
+
+    result = own_training_loop.main(["--agent", "learned", "--steps", "150", "--window", "25"])
+    assert result["steps"] == 150 and len(result["windows"]) == 6 and result["val_loss"] > 0
