@@ -108,3 +108,15 @@ def test_the_example_loop_script_runs_the_learned_agent():
 
     result = own_training_loop.main(["--agent", "learned", "--steps", "150", "--window", "25"])
     assert result["steps"] == 150 and len(result["windows"]) == 6 and result["val_loss"] > 0
+
+
+def test_acting_needs_no_stable_baselines3():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, sys; from agents import make_agent; a = make_agent('learned'); "
+            "print(a.policy.act(np.zeros((1, a.policy.n_inputs), np.float32))[0]); "
+            "assert 'stable_baselines3' not in sys.modules, 'imported SB3'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 0 <= int(done.stdout.strip()) < 10
