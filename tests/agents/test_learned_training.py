@@ -101,3 +101,32 @@ def test_a_family_trains_through_the_batched_sb3_env_and_validates_on_its_tuning
     assert obs.shape == (16, 9) and len(venv.parts) == len(get_family("digits-mlp-v1").architectures)
     assert all(info["action_mode"] == "relative" for info in infos)
     venv.close()
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_from_its_checkpoint_and_its_curves_continue(tmp_path, monkeypatch):
+    import agents.learned_training as learned_training
+    from agents.sb3 import checkpoint as sb3_checkpoint
+
+    monkeypatch.setattr(sb3_checkpoint, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint at every rollout start (0 and 64)
+    spec = TrainingSpec(**{**TINY, "windows": 128})
+    real, calls = learned_training.validate, []
+
+    def killed_at_the_third(policy, s):
+        calls.append(1)
+        if len(calls) == 3:  # window 96: the process dies between two checkpoints
+            raise KeyboardInterrupt
+        return real(policy, s)
+
+    monkeypatch.setattr(learned_training, "validate", killed_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, tmp_path)
+    folder = tmp_path / spec.name
+    assert (folder / "checkpoint.zip").is_file() and not (folder / "summary.json").exists()
+    assert json.loads((folder / "curve.json").read_text())["reward_curve"][-1]["windows"] == 96
+    monkeypatch.setattr(learned_training, "validate", real)
+    summary = train(spec, tmp_path)
+    assert summary["resumed_at"] == 64 and summary["windows_trained"] == 128
+    curve = json.loads((folder / "curve.json").read_text())
+    assert [p["windows"] for p in curve["reward_curve"]] == [16, 32, 48, 64, 80, 96, 112, 128]  # no point twice
+    assert [p["windows"] for p in curve["validation_curve"]] == [32, 64, 96, 128]
