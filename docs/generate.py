@@ -236,6 +236,45 @@ python -m rl_zoo3.train --algo ppo --env aees_gym/Digits-v0 --gym-packages aees_
 """
 
 
+_TRACKS = """## Control tracks for learned controllers
+
+`aees_gym.envs.tracks` fixes the action formulation and observation a learned LR controller trains
+and acts under, identically for one env, the batched env and a user's own loop
+(`ControlledTraining(..., **track_overrides(name))`):
+
+| track | actions | what a window does |
+|---|---|---|
+| `relative` | `Discrete(10)` | multiplies a *persistent* LR scale by ×2^{-1, -1/4, 0, 1/4, 1}, noise std {0, 0.005} |
+| `continuous` | `Box(-1, 1, (2,))` | multiplies the persistent scale by an exact ×2^u (u ∈ [-1, 1]); exact noise std in [0, 0.01] |
+
+The scale starts at 1 (the run's base LR, times its schedule) and is clamped to 2^-6 … 2^6, so a
+policy can warm up, decay, and repair a base LR that is off by up to 64× either way. Both tracks
+observe `progress`, `lr_scale`, `loss_level`, `trend`, `heldout_level`, `heldout_trend`,
+`grad_norm_trend`, `last_lr` and `last_noise` (table above). The `heldout_*` features read the loss
+on the reward-validation part of the validation split at each window's edges — the part the
+`heldout` reward reads, never the part that scores runs — and are measured under any reward.
+Sub-env `i` of the batched env reset with seed `s` is the single env reset with `s + i`: with the
+same actions its first-window losses agree within 1e-5 relative (`tests/rl/test_tracks.py`).
+
+```python
+import numpy as np
+from aees_gym.envs.tracks import make_track_env, make_track_vector_env
+
+settings = {"total_steps": 40, "window_length": 20, "reward": {"name": "heldout"}, "torch_threads": 1}
+venv = make_track_vector_env("Digits", 4, "continuous", **settings)   # 4 runs trained as one computation
+obs, infos = venv.reset(seed=0)
+for _ in range(2):  # warm up: double the LR scale, no noise, in every run
+    obs, rewards, terminated, truncated, infos = venv.step(np.tile([1.0, -1.0], (4, 1)))
+print(infos["lr_scale"], rewards)
+
+env = make_track_env("Digits-v0", "relative", **settings)  # one run, Discrete actions
+obs, info = env.reset(seed=0)
+obs, reward, terminated, truncated, info = env.step(8)     # ×2, noise 0
+print(dict(zip(env.unwrapped.feature_names, obs.round(3))))
+```
+"""
+
+
 def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timings: Mapping[str, Any],
            families: Mapping[str, InstanceFamily] | None = None) -> str:
     """The whole page; a pure function of the registries and the stored measurements."""
@@ -255,6 +294,7 @@ def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timin
         lines += ["## Instance families", "", _FAMILY_USAGE]
         for f in families.values():
             lines += family_section(f)
+    lines += ["", _TRACKS]
     return "\n".join(lines).rstrip() + "\n"
 
 

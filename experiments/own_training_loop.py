@@ -6,6 +6,7 @@ cheap aees_gym tasks deploys here unchanged.
 
     python experiments/own_training_loop.py                       # trains a tiny PPO first (~20 s)
     python experiments/own_training_loop.py --agent policy.zip    # an SB3 policy saved by SB3Agent.save
+    python experiments/own_training_loop.py --agent learned                # the shipped learned controller
     python experiments/own_training_loop.py --agent ducb --save-agent ducb.json
     python experiments/own_training_loop.py --agent ducb.json     # a bandit warm-started from a file
 """
@@ -13,6 +14,7 @@ cheap aees_gym tasks deploys here unchanged.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aees_gym.core.config import ControlConfig
 from agents import make_agent, registered_agents
 from agents.deploy import ControlledTraining, load_agent, save_agent_state
 
@@ -42,6 +45,21 @@ def train_tiny_ppo(folder: Path, seed: int) -> Path:
     return agent.save(folder / "ppo_synthetic.zip")
 
 
+def control_overrides(agent: Any) -> dict[str, Any]:
+    """The control settings an agent asks for (the learned agent's track: grid, action mode, features).
+
+    Env-only settings (a schedule baseline's ``schedule``) are the env's business and are left out.
+    """
+    names = {f.name for f in dataclasses.fields(ControlConfig)}
+    return {k: v for k, v in dict(getattr(agent, "env_overrides", {})).items() if k in names}
+
+
+def heldout_mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Loss on a fixed held-out batch (no gradient): what ``reward_eval`` gives the control."""
+    with torch.no_grad():
+        return nn.functional.mse_loss(model(x), y)
+
+
 def train(agent: Any, state: dict[str, Any] | None, *, steps: int, window: int, seed: int) -> dict[str, Any]:
     """The user's loop: only the three ``ct`` lines are added to a plain PyTorch loop."""
     x_train, y_train, x_val, y_val = make_data(seed)
@@ -49,9 +67,11 @@ def train(agent: Any, state: dict[str, Any] | None, *, steps: int, window: int, 
     model = nn.Sequential(nn.Linear(1, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    x_held, y_held = make_data(seed + 2, n=320)[2:]  # 64 fresh examples: the held-out batch a controller may observe
     ct = ControlledTraining(
         optimizer, agent, total_steps=steps, window_length=window, lr_scheduler=scheduler, seed=seed,
-        agent_state=state,
+        agent_state=state, reward_eval=lambda: heldout_mse(model, x_held, y_held),
+        **control_overrides(agent),
     )
     batches = torch.Generator().manual_seed(seed + 1)
     print(f"{'window':>6} {'candidate':<14} {'mean loss':>10} {'reward':>8}")

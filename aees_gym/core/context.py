@@ -43,6 +43,10 @@ class RunHistory:
     grad_norms: list[float] = field(default_factory=list)
     wall_times: list[float] = field(default_factory=list)
     lr_scale: float = 1.0
+    #: Loss on the reward-validation part when each window closed, and when the first one opened
+    #: (recorded only when it is measured: the ``heldout`` reward or a ``heldout_*`` feature).
+    heldout_losses: list[float] = field(default_factory=list)
+    heldout_initial: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
 
@@ -121,17 +125,35 @@ def _axis_position(axis: int) -> Callable[[RunHistory, ControlConfig], float]:
     return feature
 
 
-def _loss_level(h: RunHistory, c: ControlConfig) -> float:
-    if not h.last_losses or h.initial_loss is None:
-        return 0.0
-    last, first = h.last_losses[-1], h.initial_loss
-    if not (math.isfinite(first) and first > 0) or math.isnan(last):
+def _log_ratio(last: float, first: float | None) -> float:
+    """ln(last / first), clipped; 0 when either is unusable."""
+    if first is None or not (math.isfinite(first) and first > 0) or math.isnan(last):
         return 0.0
     if last <= 0:
         return -_LOG_CLIP
     if math.isinf(last):
         return _LOG_CLIP
     return _clip(math.log(last) - math.log(first), -_LOG_CLIP, _LOG_CLIP)
+
+
+def _loss_level(h: RunHistory, c: ControlConfig) -> float:
+    return _log_ratio(h.last_losses[-1], h.initial_loss) if h.last_losses else 0.0
+
+
+def _heldout_level(h: RunHistory, c: ControlConfig) -> float:
+    return _log_ratio(h.heldout_losses[-1], h.heldout_initial) if h.heldout_losses else 0.0
+
+
+def _relative_slope(values: Callable[[RunHistory], Sequence[float]]) -> Callable[[RunHistory, ControlConfig], float]:
+    # The trend feature's arithmetic on another per-window series: slope over the trend window / its first value.
+    def feature(h: RunHistory, c: ControlConfig) -> float:
+        series = values(h)
+        slope = trend_slope(series, c.context.trend_window)
+        if slope is None:
+            return 0.0
+        return _clip(slope / (abs(series[-c.context.trend_window :][0]) + 1e-8), -1.0, 1.0)
+
+    return feature
 
 
 def _lr_scale(h: RunHistory, c: ControlConfig) -> float:
@@ -184,6 +206,10 @@ FEATURES: dict[str, Feature] = {
     "instability": Feature(0.0, _LOG_CLIP, "ln(1 + instability of the previous window)", _log1p_last(lambda h: h.instabilities)),
     "lr_scale": Feature(-1.0, 1.0, "ln(cumulative LR scale) / ln(bound) in relative mode (0 otherwise)", _lr_scale),
     "grad_norm": Feature(0.0, _LOG_CLIP, "ln(1 + mean gradient norm of the previous window)", _log1p_last(lambda h: h.grad_norms)),
+    # The reward-validation part's loss (never the part that scores runs): measured at the window edges.
+    "heldout_level": Feature(-_LOG_CLIP, _LOG_CLIP, "ln(reward-validation loss after the previous window / before the first), clipped", _heldout_level),
+    "heldout_trend": Feature(-1.0, 1.0, "slope of recent window-end reward-validation losses relative to their level, clipped", _relative_slope(lambda h: h.heldout_losses)),
+    "grad_norm_trend": Feature(-1.0, 1.0, "slope of recent windows' mean gradient norms relative to their level, clipped", _relative_slope(lambda h: h.grad_norms)),
     "val_loss": Feature(0.0, _LOG_CLIP, "ln(1 + latest validation loss, on the reward-validation part); 0 before the first evaluation", _log1p_last(lambda h: h.val_loss)),
     "val_accuracy": Feature(0.0, 1.0, "latest validation accuracy, on the reward-validation part; 0 before the first evaluation", lambda h, c: h.val_accuracy or 0.0),
     # Run descriptors: constant within a run, they tell a contextual agent which instance it trains.
@@ -220,6 +246,8 @@ def observation(history: RunHistory, config: ControlConfig) -> np.ndarray:
     return np.clip(raw, low, high).astype(np.float32)
 
 
+#: Features that need the loss on the reward-validation part at the window edges.
+HELDOUT_FEATURES = ("heldout_level", "heldout_trend")
 #: Features measured by evaluations on the reward-validation part (never the scoring part).
 VALIDATION_FEATURES = ("val_loss", "val_accuracy")
 
@@ -230,7 +258,12 @@ def uses_validation(config: ControlConfig) -> bool:
 
 
 def uses_grad_norm(config: ControlConfig) -> bool:
-    return "grad_norm" in config.context.features
+    return "grad_norm" in config.context.features or "grad_norm_trend" in config.context.features
+
+
+def uses_heldout(config: ControlConfig) -> bool:
+    """Whether the observation needs the reward-validation loss measured at each window's edges."""
+    return any(f in HELDOUT_FEATURES for f in config.context.features)
 
 
 def describe_features(config: ControlConfig) -> list[dict[str, object]]:

@@ -103,11 +103,17 @@ class EpisodeControl:
     ) -> None:
         self.config = ControlConfig.of(config if config is not None else ControlConfig(), **overrides)
         self._evaluate = evaluate
-        self._reward_eval = reward_eval if reward_uses_heldout(self.config.reward.name) else None
+        needs_heldout = reward_uses_heldout(self.config.reward.name) or ctx.uses_heldout(self.config)
+        self._reward_eval = reward_eval if needs_heldout else None
         if self._reward_eval is None and reward_uses_heldout(self.config.reward.name):
             raise ValueError(
                 f"Reward {self.config.reward.name!r} needs reward_eval=, the loss on a fixed held-out batch; this run "
                 "provides none (the classification tasks do). Choose another reward, e.g. reward={'name': 'aees'}."
+            )
+        if self._reward_eval is None and needs_heldout:
+            raise ValueError(
+                f"Observation features {[f for f in ctx.HELDOUT_FEATURES if f in self.config.context.features]} need "
+                "reward_eval=, the loss on a fixed held-out batch; this run provides none. Pass reward_eval or drop them from context.features."
             )
         if scheduler_every < 1:
             raise ValueError(f"scheduler_every must be >= 1, got {scheduler_every}.")

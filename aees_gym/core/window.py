@@ -106,6 +106,10 @@ def record_window(
     history.positions.append(positions or (float(lr_index), float(noise_index), float(momentum_index)))
     if grad_norm is not None:
         history.grad_norms.append(grad_norm)
+    if signals is not None:
+        if history.heldout_initial is None:
+            history.heldout_initial = signals.heldout_start
+        history.heldout_losses.append(signals.heldout_end)
     # Timing stays out of `info`: Gymnasium's checker requires same-seed infos to be identical.
     history.wall_times.append(wall_time)
     return WindowScore(float(reward), terms, diverged, error)

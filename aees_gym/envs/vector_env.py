@@ -34,6 +34,7 @@ from gymnasium.vector.utils import batch_space
 from aees_gym.core import checks
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
+from aees_gym.core.grid import Candidate
 from aees_gym.core.reward import WindowSignals, reward_uses_heldout
 from aees_gym.core.threads import apply_torch_threads
 from aees_gym.core.window import plan_window, record_evaluation, record_window, start_info, window_info
@@ -213,7 +214,7 @@ class AEESVectorEnv(VectorEnv):
             return {}
         n = self.num_envs
         started = time.perf_counter()
-        heldout = {row for row in plans if reward_uses_heldout(self._rows[row].control.reward.name)}
+        heldout = {row for row in plans if _measures_heldout(self._rows[row].control)}
         losses = self.runs.run_window(
             [plans[i][0].lr_multiplier if i in plans else 1.0 for i in range(n)],
             [plans[i][0].candidate.noise_std if i in plans else 0.0 for i in range(n)],
@@ -325,7 +326,12 @@ class AEESVectorEnv(VectorEnv):
         self.runs = None  # type: ignore[assignment]  # frees the stacked parameters and data
 
     # ------------------------------------------------------------------ helpers
-    def _check_actions(self, actions: Any) -> np.ndarray:
+    def _check_actions(self, actions: Any) -> Any:
+        if isinstance(actions, list) and any(isinstance(a, Candidate) for a in actions):
+            # Exact candidates (Box views, aees_gym.envs.tracks); plan_window checks each against the grid.
+            if len(actions) != self.num_envs:
+                raise ValueError(f"actions must hold one action per sub-env ({self.num_envs}), got {len(actions)}.")
+            return actions
         array = np.asarray(actions)
         if array.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},) (one action per sub-env), got shape {array.shape}.")
@@ -356,6 +362,11 @@ class AEESVectorEnv(VectorEnv):
         metrics = zip(self.runs.evaluate(rows), self.runs.monitor(rows), strict=True)
         self.eval_time_s += time.perf_counter() - started
         return dict(zip(rows, metrics, strict=True))
+
+
+def _measures_heldout(control: ControlConfig) -> bool:
+    """The reward-validation loss is measured for the ``heldout`` reward and for the ``heldout_*`` features."""
+    return reward_uses_heldout(control.reward.name) or ctx.uses_heldout(control)
 
 
 def _with_grad_norm_column(losses: Any, grad_norms: Any) -> Any:

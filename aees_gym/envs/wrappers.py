@@ -46,6 +46,67 @@ class MultiDiscreteAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         return self.grid.index(*indices)
 
 
+class BoxDecoder:
+    """How a ``Box(-1, 1)`` action becomes an exact :class:`~aees_gym.core.grid.Candidate` of ``grid``.
+
+    Shared by :class:`ContinuousAction` (one env) and :class:`aees_gym.envs.tracks.ContinuousVectorAction`
+    (the batched env), so both decode an action to the same candidate. Arguments as for
+    :class:`ContinuousAction`.
+    """
+
+    def __init__(
+        self,
+        grid: CandidateGrid,
+        log2_lr_range: tuple[float, float] | None = None,
+        noise_range: tuple[float, float] | None = None,
+        momentum_range: tuple[float, float] | None = None,
+        snap_to_grid: bool = False,
+    ) -> None:
+        self.grid = grid
+        self.snap_to_grid = bool(snap_to_grid)
+        ranges = grid.ranges
+        lr_low, lr_high = ranges["lr_multiplier"]
+        self.log2_lr_range = self._within("log2_lr_range", log2_lr_range, (math.log2(lr_low), math.log2(lr_high)))
+        self.noise_range = self._within("noise_range", noise_range, ranges["noise_std"])
+        if self.noise_range[0] < 0:
+            raise ValueError(f"noise_range must be non-negative, got {self.noise_range}.")
+        self.momentum_range: tuple[float, float] | None = None
+        if grid.has_momentum:
+            self.momentum_range = self._within("momentum_range", momentum_range, ranges["momentum"])
+        elif momentum_range is not None:
+            raise ValueError("momentum_range needs a grid with a momentum axis (grid={'momenta': [...]}).")
+        self.space = gym.spaces.Box(-1.0, 1.0, shape=(len(grid.shape),), dtype=np.float32)
+
+    def _within(self, name: str, given: tuple[float, float] | None, extent: tuple[float, float]) -> tuple[float, float]:
+        bounds = _check_range(name, given or extent)
+        if not self.snap_to_grid and not (extent[0] <= bounds[0] and bounds[1] <= extent[1]):
+            raise ValueError(
+                f"{name} {bounds} must lie within the grid's range {extent} for exact candidates; "
+                "widen the grid or pass snap_to_grid=True."
+            )
+        return bounds
+
+    def candidate(self, action: Any) -> Candidate:
+        """The exact :class:`Candidate` that ``action`` decodes to (clipped into the ranges)."""
+        values = np.clip(np.asarray(action, dtype=np.float64).reshape(len(self.grid.shape)), -1.0, 1.0)
+        lr = _clamp(2.0 ** _lerp(self.log2_lr_range, values[0]), 2.0 ** self.log2_lr_range[0], 2.0 ** self.log2_lr_range[1])
+        noise = _clamp(_lerp(self.noise_range, values[1]), *self.noise_range)
+        momentum = None
+        if self.momentum_range is not None:
+            momentum = _clamp(_lerp(self.momentum_range, values[2]), *self.momentum_range)
+        if not self.snap_to_grid:  # rounding in 2 ** log2 must not step outside the grid
+            (lr_low, lr_high), (n_low, n_high) = self.grid.ranges["lr_multiplier"], self.grid.ranges["noise_std"]
+            lr, noise = _clamp(lr, lr_low, lr_high), _clamp(noise, n_low, n_high)
+        return Candidate(lr, noise, momentum)
+
+    def action(self, action: Any) -> Candidate | int:
+        """What the env is given: the exact candidate, or its nearest grid cell with ``snap_to_grid``."""
+        candidate = self.candidate(action)
+        if self.snap_to_grid:
+            return self.grid.nearest(candidate.lr_multiplier, candidate.noise_std, candidate.momentum)
+        return candidate
+
+
 class ContinuousAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """``Box(-1, 1, (2,))`` for SAC/TD3: a log2 LR multiplier and a noise std (and a momentum), scaled into ranges.
 
@@ -82,42 +143,16 @@ class ContinuousAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         )
         super().__init__(env)
         self.grid = _grid(env)
-        self.snap_to_grid = bool(snap_to_grid)
-        ranges = self.grid.ranges
-        lr_low, lr_high = ranges["lr_multiplier"]
-        self.log2_lr_range = self._within("log2_lr_range", log2_lr_range, (math.log2(lr_low), math.log2(lr_high)))
-        self.noise_range = self._within("noise_range", noise_range, ranges["noise_std"])
-        if self.noise_range[0] < 0:
-            raise ValueError(f"noise_range must be non-negative, got {self.noise_range}.")
-        self.momentum_range: tuple[float, float] | None = None
-        if self.grid.has_momentum:
-            self.momentum_range = self._within("momentum_range", momentum_range, ranges["momentum"])
-        elif momentum_range is not None:
-            raise ValueError("momentum_range needs a grid with a momentum axis (grid={'momenta': [...]}).")
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(len(self.grid.shape),), dtype=np.float32)
+        self.decoder = BoxDecoder(self.grid, log2_lr_range, noise_range, momentum_range, snap_to_grid)
+        self.snap_to_grid = self.decoder.snap_to_grid
+        self.log2_lr_range, self.noise_range = self.decoder.log2_lr_range, self.decoder.noise_range
+        self.momentum_range = self.decoder.momentum_range
+        self.action_space = self.decoder.space
         self._requested = (1.0, 0.0)
-
-    def _within(self, name: str, given: tuple[float, float] | None, extent: tuple[float, float]) -> tuple[float, float]:
-        bounds = _check_range(name, given or extent)
-        if not self.snap_to_grid and not (extent[0] <= bounds[0] and bounds[1] <= extent[1]):
-            raise ValueError(
-                f"{name} {bounds} must lie within the grid's range {extent} for exact candidates; "
-                "widen the grid or pass snap_to_grid=True."
-            )
-        return bounds
 
     def candidate(self, action: Any) -> Candidate:
         """The exact :class:`Candidate` that ``action`` decodes to (clipped into the ranges)."""
-        values = np.clip(np.asarray(action, dtype=np.float64).reshape(len(self.grid.shape)), -1.0, 1.0)
-        lr = _clamp(2.0 ** _lerp(self.log2_lr_range, values[0]), 2.0 ** self.log2_lr_range[0], 2.0 ** self.log2_lr_range[1])
-        noise = _clamp(_lerp(self.noise_range, values[1]), *self.noise_range)
-        momentum = None
-        if self.momentum_range is not None:
-            momentum = _clamp(_lerp(self.momentum_range, values[2]), *self.momentum_range)
-        if not self.snap_to_grid:  # rounding in 2 ** log2 must not step outside the grid
-            (lr_low, lr_high), (n_low, n_high) = self.grid.ranges["lr_multiplier"], self.grid.ranges["noise_std"]
-            lr, noise = _clamp(lr, lr_low, lr_high), _clamp(noise, n_low, n_high)
-        return Candidate(lr, noise, momentum)
+        return self.decoder.candidate(action)
 
     def requested(self, action: Any) -> tuple[float, float]:
         """The continuous (lr multiplier, noise std) that ``action`` asks for."""
@@ -127,9 +162,7 @@ class ContinuousAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     def action(self, action: Any) -> Candidate | int:
         candidate = self.candidate(action)
         self._requested = (candidate.lr_multiplier, candidate.noise_std)
-        if self.snap_to_grid:
-            return self.grid.nearest(candidate.lr_multiplier, candidate.noise_std, candidate.momentum)
-        return candidate
+        return self.decoder.action(action)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)

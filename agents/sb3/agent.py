@@ -1,6 +1,6 @@
 """Stable-baselines3 policies as agents: train on cheap tasks, save, load, deploy anywhere.
 
-``SB3Agent`` wraps PPO, A2C and DQN from stable-baselines3 and, when sb3-contrib is installed,
+``SB3Agent`` wraps PPO, A2C, DQN, SAC and TD3 from stable-baselines3 and, when sb3-contrib is installed,
 QRDQN, RecurrentPPO and MaskablePPO. It is an *offline* learner (``requires_training = True``):
 :meth:`SB3Agent.learn` trains on ``aees_gym`` envs, :meth:`SB3Agent.save` writes one zip,
 :meth:`SB3Agent.load` reads it back without unpickling anything from the file
@@ -54,7 +54,7 @@ class SB3Agent(BaseAgent):
     """A stable-baselines3 policy that chooses each window's action.
 
     Args:
-        algo: One of :data:`ALGORITHMS`: ``ppo``, ``a2c``, ``dqn`` and (with sb3-contrib)
+        algo: One of :data:`ALGORITHMS`: ``ppo``, ``a2c``, ``dqn``, ``sac``, ``td3`` (Box actions) and (with sb3-contrib)
             ``qrdqn``, ``recurrentppo``, ``maskableppo``.
         policy: SB3 policy name (``None``: ``MlpLstmPolicy`` for ``recurrentppo``, else ``MlpPolicy``).
         policy_kwargs: Passed to the policy (e.g. ``{"net_arch": [64, 64]}``).
@@ -70,7 +70,7 @@ class SB3Agent(BaseAgent):
     """
 
     name = "sb3"
-    description = "stable-baselines3 policy (PPO, A2C, DQN; QRDQN, RecurrentPPO, MaskablePPO)"
+    description = "stable-baselines3 policy (PPO, A2C, DQN, SAC, TD3; QRDQN, RecurrentPPO, MaskablePPO)"
     requires_training: ClassVar[bool] = True
 
     def __init__(

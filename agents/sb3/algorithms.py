@@ -40,6 +40,8 @@ ALGORITHMS: Mapping[str, AlgorithmSpec] = {
     "ppo": AlgorithmSpec("stable_baselines3", "PPO", _ALL_SPACES),
     "a2c": AlgorithmSpec("stable_baselines3", "A2C", _ALL_SPACES),
     "dqn": AlgorithmSpec("stable_baselines3", "DQN", ("Discrete",)),
+    "sac": AlgorithmSpec("stable_baselines3", "SAC", ("Box",)),
+    "td3": AlgorithmSpec("stable_baselines3", "TD3", ("Box",)),
     "qrdqn": AlgorithmSpec("sb3_contrib", "QRDQN", ("Discrete",)),
     "recurrentppo": AlgorithmSpec("sb3_contrib", "RecurrentPPO", _ALL_SPACES, "MlpLstmPolicy", recurrent=True),
     "maskableppo": AlgorithmSpec("sb3_contrib", "MaskablePPO", ("Discrete", "MultiDiscrete", "MultiBinary"), masked=True),

@@ -24,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 # AEESVectorEnv keywords that are not EnvConfig settings of an instance.
-_ENV_KEYWORDS = ("instance_set", "split", "instance_descriptors", "torch_threads", "autoreset_mode", "render_mode")
+_ENV_KEYWORDS = ("instance_set", "split", "instance_descriptors", "torch_threads", "autoreset_mode", "render_mode", "box_actions")
 
 
 def architecture_groups(instance_set: str, split: str, env_kwargs: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
@@ -76,12 +76,15 @@ class BatchedVecEnv(VecEnv):
 
     With ``instance_set`` in ``env_kwargs`` whose split crosses architectures, the runs are trained
     by one batched env per architecture (``n_envs`` shared out by :func:`share_envs`); env ``i`` is
-    still seeded ``seed + i``.
+    still seeded ``seed + i``. An instance family (:mod:`aees_gym.envs.families`) is split the way
+    its own :class:`~aees_gym.envs.family_vector.FamilyVectorEnv` splits it.
 
     Args:
         task: Task name or id (``Digits``, ``Digits-v0``, ``aees_gym/Digits-v0``); it must be batchable.
         n_envs: Number of runs trained at once.
-        env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field, ``torch_threads``, ``instance_set``).
+        env_kwargs: ``gymnasium.make`` overrides (any ``EnvConfig`` field, ``torch_threads``, ``instance_set``);
+            ``box_actions=True`` (or a dict of :class:`~aees_gym.envs.wrappers.BoxDecoder` ranges) gives
+            SAC/TD3 ``Box`` actions, each decoded to an exact candidate as ``ContinuousAction`` does.
 
     Raises:
         ValueError: If the architectures' observation or action spaces differ, or ``n_envs`` is
@@ -93,15 +96,23 @@ class BatchedVecEnv(VecEnv):
         from aees_gym.envs.vector_env import AEESVectorEnv
 
         kwargs = dict(env_kwargs or {})
+        box = kwargs.pop("box_actions", None)
         task = task_of(importable_env_id(task))
-        if kwargs.get("instance_set") is None:
+        from aees_gym.envs.families import is_family
+
+        family = kwargs.get("instance_set") is not None and is_family(kwargs["instance_set"])
+        if family:  # one batched env per architecture of the family, as its own vector env shares them out
+            from aees_gym.envs.family_vector import FamilyVectorEnv
+
+            plan = []
+        elif kwargs.get("instance_set") is None:
             plan = [(task, n_envs, kwargs)]
         else:
             groups = architecture_groups(kwargs["instance_set"], kwargs.get("split", "train"), kwargs)
             shares = share_envs(n_envs, [len(members) for _, members in groups])
             plan = [(members[0].task, n, {**kwargs, "instance_set": name}) for (name, members), n in zip(groups, shares, strict=True)]
         #: One batched env per architecture; ``venv`` is the first (the only one without a crossing set).
-        self.parts = [AEESVectorEnv(t, n, **kw) for t, n, kw in plan]
+        self.parts = FamilyVectorEnv(task, n_envs, **kwargs).parts if family else [AEESVectorEnv(t, n, **kw) for t, n, kw in plan]
         self.venv = self.parts[0]
         for part in self.parts[1:]:
             if part.single_observation_space != self.venv.single_observation_space or part.single_action_space != self.venv.single_action_space:
@@ -115,7 +126,14 @@ class BatchedVecEnv(VecEnv):
         self._rows = [(p, row) for p, part in enumerate(self.parts) for row in range(part.num_envs)]
         self._all = list(range(n_envs))
         self._actions: np.ndarray | None = None
-        super().__init__(n_envs, self.venv.single_observation_space, self.venv.single_action_space)
+        #: Box actions decoded to exact candidates (``env_kwargs["box_actions"]``: True or BoxDecoder ranges).
+        self.decoder = None
+        if box is not None and box is not False:
+            from aees_gym.envs.wrappers import BoxDecoder
+
+            self.decoder = BoxDecoder(self.venv.grid, **({} if box is True else dict(box)))
+        action_space = self.venv.single_action_space if self.decoder is None else self.decoder.space
+        super().__init__(n_envs, self.venv.single_observation_space, action_space)
 
     def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None) -> list[tuple[np.ndarray, dict[str, Any]]]:
         out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
@@ -134,18 +152,21 @@ class BatchedVecEnv(VecEnv):
         return np.stack([obs for obs, _ in results])
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        self._actions = np.asarray(actions).reshape(self.num_envs, *self.action_space.shape)
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         if self._actions is None:
             raise RuntimeError("step_async(actions) must be called before step_wait().")
-        actions = self._actions.astype(np.int64, copy=False)
         owned = [[i for i in self._all if self._rows[i][0] == p] for p in range(len(self.parts))]
-        for part, mine in zip(self.parts, owned, strict=True):
-            part._check_actions(actions[mine])  # a bad action fails before any run steps
+        if self.decoder is not None:  # every part shares the grid (equal action spaces were checked)
+            actions: Any = [self.decoder.action(a) for a in np.asarray(self._actions, dtype=np.float64).reshape(self.num_envs, -1)]
+        else:
+            actions = self._actions.astype(np.int64, copy=False)
+            for part, mine in zip(self.parts, owned, strict=True):
+                part._check_actions(actions[mine])  # a bad action fails before any run steps
         results: dict[int, Any] = {}
         for part, mine in zip(self.parts, owned, strict=True):
-            stepped = part.step_rows({self._rows[i][1]: int(actions[i]) for i in mine})
+            stepped = part.step_rows({self._rows[i][1]: actions[i] if self.decoder is not None else int(actions[i]) for i in mine})
             results.update((i, stepped[self._rows[i][1]]) for i in mine)
         self._actions = None
         obs = np.stack([results[i][0] for i in self._all])

@@ -43,7 +43,7 @@ def actions(agent: SB3Agent, seed: int = 5) -> list[int]:
 
 
 def test_algorithm_table_covers_the_issue() -> None:
-    assert set(ALGORITHMS) == {"ppo", "a2c", "dqn", "qrdqn", "recurrentppo", "maskableppo"}
+    assert set(ALGORITHMS) == {"ppo", "a2c", "dqn", "sac", "td3", "qrdqn", "recurrentppo", "maskableppo"}
     assert make_agent("sb3").requires_training  # type: ignore[attr-defined]
 
 
@@ -105,7 +105,7 @@ def test_ppo_drives_the_box_action_view() -> None:
 
 def test_dqn_on_a_box_action_view_fails_clearly_and_writes_nothing(tmp_path: Path) -> None:
     agent = SB3Agent("dqn", tensorboard_log=str(tmp_path / "tb"))
-    with pytest.raises(TypeError, match=r"DQN supports \['Discrete'\].*Box.*\['a2c', 'ppo', 'recurrentppo'\]"):
+    with pytest.raises(TypeError, match=r"DQN supports \['Discrete'\].*Box.*\['a2c', 'ppo', 'recurrentppo', 'sac', 'td3'\]"):
         agent.learn(ContinuousAction(small_env()), 64, seed=0)
     assert agent.model is None
     with pytest.raises(RuntimeError, match="no policy yet"):

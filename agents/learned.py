@@ -1,0 +1,148 @@
+"""The shipped learned LR controller: ``make_agent("learned")``.
+
+A small MLP policy trained with stable-baselines3 on cheap batched runs, exported to a weights-only
+file inside this package (``agents/policies/<name>.npz``, read without pickle) with its provenance
+beside it (``<name>.json``: training instances, reward, seeds, windows, hyperparameters, date,
+commit). It acts deterministically with numpy/torch only — stable-baselines3 is not imported.
+
+The policy was trained on one control track (:mod:`aees_gym.envs.tracks`), so the env or the loop
+it drives must use that track's settings: :attr:`LearnedAgent.env_overrides` holds them, the suite
+merges them into its runs, and a user's own loop passes them to ``ControlledTraining``::
+
+    agent = make_agent("learned")
+    ct = ControlledTraining(optimizer, agent, total_steps=1000, window_length=25,
+                            reward_eval=heldout_loss, **agent.env_overrides)
+    for x, y in batches:
+        ct.before_step(); optimizer.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); ct.after_step(loss)
+
+``reward_eval`` is the loss on a fixed held-out batch of the user's (a scalar tensor, no grad): the
+controller observes its level and trend.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agents.base import BaseAgent, candidate_grid
+
+__all__ = ["DEFAULT_POLICY", "LearnedAgent", "policy_path", "shipped_policies"]
+
+#: The policy ``make_agent("learned")`` loads.
+DEFAULT_POLICY = "learned-relative"
+
+
+def _policies_dir() -> Path:
+    return Path(str(importlib.resources.files("agents") / "policies"))
+
+
+def shipped_policies() -> list[str]:
+    """Names of the policies shipped in the package."""
+    return sorted(p.stem for p in _policies_dir().glob("*.npz"))
+
+
+def policy_path(policy: str | Path) -> Path:
+    """A shipped policy's name (``learned-relative``) or a path to a ``.npz`` policy file.
+
+    Raises:
+        FileNotFoundError: If it is neither (the message lists the shipped names).
+    """
+    path = Path(policy)
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise FileNotFoundError(f"no policy file at {path}.")
+        return path
+    shipped = _policies_dir() / f"{policy}.npz"
+    if not shipped.is_file():
+        raise FileNotFoundError(f"no shipped policy {policy!r}; shipped: {shipped_policies()}, or pass a path to a .npz policy file.")
+    return shipped
+
+
+def _recorded_overrides(path: Path) -> dict[str, Any]:
+    """The env settings recorded in a policy's sidecar (read as JSON only; no heavy import)."""
+    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    return dict(meta["provenance"]["env_overrides"])
+
+
+def _default_overrides() -> Mapping[str, Any]:
+    try:
+        return MappingProxyType(_recorded_overrides(policy_path(DEFAULT_POLICY)))
+    except (OSError, KeyError, ValueError):  # an install without the shipped file still lists the agent
+        return MappingProxyType({})
+
+
+class LearnedAgent(BaseAgent):
+    """A learned controller loaded from a shipped (or given) policy file; deterministic, no online learning.
+
+    Args:
+        policy: A shipped policy's name (default :data:`DEFAULT_POLICY`) or a path to a ``.npz`` file
+            written by :func:`agents.learned_policy.save_policy`.
+
+    Attributes:
+        provenance: The policy's provenance record (training instances, reward, seeds, windows, …).
+        env_overrides: The control-track settings the policy needs (grid, action mode, LR-scale
+            bounds, observation features); the class attribute is the default policy's.
+    """
+
+    name = "learned"
+    description = "learned LR controller: a small MLP trained with SB3 on batched runs, shipped weights-only"
+    env_overrides: ClassVar[Mapping[str, Any]] = _default_overrides()
+
+    def __init__(self, policy: str | Path = DEFAULT_POLICY) -> None:
+        from agents.learned_policy import load_policy
+
+        self.path = policy_path(policy)
+        self.policy, self.provenance = load_policy(self.path)
+        try:
+            overrides = self.provenance["env_overrides"]
+            self.features = tuple(overrides["context"]["features"])
+            self.track = str(self.provenance["track"])
+        except (KeyError, TypeError):
+            raise ValueError(f"{self.path.with_suffix('.json')} records no env_overrides/track; export the policy with "
+                             "agents.learned_training.export_policy.") from None
+        self.env_overrides = MappingProxyType(dict(overrides))  # type: ignore[misc]  # this policy's own
+        self._decoder: Any = None
+
+    def reset(self, *, seed: int | None, observation_space: Any, action_space: Any, info: dict[str, Any]) -> None:
+        """Check that the env or loop runs this policy's track (observation size, grid, action mode).
+
+        Raises:
+            ValueError: If it does not; the message says to pass ``**agent.env_overrides``.
+        """
+        fix = "build the env or ControlledTraining with **agent.env_overrides (the policy's control track)"
+        if tuple(observation_space.shape) != (self.policy.n_inputs,):
+            raise ValueError(f"the policy observes {self.policy.n_inputs} features {list(self.features)}; this env gives "
+                             f"shape {observation_space.shape}: {fix}.")
+        grid = candidate_grid(info)
+        want = self.env_overrides["grid"]
+        if [list(grid.lr_multipliers), list(grid.noise_stds)] != [list(want["lr_multipliers"]), list(want["noise_stds"])]:
+            raise ValueError(f"the policy was trained on the grid {dict(want)}; this env's grid is lr {grid.lr_multipliers}, "
+                             f"noise {grid.noise_stds}: {fix}.")
+        if info.get("action_mode", "index") != self.env_overrides["action_mode"]:
+            raise ValueError(f"the policy was trained with action_mode={self.env_overrides['action_mode']!r}, this env has "
+                             f"{info.get('action_mode')!r}: {fix}.")
+        if self.policy.discrete:
+            if int(getattr(action_space, "n", -1)) != self.policy.n_actions:
+                raise ValueError(f"the policy chooses among {self.policy.n_actions} grid cells; the action space is {action_space}: {fix}.")
+            self._decoder = None
+        else:
+            from aees_gym.envs.wrappers import BoxDecoder  # deferred: listing agents must not import torch
+
+            self._decoder = BoxDecoder(grid)  # type: ignore[arg-type]
+            if self._decoder.space.shape != (self.policy.n_actions,):
+                raise ValueError(f"the policy's Box has {self.policy.n_actions} dimensions, the grid {self._decoder.space.shape}: {fix}.")
+
+    def act(self, obs: Any, info: dict[str, Any]) -> Any:
+        """A grid mode id (discrete policies) or an exact ``Candidate`` (Box policies) for the next window."""
+        if not self.policy.discrete and self._decoder is None:
+            raise RuntimeError("call reset() first: a Box policy decodes its actions with the env's grid.")
+        action = self.policy.act(np.asarray(obs, dtype=np.float32))[0]
+        if self._decoder is None:
+            return int(action)
+        return self._decoder.candidate(action)
