@@ -2,7 +2,7 @@
 
 A leaderboard file (TOML, e.g. ``experiments/leaderboard.toml``) names instance sets and agents::
 
-    results_dir = "results"        # runs go to <results_dir>/leaderboard/<set>/
+    results_dir = "runs"           # runs go to <results_dir>/leaderboard/<set>/ (the archive: --archive)
     executor = "batched"           # how test runs execute (serial, local, batched, ray)
     workers = 2
     [[sets]]
@@ -72,7 +72,7 @@ class LeaderboardSpec:
 
     sets: dict[str, dict[str, Any]]
     entries: tuple[BoardEntry, ...]
-    results_dir: str = "results"
+    results_dir: str = "runs"
     executor: str = "batched"
     workers: int = 1
     n_boot: int = 2000
@@ -114,7 +114,7 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     executor = table.get("executor", "batched")
     if executor not in EXECUTORS:
         raise SuiteConfigError(f"{source}: executor={executor!r} is not valid; choose one of {list(EXECUTORS)}.")
-    return LeaderboardSpec(sets, tuple(entries), str(table.get("results_dir", "results")), executor,
+    return LeaderboardSpec(sets, tuple(entries), str(table.get("results_dir", "runs")), executor,
                            int(table.get("workers", 1)), int(table.get("n_boot", 2000)))
 
 

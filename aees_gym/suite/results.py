@@ -314,14 +314,23 @@ def read_json_file(path: Path | str, *, max_bytes: int = MAX_RESULT_BYTES, max_d
         os.close(fd)
     if len(raw) > max_bytes:  # it grew while being read
         raise ResultFileError(path, None, f"is larger than the {max_bytes} bytes a result file may have")
+    return parse_json_bytes(raw, path, max_depth=max_depth)
+
+
+def parse_json_bytes(raw: bytes, source: Path | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Strict JSON of one document (a result file, or one line of an archive), depth checked before parsing.
+
+    Raises:
+        ResultFileError: Naming ``source`` and the reason.
+    """
     if json_depth_exceeds(raw, max_depth):
-        raise ResultFileError(path, None, f"nests JSON deeper than {max_depth} levels")
+        raise ResultFileError(source, None, f"nests JSON deeper than {max_depth} levels")
     try:
         return json.loads(raw.decode("utf-8"), parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant)
     except _BadNumber as exc:
-        raise ResultFileError(path, None, str(exc)) from None
+        raise ResultFileError(source, None, str(exc)) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ResultFileError(path, None, f"not readable as JSON ({exc})") from None
+        raise ResultFileError(source, None, f"not readable as JSON ({exc})") from None
 
 
 def read_result(path: Path | str) -> RunResult:
@@ -358,16 +367,23 @@ def result_files(directory: Path | str) -> list[Path]:
 
 
 def scan_results(directory: Path | str) -> ResultScan:
-    """Load every result under ``directory`` (see :func:`result_files`); never raises on a bad file."""
+    """Load every result of a suite folder, or of every suite folder one level below ``directory``.
+
+    Both forms are read: the loose ``<run_id>.json`` files of :func:`result_files` and the compact
+    ``runs.jsonl.gz`` of :mod:`aees_gym.suite.archive` (a loose file wins over the archived copy).
+    Never raises on a bad file or line.
+    """
+    from aees_gym.suite.archive import suite_results  # archive builds on this module
+
+    root = Path(directory)
+    folders = [root, *sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("models", "report", "tuning")
+                             and not p.name.startswith("."))] if root.is_dir() else []
     results: dict[str, RunResult] = {}
     invalid: list[ResultFileError] = []
-    for path in result_files(directory):
-        try:
-            result = read_result(path)
-        except ResultFileError as exc:
-            invalid.append(exc)
-            continue
-        results[f"{result.suite}/{result.run_id}"] = result
+    for folder in folders:
+        found, bad = suite_results(folder)
+        invalid += bad
+        results.update({f"{r.suite}/{r.run_id}": r for r in found.values()})
     return ResultScan(results, invalid)
 
 

@@ -143,7 +143,7 @@ class SuiteSpec:
     seeds: tuple[int, ...]
     executor: str = "serial"
     workers: int = 1
-    results_dir: str = "results"
+    results_dir: str = "runs"
     env: dict[str, Any] = field(default_factory=dict)
     sweeps: SweepSpec | None = None
     description: str = ""
@@ -361,7 +361,7 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> SuiteSpec:
         seeds=seeds,
         executor=executor,
         workers=_int(f"{source}: workers", table.get("workers", 1), 1),
-        results_dir=_str(f"{source}: results_dir", table.get("results_dir", "results")),
+        results_dir=_str(f"{source}: results_dir", table.get("results_dir", "runs")),
         env=_table(f"{source}: env", table.get("env", {})),
         sweeps=sweeps,
         description=str(table.get("description", "")),
