@@ -136,3 +136,30 @@ def test_relative_model_paths_in_archive(tmp_path):
     assert portable(elsewhere, suite_dir).model_path == "models/k.zip"
     assert portable(make_result("a", 2, 0.5), suite_dir).model_path is None
     assert Path(portable(inside, suite_dir).model_path).name == Path(inside.model_path).name
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_archived_demo_report_is_reproduced_from_the_compact_archive(tmp_path):
+    from aees_gym.reporting.report import write_report
+
+    demo = ROOT / "results" / "demo"
+    report = build_report(demo)  # the default 2000 resamples, as archived
+    assert len(report.results) == 400 and not report.invalid
+    write_report(report, tmp_path, plots=False)
+    for name in ("summary.csv", "tasks.csv"):
+        assert (tmp_path / name).read_text() == (demo / "report" / name).read_text(), name
+    archived = (demo / "report" / "report.md").read_text()
+    assert archived.startswith("# Results: demo\n")
+    assert "/tmp/" not in archived and str(ROOT) not in archived
+
+
+def test_the_archive_stays_small_and_names_no_machine_paths():
+    files = [p for p in (ROOT / "results").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 15 * 2**20
+    assert (ROOT / "results" / ARCHIVE_MARKER).is_file()
+    for path in files:
+        if path.suffix in (".json", ".md", ".csv"):
+            text = path.read_text(encoding="utf-8")
+            assert "/tmp/" not in text and "/home/" not in text and str(ROOT) not in text, path
