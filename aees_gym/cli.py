@@ -59,12 +59,39 @@ def _agent_class(name: str) -> type:
 
 
 def _check_overrides(task: str, overrides: dict[str, Any]) -> None:
+    from aees_gym.suite.extras import check_task_data
     from aees_gym.tasks import make_config
 
     try:
         make_config(task, **overrides)
     except (KeyError, ValueError, TypeError) as exc:
         raise UsageError(f"--set: {exc.args[0] if exc.args else exc}") from None
+    check_task_data(task, overrides)  # missing data: one line now, not a traceback after the env was built
+
+
+def _check_agent(cls: type, kwargs: dict[str, Any], task: str, overrides: dict[str, Any], seed: int) -> None:
+    """Build the agent and reset it on the env's spaces and start-of-run info, before any training.
+
+    A keyword value the agent only checks against the grid at ``reset`` (``lr_multiplier=7`` of a
+    grid without ×7) is then a usage error in one line, not a failed run. Nothing is trained: the
+    env is made but not reset, and the info is what its reset publishes before the first window.
+    """
+    import gymnasium as gym
+
+    from aees_gym.core.context import RunHistory
+    from aees_gym.core.window import start_info
+    from aees_gym.envs.registration import env_id
+
+    env = gym.make(env_id(task), **overrides)
+    try:
+        agent = cls(**kwargs)
+        config = env.unwrapped.config
+        info = start_info(RunHistory(total_steps=config.total_steps), config)
+        agent.reset(seed=seed, observation_space=env.observation_space, action_space=env.action_space, info=info)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UsageError(f"--agent-kw: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}") from None
+    finally:
+        env.close()
 
 
 # --------------------------------------------------------------------------- commands
@@ -135,10 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if agent_registry.requires_training(cls) and args.model is None:
         raise UsageError(f"agent {args.agent!r} is an offline learner; train it (aees-gym train-agent) and pass --model PATH.")
     if args.model is None:
-        try:
-            cls(**kwargs)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise UsageError(f"--agent-kw: {exc}") from None
+        _check_agent(cls, kwargs, task, overrides, args.seed)
     if args.out:
         from aees_gym.suite.outputs import check_output_dir
 
@@ -240,6 +264,13 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
         raise UsageError(f"agent {args.agent!r} learns online (requires_training is not set); there is nothing to train.")
     overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
     _check_overrides(task, overrides)
+    from aees_gym.suite.outputs import check_output_file
+
+    check_output_file(args.out, what="--out")  # before training: a bad path would lose the trained model
+    try:
+        cls(**_assignments(args.agent_kw))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UsageError(f"--agent-kw: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}") from None
     try:
         path = train_agent(
             args.agent, task, args.out, total_timesteps=args.total_timesteps, seed=args.seed, n_envs=args.n_envs,
@@ -357,6 +388,7 @@ def _interrupt_once(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aees-gym`` console script; returns the exit code."""
     from aees_gym.suite.executors import ExecutorError
+    from aees_gym.suite.extras import MissingDataError
     from aees_gym.suite.orchestrate import SuiteInterrupted
     from aees_gym.suite.outputs import OutputError
     from aees_gym.suite.suite_file import SuiteConfigError
@@ -366,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {s: signal.signal(s, _interrupt_once) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     try:
         return int(args.func(args))
-    except (UsageError, SuiteConfigError, ExecutorError, ImportError, OutputError) as exc:
+    except (UsageError, SuiteConfigError, ExecutorError, ImportError, OutputError, MissingDataError) as exc:
         # A missing extra or an unreachable cluster is a setup problem: nothing was run.
         print(f"aees-gym {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

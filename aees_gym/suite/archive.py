@@ -17,107 +17,25 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import stat
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from aees_gym.core.fileio import atomic_write_bytes
-from aees_gym.suite.results import (
-    MAX_RESULT_BYTES,
-    RESERVED_PREFIX,
+from aees_gym.suite.results import (  # noqa: F401 - the reading side lives in results (re-exported here)
+    ARCHIVE_NAME,
+    ArchiveScan,
     ResultFileError,
     RunResult,
-    parse_json_bytes,
+    archive_path,
+    loose_result_files,
+    read_archive,
     read_result,
+    suite_results,
 )
 
-ARCHIVE_NAME = "runs.jsonl.gz"
-#: Most decompressed bytes one archive may expand to (bounds a gzip bomb; real ones are ~100 MB).
-MAX_ARCHIVE_BYTES = 4 * 2**30
 #: Sub-folders of a suite folder whose results are compacted with it (the tuning sweep's runs).
 NESTED_RESULT_DIRS = ("tuning",)
-
-
-def archive_path(directory: Path | str) -> Path:
-    """``<directory>/runs.jsonl.gz``."""
-    return Path(directory) / ARCHIVE_NAME
-
-
-def loose_result_files(directory: Path | str) -> list[Path]:
-    """The per-run ``<run_id>.json`` files directly in ``directory`` (reserved ``_*`` files excluded)."""
-    root = Path(directory)
-    return sorted(p for p in root.glob("*.json") if not p.name.startswith((RESERVED_PREFIX, ".")))
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(line number, line)`` of a gzip file, each line at most ``MAX_RESULT_BYTES``, in total at most ``MAX_ARCHIVE_BYTES``."""
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise ResultFileError(path, None, "is not a regular file")
-    total = 0
-    with gzip.open(path, "rb") as handle:
-        for number, line in enumerate(iter(lambda: handle.readline(MAX_RESULT_BYTES + 1), b""), start=1):
-            total += len(line)
-            if len(line) > MAX_RESULT_BYTES:
-                raise ResultFileError(f"{path}:{number}", None, f"line is larger than the {MAX_RESULT_BYTES} bytes a result may have")
-            if total > MAX_ARCHIVE_BYTES:
-                raise ResultFileError(path, None, f"expands to more than {MAX_ARCHIVE_BYTES} bytes")
-            if line.strip():
-                yield number, line
-
-
-@dataclass(frozen=True)
-class ArchiveScan:
-    """The valid results of an archive by run id, and what could not be read (a bad line, a cut-off file)."""
-
-    results: dict[str, RunResult]
-    invalid: list[ResultFileError]
-
-
-def read_archive(path: Path | str) -> ArchiveScan:
-    """Load every result of a ``runs.jsonl.gz``; a bad line or a truncated file is reported, never raised.
-
-    The lines read before a truncation are kept, so a cut-off archive loses only its tail.
-    """
-    path = Path(path)
-    results: dict[str, RunResult] = {}
-    invalid: list[ResultFileError] = []
-    try:
-        for number, line in _lines(path):
-            source = f"{path}:{number}"
-            try:
-                result = RunResult.from_dict(parse_json_bytes(line, source), source)
-            except ResultFileError as exc:
-                invalid.append(exc)
-                continue
-            results[result.run_id] = result
-    except ResultFileError as exc:
-        invalid.append(exc)
-    except (OSError, EOFError, zlib.error) as exc:  # not gzip, or cut off mid-stream
-        invalid.append(ResultFileError(path, None, f"cannot be read to its end as gzip ({exc})"))
-    return ArchiveScan(results, invalid)
-
-
-def suite_results(directory: Path | str) -> tuple[dict[str, RunResult], list[ResultFileError]]:
-    """Every valid result of one suite folder, archived or loose (a loose file wins), and the unreadable ones."""
-    directory = Path(directory)
-    results: dict[str, RunResult] = {}
-    invalid: list[ResultFileError] = []
-    if archive_path(directory).exists():
-        scan = read_archive(archive_path(directory))
-        results.update(scan.results)
-        invalid += scan.invalid
-    for path in loose_result_files(directory):
-        try:
-            result = read_result(path)
-        except ResultFileError as exc:
-            invalid.append(exc)
-            continue
-        results[result.run_id] = result
-    return results, invalid
 
 
 def portable(result: RunResult, suite_dir: Path) -> RunResult:

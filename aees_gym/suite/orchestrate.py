@@ -23,8 +23,9 @@ from aees_gym.core.fileio import atomic_write_text, dumps_json
 from aees_gym.core.hostinfo import utc_now
 from aees_gym.core.threads import single_thread
 from aees_gym.suite.archive import archive_path, compact, read_archive, suite_results
-from aees_gym.suite.executors import execute
-from aees_gym.suite.extras import check_suite_extras
+from aees_gym.suite.batched_executor import batched_ray_address
+from aees_gym.suite.executors import connect_ray, execute
+from aees_gym.suite.extras import check_suite_data, check_suite_extras
 from aees_gym.suite.one_run import error_info, error_result, run_one
 from aees_gym.suite.outputs import check_output_dir
 from aees_gym.suite.plan import SuitePlan, TrainJob, plan_suite
@@ -168,7 +169,9 @@ def run_suite(
         executor: ``serial``, ``local``, ``batched`` (runs sharing a task variant trained together in one
             batched env; :mod:`aees_gym.suite.batched_executor`) or ``ray`` (default ``spec.executor``).
         workers: Parallel workers (default ``spec.workers``).
-        ray_address: Ray cluster address (``None``: ``ray.init()``; ``"auto"``: the ``ray start`` cluster).
+        ray_address: Ray cluster address (``None``: the suite file's ``ray_address``, else for ``ray``
+            ``ray.init()`` — a local Ray or ``$RAY_ADDRESS`` — and for ``batched`` ``$RAY_ADDRESS`` if set;
+            ``"auto"``: the ``ray start`` cluster).
         progress: Show progress over runs.
         progress_windows: Also show progress within each run (serial executor only).
         log: Where notices (corrupt files, failures) go; default stderr.
@@ -178,16 +181,23 @@ def run_suite(
 
     Raises:
         MissingExtrasError: Before anything runs, if a planned task needs a module that is not installed.
+        MissingDataError: Before anything runs, if a planned task's data is not on disk.
+        ImportError, ExecutorError: Before the suite folder is created, if Ray is needed but not
+            installed or no cluster answers.
         OutputError: Before anything runs, if the suite folder cannot be written or lies in the
             archive without ``archive=True``.
     """
     check_suite_extras(spec)  # a task's missing extra would make every one of its runs an error
+    check_suite_data(spec)  # and so would its missing data
     started = time.perf_counter()
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     executor = executor or spec.executor
     workers = workers or spec.workers
+    ray_address = ray_address if ray_address is not None else spec.ray_address
     suite_dir = (Path(results_dir if results_dir is not None else spec.results_dir) / spec.name).resolve()
     check_output_dir(suite_dir, what="suite folder", archive=archive)
+    if executor == "ray" or (executor == "batched" and batched_ray_address(ray_address) is not None):
+        connect_ray(ray_address if executor == "ray" else batched_ray_address(ray_address))  # no Ray, no folder
     suite_dir.mkdir(parents=True, exist_ok=True)
     try:
         return _run(spec, suite_dir, executor, workers, ray_address, progress, progress_windows, say, archive, started)
