@@ -180,8 +180,8 @@ class AEESEnv(gym.Env):
                 outcome = control.step_end(run.train_step())
         self._train_time += time.perf_counter() - started - (self._eval_time - eval_before)
         info = outcome.info
-        info["eval_curve"] = list(control.eval_curve) if outcome.terminated else None
-        if outcome.terminated:
+        if outcome.terminated:  # like final_metrics, only at the end (a key never None: vector wrappers stack infos)
+            info["eval_curve"] = list(control.eval_curve)
             info["final_metrics"] = final_metrics(
                 control.eval_curve, control.history, diverged=control.diverged,
                 target_accuracy=self.config.target_accuracy, flops_per_step=run.flops_per_step,

@@ -243,8 +243,8 @@ class AEESVectorEnv(VectorEnv):
             done = r.done
             if evaluation is not None and not done:
                 info["eval"] = r.eval_curve[-1]
-            info["eval_curve"] = list(r.eval_curve) if done else None
-            if done:
+            if done:  # like final_metrics, only at the end (a key never None: vector wrappers stack infos)
+                info["eval_curve"] = list(r.eval_curve)
                 info["final_metrics"] = final_metrics(
                     r.eval_curve, r.history, diverged=r.diverged, target_accuracy=r.config.target_accuracy,
                     flops_per_step=self.runs.flops_per_step,
