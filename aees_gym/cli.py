@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt_once(signum: int, frame: Any) -> None:
+def interrupt_once(signum: int, frame: Any) -> None:
     """First Ctrl-C or SIGTERM: raise KeyboardInterrupt and ignore further ones while the work stops."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -395,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
-    previous = {s: signal.signal(s, _interrupt_once) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
+    previous = {s: signal.signal(s, interrupt_once) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     try:
         return int(args.func(args))
     except (UsageError, SuiteConfigError, ExecutorError, ImportError, OutputError, MissingDataError) as exc:

@@ -17,12 +17,14 @@ zips) and runs are kept, so a killed command loses only what was in flight; reru
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from aees_gym.cli import interrupt_once
 from aees_gym.core.fileio import atomic_write_text
 from aees_gym.reporting.leaderboard import leaderboard_table
 from aees_gym.suite.archive import compact
@@ -100,5 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``main`` with the first Ctrl-C/SIGTERM stopping at once: finished runs and models stay, one line, exit 130."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt_once)
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs and trainings kept; rerun to resume", file=sys.stderr, flush=True)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
