@@ -163,3 +163,13 @@ def test_the_archive_stays_small_and_names_no_machine_paths():
         if path.suffix in (".json", ".md", ".csv"):
             text = path.read_text(encoding="utf-8")
             assert "/tmp/" not in text and "/home/" not in text and str(ROOT) not in text, path
+
+
+def test_following_the_docs_never_writes_the_archived_demo():
+    from aees_gym.suite.outputs import archive_root
+
+    spec = load_suite(ROOT / "experiments" / "demo.toml")
+    assert archive_root(ROOT / spec.results_dir / spec.name) is None  # `aees-gym suite experiments/demo.toml --report`
+    assert archive_root(ROOT / "results" / "demo") == ROOT / "results"  # refused without --archive
+    with pytest.raises(OutputError, match="--archive"):
+        check_output_dir(ROOT / "results" / "demo" / "report", what="report folder")
