@@ -13,6 +13,7 @@ import collections
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -140,3 +141,28 @@ def peak_allocated_bytes(block: Callable[[], Any]) -> MemoryPeak:
         live += event.nbytes()
         peak = max(peak, live)
     return MemoryPeak(peak_bytes=peak, end_bytes=live)
+
+
+@contextmanager
+def counting_cuda_syncs() -> Iterator[list[str]]:
+    """Count the synchronising CUDA calls made inside the block (``torch.cuda.set_sync_debug_mode``).
+
+    Yields a list that fills with one ``file:line`` per synchronising call (a device→host read, a copy
+    from pageable host memory, an explicit synchronise, …), counted by PyTorch itself, C++ calls
+    included. Needs CUDA.
+    """
+    import warnings
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("counting CUDA syncs needs a CUDA device; none is available here.")
+    found: list[str] = []
+    previous = torch.cuda.get_sync_debug_mode()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every call, not once per source line
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield found
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
+            # Where: the Python line whose torch call synchronised (the warning's frame).
+            found.extend(f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message))

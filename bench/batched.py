@@ -4,7 +4,9 @@ For each task (``Digits-v0``, ``DigitsCNN-v0``), torch thread count (1, 2) and N
 three variants train with the fixed action (LR ×1, no gradient noise), side by side in one process:
 
 * ``plain``: a hand-written torch loop of one model (the task's network, its data on the device,
-  AdamW, a fresh ``randperm`` per epoch) — no env, no controller;
+  AdamW, a fresh ``randperm`` per epoch) — no env, no controller; for the text and language rows
+  (``--tasks RottenTomatoes`` or ``GPT2``, data from ``--data-dir``) the task's own training step
+  (``TrainingRun.train_step`` + ``optimizer.step()``), whose network takes token tables, not features;
 * ``sequential``: N single envs (``gymnasium.make``), stepped one after another, one window each
   per turn — what N runs cost without batching;
 * ``batched``: :class:`~aees_gym.tasks.batched.BatchedClassificationRuns` with N rows, one
@@ -27,6 +29,7 @@ medians of per-round ratios. Run ``python bench/batched.py`` (several minutes on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import threading
@@ -44,10 +47,13 @@ from aees_gym.core.fileio import atomic_write_json
 from aees_gym.core.hostinfo import host_metadata
 from aees_gym.tasks import RunSeeds
 from aees_gym.tasks.base import seeded_torch
-from aees_gym.tasks.batched import BatchedClassificationRuns, batched_task
+from aees_gym.tasks.batched import batched_runs, batched_task
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("Digits", "DigitsCNN")
+#: Every row ``--tasks`` accepts: the batchable tasks that need no data beyond ``--data-dir``.
+TASK_CHOICES = ("Digits", "DigitsCNN", "DigitsNoisy", "Synthetic", "MNIST", "RottenTomatoes", "NewsTweets", "GPT2")
+_OWN_STEP = ("RottenTomatoes", "NewsTweets", "GPT2")  # the plain loop runs the task's own training step
 NS = (1, 8, 64, 256)
 THREADS = (1, 2)
 #: The issue's targets, checked in the JSON's ``targets`` block.
@@ -96,6 +102,8 @@ def _sync(device: torch.device) -> None:
 def plain_loop(task: str, overrides: dict[str, Any], device: torch.device, min_s: float) -> Measure:
     """One model, the task's data on the device, AdamW, fresh permutation per epoch; nothing else."""
     config = aees_gym.make_config(task, **overrides)
+    if task in _OWN_STEP:
+        return _own_step_loop(config, device, min_s)
     spec = batched_task(task)
     memory = PeakMemory(device)
     data = spec.load_data(config)
@@ -116,6 +124,21 @@ def plain_loop(task: str, overrides: dict[str, Any], device: torch.device, min_s
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        loss.item()  # one host read per window, like the envs
+
+    window()  # warm-up
+    return (*_timed(window, config.window_length, min_s, device), memory.growth())
+
+
+def _own_step_loop(config: Any, device: torch.device, min_s: float) -> Measure:
+    """One run of the task's own training step and optimizer, no env, no controller."""
+    memory = PeakMemory(device)
+    run = aees_gym.get_task(config.task).build(config, RunSeeds.derive(0))
+
+    def window() -> None:
+        for _ in range(config.window_length):
+            loss = run.train_step()
+            run.optimizer.step()
         loss.item()  # one host read per window, like the envs
 
     window()  # warm-up
@@ -146,7 +169,7 @@ def batched(task: str, overrides: dict[str, Any], device: torch.device, min_s: f
     """``n`` rows of one engine; returns the measure and the task's ``flops_per_step``."""
     config = aees_gym.make_config(task, **overrides)
     memory = PeakMemory(device)
-    runs = BatchedClassificationRuns(config, n)
+    runs = batched_runs(config, n)
     runs.reset_runs(range(n), [config] * n, [RunSeeds.derive(i) for i in range(n)])
     w = config.window_length
 
@@ -191,7 +214,7 @@ def matmul_peak(device: torch.device, size: int, reps: int = 5) -> float:
 
 
 def measure(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
-    overrides = {"eval_every": 0, "total_steps": 10**6, "device": str(device)}
+    overrides: dict[str, Any] = {"eval_every": 0, "total_steps": 10**6, "device": str(device)}
     if args.window is not None:
         overrides["window_length"] = args.window
     rows = []
@@ -200,6 +223,12 @@ def measure(args: argparse.Namespace, device: torch.device) -> list[dict[str, An
         peak = matmul_peak(device, args.matmul_size)
         print(f"{threads} thread(s): fp32 matmul peak {peak / 1e9:.1f} GFLOP/s", flush=True)
         for task in args.tasks:
+            options = aees_gym.get_task(task).options_cls
+            has_data_dir = dataclasses.is_dataclass(options) and "data_dir" in {f.name for f in dataclasses.fields(options)}
+            task_overrides = {**overrides, "data_dir": str(args.data_dir)} if args.data_dir and has_data_dir else overrides
+            if args.smoke_sizes:  # the task's small model and data, with this benchmark's budget and window
+                small = {k: v for k, v in aees_gym.get_task(task).smoke_overrides.items() if k not in ("total_steps", "window_length")}
+                task_overrides = {**small, **task_overrides}
             samples: dict[int, dict[str, list[Measure]]] = {n: {"plain": [], "sequential": [], "batched": []} for n in args.ns}
             flops = 0.0
             for r in range(args.rounds):
@@ -208,11 +237,11 @@ def measure(args: argparse.Namespace, device: torch.device) -> list[dict[str, An
                     order = order[r % 3 :] + order[: r % 3]
                     for variant in order:
                         if variant == "plain":
-                            got = plain_loop(task, overrides, device, args.min_seconds)
+                            got = plain_loop(task, task_overrides, device, args.min_seconds)
                         elif variant == "sequential":
-                            got = sequential(task, overrides, device, args.min_seconds, n, threads)
+                            got = sequential(task, task_overrides, device, args.min_seconds, n, threads)
                         else:
-                            got, flops = batched(task, overrides, device, args.min_seconds, n)
+                            got, flops = batched(task, task_overrides, device, args.min_seconds, n)
                         samples[n][variant].append(got)
                         torch.set_num_threads(threads)  # envs apply their own policy; keep the cell's
                     s = samples[n]
@@ -292,7 +321,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--quick", action="store_true", help="smoke run: N 1 and 2, one thread, short windows, one round")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASK_CHOICES)
+    parser.add_argument("--smoke-sizes", action="store_true",
+                        help="train each task's smoke-test model and data (its smoke_overrides) instead of its defaults")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="prepared data sets (aees-gym data prepare) for MNIST, RottenTomatoes, NewsTweets, GPT2")
     parser.add_argument("--ns", nargs="+", type=int, default=list(NS))
     parser.add_argument("--threads", nargs="+", type=int, default=list(THREADS))
     parser.add_argument("--rounds", type=int, default=2, help="rounds; medians are reported")
@@ -328,6 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rounds": args.rounds,
         "min_seconds_per_cell": args.min_seconds,
         "window_length": args.window or "task default",
+        "sizes": "each task's smoke_overrides (small model and data)" if args.smoke_sizes else "task defaults",
         "statistic": "median over rounds; ratios are medians of per-round ratios; rounds rotate the variant order",
         "flops": "task flops_per_step = 3 x forward FLOPs of one batch (Linear/Conv matmuls); the MLP's first layer "
                  "needs no input gradient, so this overstates its work by about a third",

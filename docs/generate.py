@@ -157,7 +157,8 @@ Gymnasium stacks infos into arrays typed by the first copy, so every info field 
 number in `final_metrics` (e.g. `steps_to_target` of a run that never reached the target) is NaN, not `None`.
 `vectorization_mode="vector_entry_point"` (the default of `make_vec` for these ids) trains the copies as one
 batched computation in one process (`aees_gym.envs.vector_env.AEESVectorEnv`; `autoreset_mode=` as a keyword);
-tasks it cannot batch raise an error naming `vectorization_mode="async"` (see the README's "Batched envs").
+tasks it cannot batch raise an error naming `vectorization_mode="async"` (see [batched.md](batched.md) for the
+batchable rows and axes).
 
 **Views** (`aees_gym.envs.wrappers`): `MultiDiscreteAction` (`MultiDiscrete([n_lr, n_noise])`),
 `ContinuousAction` (`Box(-1, 1, (2,))` → log2 LR multiplier and noise σ in ranges inside the grid's,

@@ -352,3 +352,15 @@ def test_performance_profile_errors() -> None:
         performance_ratios([1.0, 2.0])
     with pytest.raises(ValueError, match=">= 1"):
         performance_profile([[1.0]], [0.5])
+
+
+def test_paired_probability_of_improvement_counts_matched_pairs_only() -> None:
+    from aees_gym.reporting.stats import paired_probability_of_improvement_ci
+
+    # Unpaired, x=[1, 3] vs y=[2, 4] is 1/4 (3 > 2 only); paired (1 vs 2, 3 vs 4) x never wins.
+    point, low, high = paired_probability_of_improvement_ci({"a": [1.0, 3.0]}, {"a": [2.0, 4.0]}, n_boot=200)
+    assert (point, low, high) == (0.0, 0.0, 0.0)
+    point, low, high = paired_probability_of_improvement_ci({"a": [1.0, 5.0], "b": [2.0]}, {"a": [1.0, 4.0], "b": [3.0]}, n_boot=500)
+    assert point == pytest.approx((0.75 + 0.0) / 2) and 0.25 <= low <= point <= high <= 0.5
+    with pytest.raises(ValueError, match="paired runs come in equal numbers"):
+        paired_probability_of_improvement_ci({"a": [1.0]}, {"a": [1.0, 2.0]})

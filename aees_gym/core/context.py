@@ -184,8 +184,8 @@ FEATURES: dict[str, Feature] = {
     "instability": Feature(0.0, _LOG_CLIP, "ln(1 + instability of the previous window)", _log1p_last(lambda h: h.instabilities)),
     "lr_scale": Feature(-1.0, 1.0, "ln(cumulative LR scale) / ln(bound) in relative mode (0 otherwise)", _lr_scale),
     "grad_norm": Feature(0.0, _LOG_CLIP, "ln(1 + mean gradient norm of the previous window)", _log1p_last(lambda h: h.grad_norms)),
-    "val_loss": Feature(0.0, _LOG_CLIP, "ln(1 + latest validation loss); 0 before the first evaluation", _log1p_last(lambda h: h.val_loss)),
-    "val_accuracy": Feature(0.0, 1.0, "latest validation accuracy; 0 before the first evaluation", lambda h, c: h.val_accuracy or 0.0),
+    "val_loss": Feature(0.0, _LOG_CLIP, "ln(1 + latest validation loss, on the reward-validation part); 0 before the first evaluation", _log1p_last(lambda h: h.val_loss)),
+    "val_accuracy": Feature(0.0, 1.0, "latest validation accuracy, on the reward-validation part; 0 before the first evaluation", lambda h, c: h.val_accuracy or 0.0),
     # Run descriptors: constant within a run, they tell a contextual agent which instance it trains.
     "run_log_lr": Feature(-1.0, 1.0, "(log10(base LR) + 3) / 2, clipped: -1 = 1e-5, 0 = 1e-3, 1 = 0.1", lambda h, c: _clip((math.log10(c.base_lr) + 3.0) / 2.0, -1.0, 1.0)),
     "run_label_noise": Feature(0.0, 1.0, "fraction of training labels corrupted", lambda h, c: c.label_noise),
@@ -218,6 +218,15 @@ def observation(history: RunHistory, config: ControlConfig) -> np.ndarray:
     raw = np.asarray([FEATURES[n].compute(history, config) for n in config.context.features], dtype=np.float64)
     raw[np.isnan(raw)] = 0.0
     return np.clip(raw, low, high).astype(np.float32)
+
+
+#: Features measured by evaluations on the reward-validation part (never the scoring part).
+VALIDATION_FEATURES = ("val_loss", "val_accuracy")
+
+
+def uses_validation(config: ControlConfig) -> bool:
+    """True when the observation includes a ``val_*`` feature."""
+    return any(name in VALIDATION_FEATURES for name in config.context.features)
 
 
 def uses_grad_norm(config: ControlConfig) -> bool:

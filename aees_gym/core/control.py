@@ -309,14 +309,17 @@ class EpisodeControl:
         frozen_fraction = self.frozen_fraction  # of the window that ran
         self._measure_heldout(1)
         window = self._buffer[: k + n]
-        if self._freezer is None:
-            values: list[float] = window.tolist()  # the one host transfer of the window
-        else:  # losses and the next window's frozen set in one transfer
-            host = torch.cat([window, self._freezer.below_threshold()]).tolist()
-            values = host[: k + n]
-            self._freezer.decide(host[k + n :])
+        # Everything the host needs from the window crosses in one transfer (one sync on a GPU):
+        # the losses, then the mean gradient norm and the next window's frozen set when tracked.
+        extra = [self._grad_norms[:n].mean().reshape(1)] if self._grad_norms is not None else []
+        if self._freezer is not None:
+            extra.append(self._freezer.below_threshold())
+        host: list[float] = (torch.cat([window, *extra]) if extra else window).tolist()  # the one host transfer
+        values = host[: k + n]
+        grad_norm = host[k + n] if self._grad_norms is not None else None
+        if self._freezer is not None:
+            self._freezer.decide(host[k + n + (grad_norm is not None) :])
         losses, signals = values[k:], (WindowSignals(values[0], values[1]) if k else None)
-        grad_norm = float(self._grad_norms[:n].mean()) if self._grad_norms is not None else None
         lr_idx, noise_idx, momentum_idx = self.grid.indices(self._action)
         candidate = self._candidate
         score = record_window(

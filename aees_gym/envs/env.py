@@ -149,6 +149,12 @@ class AEESEnv(gym.Env):
         self.seeds = RunSeeds.derive(self.run_seed)
         spec = get_task(self.config.task)
         self._run = spec.build(self.config, self.seeds)
+        if self._run.monitor is None and ctx.uses_validation(self.config):
+            raise ValueError(
+                f"The observation features {list(ctx.VALIDATION_FEATURES)} are measured on the reward-validation part, and "
+                f"this {self.config.task} run keeps none (reward_fraction={self.config.reward_fraction}); set reward_fraction "
+                "in (0, 1) or leave those features out."
+            )
         self._control = EpisodeControl(
             self._run.optimizer,
             self.config,
@@ -161,6 +167,7 @@ class AEESEnv(gym.Env):
         self._start_time = time.perf_counter()
         self._train_time = 0.0
         self._eval_time = 0.0
+        self._score_curve: list[dict[str, float]] = []  # scoring-part evaluations: final metrics only
         obs, info = self._control.reset()
         info.update(run_seed=self.run_seed, flops_per_step=self._run.flops_per_step, steps_per_epoch=self._run.steps_per_epoch)
         if self.instance is not None:
@@ -180,11 +187,14 @@ class AEESEnv(gym.Env):
                 outcome = control.step_end(run.train_step())
         self._train_time += time.perf_counter() - started - (self._eval_time - eval_before)
         info = outcome.info
-        if outcome.terminated:  # like final_metrics, only at the end (a key never None: vector wrappers stack infos)
-            info["eval_curve"] = list(control.eval_curve)
+        # The scoring part reaches info only once the run is over, as its score (like final_metrics,
+        # only at the end: a key never None, since vector wrappers stack infos).
+        if outcome.terminated:
+            info["eval_curve"] = list(self._score_curve)
             info["final_metrics"] = final_metrics(
-                control.eval_curve, control.history, diverged=control.diverged,
+                self._score_curve, control.history, diverged=control.diverged,
                 target_accuracy=self.config.target_accuracy, flops_per_step=run.flops_per_step,
+                monitor=control.eval_curve[-1] if control.eval_curve else None,
             )
         self._last_info = info
         return outcome.observation, outcome.reward, outcome.terminated, False, info
@@ -232,11 +242,18 @@ class AEESEnv(gym.Env):
         }
 
     def _evaluate(self, window_index: int, run_over: bool) -> dict[str, float] | None:
-        """EpisodeControl's evaluation hook: every ``eval_every`` windows and at the end of the run."""
+        """EpisodeControl's evaluation hook: every ``eval_every`` windows and at the end of the run.
+
+        Evaluates the scoring part into the run's score curve (final metrics, kept from the agent
+        until the run is over) and returns the reward-validation part's metrics, which are all the
+        agent sees (``val_*`` features, ``info["eval"]``); ``None`` when the run keeps no such part.
+        """
         every = self.config.eval_every
         if not run_over and not (every and (window_index + 1) % every == 0):
             return None
         started = time.perf_counter()
-        metrics = self._require_run()[1].evaluate()
+        control, run = self._require_run()
+        self._score_curve.append({**run.evaluate(), "step": control.history.steps_done})
+        metrics = run.monitor() if run.monitor is not None else None
         self._eval_time += time.perf_counter() - started
         return metrics

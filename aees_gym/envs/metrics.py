@@ -50,8 +50,15 @@ def final_metrics(
     diverged: bool,
     target_accuracy: float | None,
     flops_per_step: float,
+    monitor: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The end-of-run record from the evaluation curve (its last entry is the final evaluation)."""
+    """The end-of-run record from the evaluation curve (its last entry is the final evaluation).
+
+    ``eval_curve`` is measured on the scoring part. ``monitor`` is the final evaluation on the
+    reward-validation part (``TrainingRun.monitor``), recorded as ``reward_val_accuracy`` /
+    ``reward_val_loss`` (NaN when the run keeps no such part): the numbers tuning chooses by, so no
+    choice ever reads the scoring part.
+    """
     final = dict(eval_curve[-1])
     final.pop("step", None)
     accs = [e["val_accuracy"] for e in eval_curve]
@@ -70,4 +77,15 @@ def final_metrics(
         "steps_to_target": None if target_accuracy is None else (math.nan if reached is None else float(reached)),
         "flops_per_step": flops_per_step,
         "total_flops": flops_per_step * history.steps_done,
+        **reward_part_metrics(monitor),
     }
+
+
+#: The keys :func:`final_metrics` records from the reward-validation part.
+REWARD_PART_KEYS = ("reward_val_accuracy", "reward_val_loss")
+
+
+def reward_part_metrics(monitor: Mapping[str, float] | None) -> dict[str, float]:
+    """``reward_val_accuracy`` / ``reward_val_loss`` from a monitor evaluation (NaN where missing)."""
+    monitor = monitor or {}
+    return {key: _finite_or_nan(monitor.get(key.removeprefix("reward_"))) for key in REWARD_PART_KEYS}

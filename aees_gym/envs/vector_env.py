@@ -39,7 +39,7 @@ from aees_gym.core.window import plan_window, record_evaluation, record_window, 
 from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
 from aees_gym.envs.metrics import final_metrics
 from aees_gym.tasks import RunSeeds
-from aees_gym.tasks.batched import SHARED_FIELDS, BatchedClassificationRuns, batched_task
+from aees_gym.tasks.batched import SHARED_FIELDS, BatchedClassificationRuns, batched_runs, batched_task
 from aees_gym.tasks.config import EnvConfig
 
 #: ``(observation, reward, terminated, info)`` of one sub-env after one window.
@@ -56,7 +56,8 @@ class _Row:
     config: EnvConfig | None = None
     control: ControlConfig | None = None
     history: ctx.RunHistory | None = None
-    eval_curve: list[dict[str, float]] = field(default_factory=list)
+    eval_curve: list[dict[str, float]] = field(default_factory=list)  # scoring part: final metrics only
+    monitor_curve: list[dict[str, float]] = field(default_factory=list)  # reward-validation part: what the agent sees
     diverged: bool = False
     run_seed: int = 0
 
@@ -124,7 +125,17 @@ class AEESVectorEnv(VectorEnv):
         configs = list(cycle.configs) if cycle is not None else [self.config]
         _check_batchable(task, configs, f"instance set {instance_set!r}" if instance_set else f"task {task!r}")
         self.num_envs = int(num_envs)
-        self.runs = BatchedClassificationRuns(self.config, self.num_envs, track_grad_norms=ctx.uses_grad_norm(self.config))
+        if self.config.reward_fraction == 0 and ctx.uses_validation(self.config):
+            raise ValueError(
+                f"The observation features {list(ctx.VALIDATION_FEATURES)} are measured on the reward-validation part, and "
+                "reward_fraction=0 keeps none; set reward_fraction in (0, 1) or leave those features out."
+            )
+        self.runs: BatchedClassificationRuns = batched_runs(self.config, self.num_envs, track_grad_norms=ctx.uses_grad_norm(self.config))
+        if not self.runs.has_monitor and ctx.uses_validation(self.config):  # as the single env refuses it (GPT2)
+            raise ValueError(
+                f"The observation features {list(ctx.VALIDATION_FEATURES)} are measured on the reward-validation part, and "
+                f"this {self.config.task} run keeps none; leave those features out."
+            )
         self.grid = self.config.grid
         self.feature_names = tuple(self.config.context.features)
         low, high = ctx.feature_bounds(self.config)
@@ -174,7 +185,7 @@ class AEESVectorEnv(VectorEnv):
         for row, config, _ in picked:
             r = self._rows[row]
             r.control = self._control(config)
-            r.history, r.eval_curve, r.diverged = ctx.RunHistory(total_steps=config.total_steps), [], False
+            r.history, r.eval_curve, r.monitor_curve, r.diverged = ctx.RunHistory(total_steps=config.total_steps), [], [], False
             info = start_info(r.history, r.control)
             info.update(run_seed=r.run_seed, flops_per_step=self.runs.flops_per_step, steps_per_epoch=self.runs.steps_per_epoch)
             if r.instance is not None:
@@ -207,9 +218,13 @@ class AEESVectorEnv(VectorEnv):
             [plans[i][0].candidate.noise_std if i in plans else 0.0 for i in range(n)],
             [plans[i][1] if i in plans else 0 for i in range(n)],
             heldout=bool(heldout),
+            momenta=[plans[i][0].candidate.momentum if i in plans else None for i in range(n)],
         )
         if self.runs.grad_norms is not None:
             losses = _with_grad_norm_column(losses, self.runs.grad_norms)
+        frozen = self.runs.frozen_fractions if self.runs.freezer.active else None
+        if frozen is not None:  # each run's frozen share crosses in the same transfer, as the last column
+            losses = _with_column(losses, frozen)
         host = losses.tolist()  # the one host transfer of the window (held-out losses included), for every run
         wall = time.perf_counter() - started
         first = 2 if heldout else 0  # run_window puts the held-out columns first
@@ -218,36 +233,42 @@ class AEESVectorEnv(VectorEnv):
             r = self._rows[row]
             row_losses = host[row][first : first + k]
             signals = WindowSignals(host[row][0], host[row][1]) if row in heldout else None
-            grad_norm = host[row][-1] if self.runs.grad_norms is not None else None
-            lr_idx, noise_idx = r.control.grid.split(plan.action_id)
+            grad_norm = host[row][-1 - (frozen is not None)] if self.runs.grad_norms is not None else None
+            lr_idx, noise_idx, momentum_idx = r.control.grid.indices(plan.action_id)
             r.history.steps_done += k  # EpisodeControl counts the steps before it closes the window
             score = record_window(
                 r.history, row_losses, r.control, lr_index=lr_idx, noise_index=noise_idx, grad_norm=grad_norm, wall_time=wall,
                 positions=r.control.grid.positions(plan.candidate) if plan.exact else None, signals=signals,
+                momentum_index=momentum_idx,
             )
             r.diverged = score.diverged
-            scored[row] = (score, row_losses, grad_norm)
+            scored[row] = (score, row_losses, grad_norm, host[row][-1] if frozen is not None else 0.0)
         evaluations = self._evaluate([row for row in plans if self._wants_eval(row)])
         out = {}
-        for row, (score, row_losses, grad_norm) in scored.items():
+        for row, (score, row_losses, grad_norm, frozen_fraction) in scored.items():
             r, (plan, k) = self._rows[row], plans[row]
             evaluation = evaluations.get(row)
             if evaluation is not None:
-                record_evaluation(r.history, r.eval_curve, evaluation)
+                score_part, evaluation = evaluation
+                r.eval_curve.append({**score_part, "step": r.history.steps_done})
+                evaluation = evaluation or None  # an engine without a reward part shows the agent nothing
+                if evaluation is not None:
+                    record_evaluation(r.history, r.monitor_curve, evaluation)
             effective = self.runs.base_lr(row, r.history.steps_done) * plan.lr_multiplier
             info = window_info(
                 r.history, r.control, score, row_losses, action=plan.action_id, lr_multiplier=plan.lr_multiplier,
                 noise_std=plan.candidate.noise_std, effective_lr=effective, grad_norm=grad_norm,
-                candidate_name=plan.candidate.label if plan.exact else None,
+                candidate_name=plan.candidate.label if plan.exact else None, momentum=plan.candidate.momentum,
+                frozen_fraction=frozen_fraction,
             )
             done = r.done
             if evaluation is not None and not done:
-                info["eval"] = r.eval_curve[-1]
-            if done:  # like final_metrics, only at the end (a key never None: vector wrappers stack infos)
+                info["eval"] = r.monitor_curve[-1]
+            if done:  # the scoring part, once the run is over (like final_metrics; a key never None)
                 info["eval_curve"] = list(r.eval_curve)
                 info["final_metrics"] = final_metrics(
                     r.eval_curve, r.history, diverged=r.diverged, target_accuracy=r.config.target_accuracy,
-                    flops_per_step=self.runs.flops_per_step,
+                    flops_per_step=self.runs.flops_per_step, monitor=r.monitor_curve[-1] if r.monitor_curve else None,
                 )
             out[row] = (ctx.observation(r.history, r.control), score.reward, done, info)
         self.train_time_s += time.perf_counter() - started
@@ -323,11 +344,12 @@ class AEESVectorEnv(VectorEnv):
         every = r.config.eval_every
         return r.done or bool(every and len(r.history.rewards) % every == 0)
 
-    def _evaluate(self, rows: list[int]) -> dict[int, dict[str, float]]:
+    def _evaluate(self, rows: list[int]) -> dict[int, tuple[dict[str, float], dict[str, float]]]:
+        """Each row's (scoring-part metrics, reward-validation-part metrics); only the latter reach the agent mid-run."""
         if not rows:
             return {}
         started = time.perf_counter()
-        metrics = self.runs.evaluate(rows)
+        metrics = zip(self.runs.evaluate(rows), self.runs.monitor(rows), strict=True)
         self.eval_time_s += time.perf_counter() - started
         return dict(zip(rows, metrics, strict=True))
 
@@ -337,6 +359,13 @@ def _with_grad_norm_column(losses: Any, grad_norms: Any) -> Any:
     import torch
 
     return torch.cat([losses, grad_norms.nanmean(dim=1, keepdim=True).to(losses.dtype)], dim=1)
+
+
+def _with_column(losses: Any, values: Any) -> Any:
+    """``[N, W]`` losses with ``values`` ``[N]`` appended as a last column (one transfer for both)."""
+    import torch
+
+    return torch.cat([losses, values.unsqueeze(1).to(losses.dtype)], dim=1)
 
 
 def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:

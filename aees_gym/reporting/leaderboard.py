@@ -1,17 +1,32 @@
-"""Score a leaderboard's results on instance-set test splits, normalised per test configuration.
+"""Score a leaderboard's results on instance-set test splits: the raw metric first.
 
-A *configuration* is a test instance without its seed (task + settings). For each configuration
-the random agent's mean metric maps to 0 and the best fixed grid cell in hindsight (the cell whose
-mean is best there, in the task metric's direction) maps to 1; an agent's row is the IQM of its
-runs' normalised scores with a 95% stratified-bootstrap CI (strata = configurations), beside the
-raw mean of the metric. A run without the metric (it diverged before evaluating) scores as the
-worst value any run of its configuration reached. Rows of agents with runs or training still
-missing say what is pending instead of a score.
+Each agent's row leads with what a reader asks for, in the task metric's own units:
+
+* **IQM of the final metric** over all test runs, with a 95% stratified-bootstrap CI (strata =
+  configurations, a configuration being a test instance without its seed). The table is sorted by
+  it (in the metric's direction), so the order always agrees with the raw metric.
+* **P(better than the reference)**: the fraction of test instances on which the agent's run ends
+  better than the reference's run on the *same* instance (ties count half), averaged over
+  configurations, with a CI that resamples instance pairs within configurations
+  (:func:`~aees_gym.reporting.stats.paired_probability_of_improvement_ci`). The reference is the
+  leaderboard file's ``reference`` label (a tuned constant where the set has one; the plain
+  ``fixed`` ×1.0 cell otherwise).
+* A **normalised IQM**, kept as a secondary column: per configuration the random agent's mean maps
+  to 0 and the best fixed grid cell in hindsight to 1, but the range is never taken smaller than
+  :data:`NORMALISER_FLOOR` of the metric's scale (:func:`metric_scale`). Without that floor a
+  configuration where random nearly ties the best cell magnifies tiny differences without bound,
+  and one where random beats every fixed cell flips the sign, so a worse agent could outrank a
+  better one. With it, normalisation is an increasing map per configuration: an agent whose raw
+  metric is no better than another's on every test run never ranks above it.
+
+A run without the metric (it diverged before evaluating) counts as the worst value any run of its
+configuration reached. Rows of agents with runs or training still missing say what is pending.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,12 +35,16 @@ from pathlib import Path
 import numpy as np
 
 from aees_gym.reporting.rows import TaskMetric, task_metric
-from aees_gym.reporting.stats import iqm, normalized_score, stratified_bootstrap_ci
+from aees_gym.reporting.stats import iqm, paired_probability_of_improvement_ci, stratified_bootstrap_ci
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
 from aees_gym.suite.results import RunResult
 from aees_gym.suite.training import checkpoint_path, read_progress
 
 BEST_FIXED = "best fixed cell (hindsight)"
+#: The random-to-best range of a configuration's normaliser is at least this fraction of the metric's scale.
+NORMALISER_FLOOR = 0.05
+#: The smallest scale of a metric without a fixed range (a loss that every agent drives to ~0).
+MIN_SCALE = 1e-6
 
 
 def configuration(task_label: str) -> str:
@@ -46,9 +65,23 @@ def set_metric(tasks: Sequence[str]) -> TaskMetric:
     return next(iter(metrics))
 
 
+def metric_scale(metric: TaskMetric, best_mean: float, random_mean: float) -> float:
+    """The scale the normaliser's floor is a fraction of.
+
+    An accuracy lives in [0, 1], so its scale is 1 (the floor is 0.05 accuracy); any other metric
+    (losses, perplexities) has no fixed range, so its scale is the larger magnitude of the best fixed
+    cell's and random's means (the floor is 5% of it), and never below :data:`MIN_SCALE`.
+    """
+    if "accuracy" in metric.name:
+        return 1.0
+    return max(abs(best_mean), abs(random_mean), MIN_SCALE)
+
+
 @dataclass(frozen=True)
 class Score:
-    """One agent's normalised IQM with its CI, the raw mean of the metric and its run counts."""
+    """One agent's row: raw IQM of the metric with its CI, P(better than the reference) with its CI,
+    the floored normalised IQM with its CI, the raw mean (a run without the metric counted as its
+    configuration's worst, as in the IQM) and the run counts."""
 
     iqm: float
     low: float
@@ -56,50 +89,85 @@ class Score:
     raw_mean: float
     runs: int
     diverged: int
+    poi: tuple[float, float, float] | None = None
+    normalised: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
 
-def normalised_scores(results: Sequence[RunResult], metric: TaskMetric, fixed_labels: Sequence[str],
-                      n_boot: int = 2000) -> tuple[dict[str, Score], list[str]]:
-    """Score every agent label of ``results`` (plus :data:`BEST_FIXED`).
+def _mean(xs: Sequence[float]) -> float:
+    finite = [x for x in xs if np.isfinite(x)]
+    return float(np.mean(finite)) if finite else math.nan
 
-    Returns the scores and the configurations left out because random ties the best fixed cell
-    there (no scale to normalise by).
+
+def rank_key(score: Score, higher_is_better: bool) -> tuple[float, float]:
+    """Sort key (smaller ranks first): raw IQM, then raw mean, in the metric's direction."""
+    sign = -1.0 if higher_is_better else 1.0
+    return (sign * score.iqm if np.isfinite(score.iqm) else math.inf,
+            sign * score.raw_mean if np.isfinite(score.raw_mean) else math.inf)
+
+
+def competition_ranks(scores: Mapping[str, Score], higher_is_better: bool) -> dict[str, int]:
+    """Rank 1 is best; agents with the same key share a rank (1, 2, 2, 4)."""
+    keys = {label: rank_key(s, higher_is_better) for label, s in scores.items()}
+    return {label: 1 + sum(1 for other in keys.values() if other < k) for label, k in keys.items()}
+
+
+def raw_scores(results: Sequence[RunResult], metric: TaskMetric, fixed_labels: Sequence[str], reference: str | None = None,
+               n_boot: int = 2000) -> dict[str, Score]:
+    """Score every agent label of ``results`` (plus :data:`BEST_FIXED`) on the raw metric.
+
+    Args:
+        results: Finished test runs of every agent (``random`` and each fixed cell included).
+        metric: The set's metric and its direction.
+        fixed_labels: Labels of the fixed grid cells (the best one in hindsight is :data:`BEST_FIXED`).
+        reference: Label whose runs P(improvement) compares against, instance by instance (``None``: no such column).
+        n_boot: Bootstrap replicates of every CI.
 
     Raises:
-        ValueError: If ``random`` or a fixed cell has no run of some configuration.
+        ValueError: If ``random``, a fixed cell or the reference has no run of some configuration.
     """
-    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    # label -> configuration -> instance (task label) -> value (NaN: no metric)
+    values: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in results:
         v = (r.final_metrics or {}).get(metric.name)
-        values[r.agent_label][configuration(r.task_label)].append(np.nan if v is None else float(v))
+        finite = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        values[r.agent_label][configuration(r.task_label)][r.task_label] = float(v) if finite else math.nan
     sign = 1.0 if metric.higher_is_better else -1.0
     configs = sorted({c for per in values.values() for c in per})
-    for label in (RANDOM, *fixed_labels):
+    for label in (RANDOM, *fixed_labels, *([reference] if reference else [])):
         missing = [c for c in configs if not values[label].get(c)]
         if missing:
-            raise ValueError(f"{label!r} has no run of configuration {missing[0]!r}; it is needed to normalise the scores.")
-
-    def mean(xs: list[float]) -> float:
-        finite = [x for x in xs if np.isfinite(x)]
-        return float(np.mean(finite)) if finite else -np.inf * sign
-
+            raise ValueError(f"{label!r} has no run of configuration {missing[0]!r}; it is needed to score the set.")
     for c in configs:
-        best = max(fixed_labels, key=lambda label: sign * mean(values[label][c]))
-        values[BEST_FIXED][c] = values[best][c]
-    scaled = [c for c in configs if np.isfinite(mean(values[BEST_FIXED][c])) and mean(values[BEST_FIXED][c]) != mean(values[RANDOM][c])]
+        best = max(fixed_labels, key=lambda label: sign * np.nan_to_num(_mean(list(values[label][c].values())), nan=-np.inf))
+        values[BEST_FIXED][c] = dict(values[best][c])
+    # A run without the metric counts as the worst run of its configuration.
+    worst: dict[str, float] = {}
+    for c in configs:
+        finite = [x for per in values.values() for x in per.get(c, {}).values() if np.isfinite(x)]
+        worst[c] = (min(finite) if metric.higher_is_better else max(finite)) if finite else 0.0
+    filled = {label: {c: {k: (x if np.isfinite(x) else worst[c]) for k, x in per[c].items()} for c in per} for label, per in values.items()}
+    zero = {c: _mean(list(filled[RANDOM][c].values())) for c in configs}
+    one = {c: _mean(list(filled[BEST_FIXED][c].values())) for c in configs}
+    spread = {c: max(sign * (one[c] - zero[c]), NORMALISER_FLOOR * metric_scale(metric, one[c], zero[c])) for c in configs}
     scores = {}
-    for label, per in values.items():
-        normalised = {}
-        for c in scaled:
-            finite = [x for xs in values.values() for x in xs.get(c, []) if np.isfinite(x)]
-            worst = min(finite) if metric.higher_is_better else max(finite)
-            runs = np.nan_to_num(np.asarray(per[c], dtype=float), nan=worst)
-            normalised[c] = normalized_score(runs, mean(values[RANDOM][c]), mean(values[BEST_FIXED][c]))
-        flat = [x for c in configs for x in per[c]]
-        point, low, high = stratified_bootstrap_ci(normalised, iqm, n_boot=n_boot) if normalised else (np.nan,) * 3
-        scores[label] = Score(point, low, high, float(np.nanmean(flat)) if np.isfinite(flat).any() else np.nan,
-                              len(flat), int(np.isnan(flat).sum()))
-    return scores, [c for c in configs if c not in scaled]
+    for label, per in filled.items():
+        raw = {c: list(per[c].values()) for c in configs if per.get(c)}
+        flat = [x for c in configs for x in values[label].get(c, {}).values()]
+        counted = [x for xs in raw.values() for x in xs]
+        point, low, high = stratified_bootstrap_ci(raw, iqm, n_boot=n_boot)
+        normalised = {c: [sign * (x - zero[c]) / spread[c] for x in xs] for c, xs in raw.items()}
+        poi = None
+        if reference is not None and label != reference:
+            ref = filled[reference]
+            pairs = {c: [k for k in per[c] if k in ref.get(c, {})] for c in raw}
+            pairs = {c: keys for c, keys in pairs.items() if keys}
+            if pairs:
+                poi = paired_probability_of_improvement_ci(
+                    {c: [sign * per[c][k] for k in keys] for c, keys in pairs.items()},
+                    {c: [sign * ref[c][k] for k in keys] for c, keys in pairs.items()}, n_boot=n_boot)
+        scores[label] = Score(point, low, high, float(np.mean(counted)), len(flat), int(np.isnan(flat).sum()), poi,
+                              stratified_bootstrap_ci(normalised, iqm, n_boot=n_boot))
+    return scores
 
 
 @dataclass(frozen=True)
@@ -111,6 +179,7 @@ class BoardRow:
     training: str
     score: Score | None
     pending: str | None
+    rank: int | None = None
 
 
 def _training_note(plan: SetPlan, label: str) -> str:
@@ -141,8 +210,8 @@ def _training_pending(model_path: str, total: int) -> str:
             f"(report of {progress['updated_utc']}; {restart})")
 
 
-def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapping[str, str], n_boot: int = 2000) -> tuple[list[BoardRow], list[str]]:
-    """The rows of one set (scored ones best first, then pending ones) and the configurations left unscored."""
+def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapping[str, str], n_boot: int = 2000) -> list[BoardRow]:
+    """The rows of one set: scored ones by raw IQM (best first, ties share a rank), then pending ones."""
     by_label: dict[str, list[RunResult]] = defaultdict(list)
     complete = []
     pending: dict[str, str] = {label: f"pending: reward {name!r} is not registered in this build" for label, name in unavailable.items()}
@@ -160,50 +229,79 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
     fixed = [e.label for e in plan.entries if e.agent.name == "fixed" and e.label.startswith("fixed ")]
     # Only agents that learn from the reward have one; random and fixed cells ignore it.
     rewards = {e.label: e.reward for e in plan.entries if e.agent.name not in ("fixed", RANDOM)}
-    baselines_done = RANDOM in complete and all(f in complete for f in fixed)
-    scores, unscored = ({}, [])
+    reference = plan.reference
+    baselines_done = all(label in complete for label in (RANDOM, *fixed, reference))
+    metric = set_metric([i.task for i in plan.instance_set.test])
+    scores: dict[str, Score] = {}
     if baselines_done:
-        metric = set_metric([i.task for i in plan.instance_set.test])
-        scores, unscored = normalised_scores([r for label in complete for r in by_label[label]], metric, fixed, n_boot)
-    rows = [BoardRow(label, rewards.get(label, "—"), _training_note(plan, label), scores[label], None) for label in scores]
-    rows.sort(key=lambda r: -r.score.iqm if r.score and np.isfinite(r.score.iqm) else np.inf)
+        scores = raw_scores([r for label in complete for r in by_label[label]], metric, fixed, reference, n_boot)
+    ranks = competition_ranks(scores, metric.higher_is_better)
+    rows = [BoardRow(label, rewards.get(label, "—"), _training_note(plan, label), scores[label], None, ranks[label])
+            for label in sorted(scores, key=lambda label: rank_key(scores[label], metric.higher_is_better))]
     for entry in plan.entries:
         if entry.label not in scores:
-            why = pending.get(entry.label) or "pending: waiting for random and every fixed cell (the score's scale)"
+            why = pending.get(entry.label) or f"pending: waiting for random, every fixed cell and the reference {reference!r}"
             rows.append(BoardRow(entry.label, rewards.get(entry.label, "—"), _training_note(plan, entry.label), None, why))
     for label, name in unavailable.items():
         if label not in {r.label for r in rows}:
             rows.append(BoardRow(label, name, "—", None, pending[label]))
-    return rows, unscored
+    return rows
 
 
-def set_markdown(plan: SetPlan, rows: Sequence[BoardRow], unscored: Sequence[str]) -> list[str]:
+def _ci(triple: tuple[float, float, float] | None, digits: int) -> tuple[str, str]:
+    if triple is None or not np.isfinite(triple[0]):
+        return "—", "—"
+    point, low, high = (round(x, digits) + 0.0 for x in triple)  # + 0.0: never print "-0.00"
+    return f"{point:.{digits}f}", f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
     """The markdown section of one set."""
     s = plan.instance_set
     metric = set_metric([i.task for i in s.test])
     arrow = "higher" if metric.higher_is_better else "lower"
-    lines = [f"## `{s.name}` — test split ({len(s.test)} runs)", "", f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); "
-             f"learners trained on the {len(s.train)} train-split runs only.", "",
-             f"| agent | reward | training | normalised IQM | 95% CI | mean {metric.name} | runs (diverged) | status |",
-             "|---|---|---|---|---|---|---|---|"]
+    configs = len({configuration(i.name) for i in s.test})
+    lines = [f"## `{s.name}` — test split ({len(s.test)} runs, {configs} configurations)", "",
+             f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); learners trained on the {len(s.train)} "
+             f"train-split runs only. Reference of P(better): `{plan.reference}`.", "",
+             f"| rank | agent | reward | training | IQM {metric.name} | 95% CI | P(better than ref.) | 95% CI | "
+             f"normalised IQM | 95% CI | mean {metric.name} | runs (diverged) | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.score is None:
-            lines.append(f"| {r.label} | {r.reward} | {r.training} | — | — | — | — | {r.pending} |")
-        else:
-            sc = r.score
-            lines.append(f"| {r.label} | {r.reward} | {r.training} | {sc.iqm:.2f} | [{sc.low:.2f}, {sc.high:.2f}] | {sc.raw_mean:.4f} | "
-                         f"{sc.runs} ({sc.diverged}) | done |")
-    if unscored:
-        lines += ["", f"Not normalised (random ties the best fixed cell): {', '.join(unscored)}."]
+            lines.append(f"| — | {r.label} | {r.reward} | {r.training} | — | — | — | — | — | — | — | — | {r.pending} |")
+            continue
+        sc = r.score
+        poi = ("ref.", "—") if r.label == plan.reference else _ci(sc.poi, 2)
+        lines.append(f"| {r.rank} | {r.label} | {r.reward} | {r.training} | {sc.iqm:.4f} | [{sc.low:.4f}, {sc.high:.4f}] | "
+                     f"{poi[0]} | {poi[1]} | {' | '.join(_ci(sc.normalised, 2))} | {sc.raw_mean:.4f} | {sc.runs} ({sc.diverged}) | done |")
+    widths = ci_widths([r.score for r in rows if r.score is not None])
+    if widths:
+        lines += ["", f"95% CI widths over the scored rows (median / widest): IQM {widths['iqm'][0]:.4f} / {widths['iqm'][1]:.4f}; "
+                  f"P(better than ref.) {widths['poi'][0]:.2f} / {widths['poi'][1]:.2f}."]
     return [*lines, ""]
+
+
+def ci_widths(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:
+    """Median and widest 95% CI width of the raw IQM and of P(better than the reference) over ``scores``."""
+    iqm_w = [s.high - s.low for s in scores if np.isfinite(s.high - s.low)]
+    poi_w = [s.poi[2] - s.poi[1] for s in scores if s.poi is not None]
+    if not iqm_w or not poi_w:
+        return {}
+    return {"iqm": (float(np.median(iqm_w)), max(iqm_w)), "poi": (float(np.median(poi_w)), max(poi_w))}
 
 
 def leaderboard_markdown(sections: Sequence[list[str]], source: str) -> str:
     """The whole leaderboard page."""
+    floor = f"{NORMALISER_FLOOR:g}"
     head = ["# Leaderboard", "", f"<!-- Generated by `python -m experiments.leaderboard` (config: {source}). -->", "",
-            "Score: each test run's final metric, normalised per test configuration (task + settings, all its seeds) so that",
-            "random = 0 and the best fixed grid cell in hindsight = 1; IQM over the test runs with a 95% stratified-bootstrap",
-            "CI (strata = configurations). A run without the metric scores as the worst run of its configuration. Offline",
+            "Rows are sorted by the interquartile mean (IQM) of the final metric over the test runs, in the metric's own units,",
+            "with a 95% stratified-bootstrap CI (strata = configurations: a test instance without its seed). P(better than ref.):",
+            "the fraction of test instances on which the agent's run ends better than the reference's run on the same instance",
+            "(ties count half), averaged over configurations, with a 95% CI that resamples instance pairs within configurations.",
+            "Normalised IQM (secondary): per configuration random = 0 and the best fixed grid cell in hindsight = 1, with the",
+            f"random-to-best range floored at {floor} of the metric's scale (1 for an accuracy; else the larger of |best|, |random|), so",
+            "it never reverses the raw order. A run without the metric counts as the worst run of its configuration. Offline",
             "learners trained on the train split only: no test configuration or seed is seen in training.", ""]
     return "\n".join(head + [line for section in sections for line in section])
 
@@ -211,11 +309,11 @@ def leaderboard_markdown(sections: Sequence[list[str]], source: str) -> str:
 def leaderboard_table(plans: Sequence[SetPlan], finished: Mapping[str, Mapping[str, RunResult]], unavailable: Mapping[str, str],
                       source: str, n_boot: int = 2000) -> str:
     """The page for ``plans``; ``finished`` maps each set to its finished results by run id."""
-    sections = []
-    for p in plans:
-        rows, unscored = set_rows(p, finished[p.instance_set.name], unavailable, n_boot)
-        sections.append(set_markdown(p, rows, unscored))
+    sections = [set_markdown(p, set_rows(p, finished[p.instance_set.name], unavailable, n_boot)) for p in plans]
     return leaderboard_markdown(sections, source)
 
 
-__all__ = ["BEST_FIXED", "BoardRow", "Score", "leaderboard_table", "normalised_scores", "set_rows"]
+__all__ = [
+    "BEST_FIXED", "NORMALISER_FLOOR", "BoardRow", "Score", "ci_widths", "competition_ranks", "leaderboard_table", "metric_scale", "rank_key",
+    "raw_scores", "set_rows",
+]

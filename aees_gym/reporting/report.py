@@ -370,12 +370,17 @@ def write_report(report: Report, out_dir: Path | str | None = None, *, plots: bo
     images: list[Path] = []
     profile_images: dict[str, Path] = {}
     if plots:
-        from aees_gym.reporting.plots import plot_performance_profile, write_plots
+        from aees_gym.reporting.forest import write_forest_plots
+        from aees_gym.reporting.plots import plot_performance_profile, run_styles, write_plots
 
         order = list(dict.fromkeys(row.agent_label for row in report.rows))
-        images = write_plots(report.results, out / "plots", agent_order=order)
+        # The headline forest plots come first in the report's plot section.
+        images = write_forest_plots(report.overall, report.results, out / "plots", report.n_boot)
+        images += write_plots(report.results, out / "plots", agent_order=order)
         for p in report.profiles:
-            profile_images[p.suite] = plot_performance_profile(p.agents, p.taus, p.rho, p.rho_inf, p.suite, len(p.tasks), out / "plots")
+            styles = run_styles([r for r in report.results if r.suite == p.suite], order)
+            profile_images[p.suite] = plot_performance_profile(p.agents, p.taus, p.rho, p.rho_inf, p.suite, len(p.tasks), out / "plots",
+                                                               styles if set(p.agents) <= set(styles) else None)
     markdown = to_markdown(report, [p.relative_to(out) for p in images], {s: p.relative_to(out) for s, p in profile_images.items()})
     return [atomic_write_text(out / "report.md", markdown), atomic_write_text(out / "summary.csv", to_csv(report)),
             atomic_write_text(out / "tasks.csv", tasks_csv(report)), *images, *profile_images.values()]

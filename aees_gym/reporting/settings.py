@@ -2,7 +2,8 @@
 
 A controller's numbers only mean something next to what its reward could see (``aees``: training
 loss; ``heldout``: the reward-validation split) and what it controlled; a ``tuned`` agent's base LR
-came from a sweep on tuning seeds, recorded in its runs' ``training`` field.
+came from a sweep on tuning seeds, recorded in its runs' ``training`` field (``kind = "tuning"``; results
+written before tuning chose by the reward-validation part say ``base_lr_tuning``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from aees_gym.suite.results import RunResult
 def _fmt_values(values: Iterable[Any]) -> str:
     unique = sorted({str(v) for v in values if v is not None})
     return ", ".join(unique) if unique else "—"
+
+
+def _tuning_note(record: dict[str, Any]) -> str:
+    note = f"sweep ×{', '.join(str(c) for c in record['candidates'])} on seeds {record['seeds']} by {record['metric']}"
+    grid = {**(record.get("grid") or {}).get("env_grid", {}), **(record.get("grid") or {}).get("agent_grid", {})}
+    if grid:
+        note += " × " + ", ".join(f"{k} ∈ {v}" for k, v in grid.items())
+    budget = record.get("budget") or {}
+    if budget:
+        note += f" ({budget.get('runs')} runs, {budget.get('optimizer_steps'):,} optimizer steps)"
+    return note
 
 
 def settings_table(results: Iterable[RunResult]) -> list[str]:
@@ -34,10 +46,7 @@ def settings_table(results: Iterable[RunResult]) -> list[str]:
         rewards = _fmt_values((c.get("reward") or {}).get("name") for c in configs)
         optimizers = _fmt_values(c.get("optimizer") for c in configs)
         lrs = _fmt_values(f"{c['base_lr']:.3g}" for c in configs if isinstance(c.get("base_lr"), int | float))
-        tuned = [r.training for r in runs if r.training and r.training.get("kind") == "base_lr_tuning"]
-        chosen = (
-            f"sweep ×{', '.join(str(c) for c in tuned[0]['candidates'])} on seeds {tuned[0]['seeds']} by {tuned[0]['metric']}"
-            if tuned else "the task / suite settings"
-        )
+        tuned = [r.training for r in runs if r.training and r.training.get("kind") in ("tuning", "base_lr_tuning")]
+        chosen = _tuning_note(tuned[0]) if tuned else "the task / suite settings"
         lines.append(f"| {suite} | {label} | {rewards} | {optimizers} | {lrs} | {chosen} |")
     return lines

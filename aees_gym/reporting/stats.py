@@ -21,6 +21,10 @@ cannot be installed), this module provides:
   divided by ``n*m``), averaged over tasks, with a stratified bootstrap CI. It
   answers "how likely is method X to beat method Y on a run?" independently of
   the size of the improvement.
+* :func:`paired_probability_of_improvement_ci` -- the same probability when the runs of X and Y
+  come in pairs (both methods ran the same instance: task, settings and seed): the fraction of
+  pairs X wins (ties half), averaged over tasks, with a CI that resamples *pairs* within each task.
+  Pairing removes the instance-to-instance variance that the unpaired version counts as noise.
 * :func:`steps_to_target` -- sample efficiency: first step a curve reaches a target.
 * :func:`normalized_score` -- min/max normalisation so tasks share one scale.
 
@@ -55,7 +59,7 @@ Statistic = Callable[[np.ndarray], float]
 
 __all__ = [
     "mean_std", "iqm", "stratified_bootstrap_ci", "probability_of_improvement",
-    "probability_of_improvement_ci", "steps_to_target", "normalized_score",
+    "probability_of_improvement_ci", "paired_probability_of_improvement_ci", "steps_to_target", "normalized_score",
 ]
 
 
@@ -256,6 +260,50 @@ def probability_of_improvement_ci(
         boots.append(_poi_rows(xb, yb))
     boot = np.mean(boots, axis=0)
     low, high = _percentile_ci(boot, confidence)
+    return float(np.mean(points)), low, high
+
+
+def paired_probability_of_improvement_ci(
+    x_by_task: ScoresByTask,
+    y_by_task: ScoresByTask,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Task-averaged ``P(X > Y) + 0.5 P(X = Y)`` over *paired* runs, with a stratified-bootstrap CI.
+
+    ``x_by_task[t][i]`` and ``y_by_task[t][i]`` are the two methods' scores on the same instance
+    (same task, settings and seed), so only the ``n_t`` matched pairs are compared, not all
+    ``n_t * n_t`` combinations. Each bootstrap replicate resamples pair indices with replacement
+    within each task (the pair stays together) and averages the per-task win rates.
+
+    Args:
+        x_by_task: Scores of method X (larger is better), same layout as :func:`stratified_bootstrap_ci`.
+        y_by_task: Scores of method Y with the same tasks and, per task, the same length and order.
+        n_boot: Number of bootstrap replicates.
+        confidence: Two-sided confidence level in (0, 1).
+        seed: Seed for ``numpy.random.default_rng``.
+
+    Returns:
+        ``(point, low, high)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: On empty/NaN input, mismatched tasks or pair counts, or invalid CI arguments.
+    """
+    _check_ci_args(n_boot, confidence)
+    xs, ys = _strata(x_by_task, "x_by_task"), _strata(y_by_task, "y_by_task")
+    if list(xs) != list(ys):
+        raise ValueError(f"x and y must cover the same tasks, got {sorted(xs)} vs {sorted(ys)}")
+    rng = np.random.default_rng(seed)
+    points, boots = [], []
+    for task in xs:
+        xa, ya = xs[task], ys[task]
+        if xa.size != ya.size:
+            raise ValueError(f"task {task!r}: {xa.size} scores of x but {ya.size} of y; paired runs come in equal numbers")
+        wins = np.where(xa > ya, 1.0, np.where(xa == ya, 0.5, 0.0))
+        points.append(wins.mean())
+        boots.append(wins[rng.integers(0, wins.size, size=(int(n_boot), wins.size))].mean(axis=1))
+    low, high = _percentile_ci(np.mean(boots, axis=0), confidence)
     return float(np.mean(points)), low, high
 
 

@@ -43,10 +43,12 @@ from aees_gym.suite.suite_file import EXECUTORS, AgentEntry, SuiteConfigError, _
 from aees_gym.suite.training import train_one
 from aees_gym.tasks import make_config
 
-_KEYS = ("results_dir", "executor", "workers", "n_boot", "sets", "agents")
+_KEYS = ("results_dir", "executor", "workers", "n_boot", "reference", "sets", "agents")
 _SET_KEYS = ("name", "env")
 LEADERBOARD_DIR = "leaderboard"
 RANDOM = "random"
+#: Label of the plain optimizer's cell (×1.0, σ 0): the default reference.
+PLAIN_CELL = f"fixed {candidate_name(1.0, 0.0)}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class LeaderboardSpec:
     executor: str = "batched"
     workers: int = 1
     n_boot: int = 2000
+    #: Label P(better than the reference) compares with; ``None``: the plain ``fixed`` ×1.0, σ 0 cell.
+    reference: str | None = None
 
     def quick(self, results_dir: str | Path) -> LeaderboardSpec:
         """A seconds-long version for smoke tests: ``synthetic-mix-v0`` only, learners trained 64 windows on 4 envs."""
@@ -114,8 +118,11 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     executor = table.get("executor", "batched")
     if executor not in EXECUTORS:
         raise SuiteConfigError(f"{source}: executor={executor!r} is not valid; choose one of {list(EXECUTORS)}.")
+    reference = table.get("reference")
+    if reference is not None and (not isinstance(reference, str) or not reference.strip()):
+        raise SuiteConfigError(f"{source}: reference={reference!r} must be an agent label (or a fixed cell's, e.g. 'fixed lr1_n0').")
     return LeaderboardSpec(sets, tuple(entries), str(table.get("results_dir", "runs")), executor,
-                           int(table.get("workers", 1)), int(table.get("n_boot", 2000)))
+                           int(table.get("workers", 1)), int(table.get("n_boot", 2000)), reference)
 
 
 def load_leaderboard(path: Path | str) -> LeaderboardSpec:
@@ -147,6 +154,8 @@ class SetPlan:
     suite_dir: Path
     entries: tuple[BoardEntry, ...]
     plan: SuitePlan
+    #: The label P(better than the reference) compares with.
+    reference: str = PLAIN_CELL
 
     def runs_of(self, label: str) -> list[RunSpec]:
         return [r for r in self.plan.runs if r.agent_label == label]
@@ -161,6 +170,9 @@ def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[
     settings = spec.sets[name]
     suite_dir = (results_dir / LEADERBOARD_DIR / name).resolve()
     entries = tuple(e for e in (*spec.entries, *fixed_cells(instance_set, settings)) if e.label not in skip)
+    reference = spec.reference or PLAIN_CELL
+    if reference not in {e.label for e in entries}:
+        raise SuiteConfigError(f"reference {reference!r} is not an agent of set {name!r}; choose one of {[e.label for e in entries]}.")
     runs: list[RunSpec] = []
     trainings: list[TrainJob] = []
     for entry in entries:
@@ -180,7 +192,7 @@ def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[
                     agent_kwargs=entry.agent.kwargs, model_path=model_path, training=training)
             for inst in instance_set.test
         )
-    return SetPlan(instance_set, suite_dir, entries, SuitePlan(tuple(runs), tuple(trainings)))
+    return SetPlan(instance_set, suite_dir, entries, SuitePlan(tuple(runs), tuple(trainings)), reference)
 
 
 # ---------------------------------------------------------------------- resume
@@ -281,6 +293,6 @@ def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[s
 
 
 __all__ = [
-    "BoardEntry", "LeaderboardSpec", "SetPlan", "check_labels", "finished_runs", "fixed_cells", "load_leaderboard",
+    "PLAIN_CELL", "BoardEntry", "LeaderboardSpec", "SetPlan", "check_labels", "finished_runs", "fixed_cells", "load_leaderboard",
     "parse_leaderboard", "plan_set", "run_leaderboard", "unavailable_rewards",
 ]

@@ -102,6 +102,7 @@ _FINAL_RULES: dict[str, _Rule] = {
     "val_loss": (True, None, None, False), "final_train_loss": (True, None, None, False),
     "steps_done": (False, 0, None, True), "windows": (False, 0, None, True), "total_reward": (False, None, None, False),
     "steps_to_target": (True, 0, None, False), "flops_per_step": (True, 0, None, False), "total_flops": (True, 0, None, False),
+    "reward_val_accuracy": (True, 0.0, 1.0, False), "reward_val_loss": (True, None, None, False),
 }
 _WINDOW_RULES: dict[str, _Rule] = {
     "action": (False, 0, None, True), "lr_index": (False, 0, None, True), "noise_index": (False, 0, None, True),

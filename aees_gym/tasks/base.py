@@ -60,6 +60,10 @@ class TrainingRun:
     #: Loss on the fixed reward-validation batch as a device scalar (eval mode, no grad), for the
     #: ``heldout`` reward; ``None`` when the task keeps no reward-validation split.
     reward_eval: Callable[[], torch.Tensor] | None = None
+    #: ``evaluate()``'s ``val_accuracy`` / ``val_loss`` measured on the reward-validation part instead
+    #: of the scoring part: what an agent may see during a run (the ``val_*`` observation features,
+    #: ``info["eval"]``) and what tuning chooses by. ``None`` when the task keeps no such part.
+    monitor: Callable[[], dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)

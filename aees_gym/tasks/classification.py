@@ -6,8 +6,9 @@ batching never reads anything back to the host.
 
 The validation split is split once more (:func:`reward_scoring_split`, stratified, fixed seed):
 a ``reward_fraction`` part that rewards may see (``TrainingRun.reward_eval``, the ``heldout``
-reward) and the rest, the scoring part, which alone gives ``evaluate()``'s final metrics. So no
-controller's reward ever sees the data a run is scored on.
+reward, and ``TrainingRun.monitor``: the validation accuracy and loss an agent may observe during a
+run and tuning chooses by) and the rest, the scoring part, which alone gives ``evaluate()``'s final
+metrics. So nothing a controller sees or a tuner chooses by is measured on the data a run is scored on.
 """
 
 from __future__ import annotations
@@ -115,6 +116,18 @@ def corrupt_labels(
     return noisy, mask
 
 
+def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` (on the host) moved to ``device`` without making the host wait for the device.
+
+    A copy from pageable host memory synchronises with the device; from pinned memory with
+    ``non_blocking`` it is queued on the stream like a kernel (the caching host allocator keeps the
+    pinned block alive until the copy has run). On CPU the tensor is returned as it is.
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class DeviceBatches:
     """Seeded minibatches from tensors on the device (drop-last, one permutation per epoch)."""
 
@@ -129,7 +142,7 @@ class DeviceBatches:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pos == self.steps_per_epoch:
-            self._perm = torch.randperm(len(self.x), generator=self._gen).to(self.x.device)
+            self._perm = to_device_async(torch.randperm(len(self.x), generator=self._gen), self.x.device)
             self._pos = 0
         idx = self._perm[self._pos * self.batch_size : (self._pos + 1) * self.batch_size]
         self._pos += 1
@@ -206,6 +219,11 @@ def build_classification_run(
         with eval_params(optimizer):
             return mean_loss_on_device(model, x_reward, y_reward)
 
+    def monitor() -> dict[str, float]:
+        with eval_params(optimizer):
+            acc, loss = accuracy_and_loss(model, x_reward, y_reward)
+        return {"val_accuracy": acc, "val_loss": loss}
+
     def _evaluate() -> dict[str, float]:
         acc, loss = accuracy_and_loss(model, x_val, y_val)
         metrics = {"val_accuracy": acc, "val_loss": loss}
@@ -225,6 +243,7 @@ def build_classification_run(
         train_step=train_step,
         evaluate=evaluate,
         reward_eval=reward_eval if len(x_reward) else None,
+        monitor=monitor if len(x_reward) else None,
         steps_per_epoch=batches.steps_per_epoch,
         flops_per_step=flops,
         device=device,

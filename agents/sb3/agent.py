@@ -28,9 +28,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from agents.base import BaseAgent
 from agents.sb3 import budget as sb3_budget
 from agents.sb3 import checkpoint as sb3_checkpoint
-from agents.base import BaseAgent
 from agents.sb3.algorithms import ALGORITHMS
 from agents.sb3.algorithms import algorithm_class as _algorithm_class
 from agents.sb3.algorithms import algorithm_spec as _spec

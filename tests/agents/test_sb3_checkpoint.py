@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import aees_gym  # noqa: F401  (registers the env ids)
+from agents.sb3 import SB3Agent
 from agents.sb3 import budget as sb3_budget
 from agents.sb3 import checkpoint as sb3_checkpoint
-from agents.sb3 import SB3Agent
 
 SMALL_ENV = {"total_steps": 100, "window_length": 20}  # 5 windows per episode
 SETTINGS = {

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from aees_gym.reporting.leaderboard import BEST_FIXED, normalised_scores
+from aees_gym.reporting.leaderboard import BEST_FIXED, ci_widths, raw_scores
 from aees_gym.reporting.rows import TaskMetric
 from aees_gym.suite import SuiteConfigError
 from aees_gym.suite.leaderboard import load_leaderboard, parse_leaderboard, plan_set
@@ -43,8 +43,8 @@ def _rows(table: Path) -> dict[str, list[str]]:
     rows = {}
     for line in table.read_text().splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if line.startswith("| ") and not line.startswith("| agent"):
-            rows[cells[0]] = cells
+        if line.startswith("| ") and not line.startswith("| rank"):
+            rows[cells[1]] = cells
     return rows
 
 
@@ -72,9 +72,11 @@ def test_leaderboard_runs_resumes_and_lists_pending(board: Path, tmp_path: Path,
     assert len(fixed) == 9  # every cell of the 3 × 3 grid
     for label in ("random", "ducb", "PPO (aees)", BEST_FIXED, *fixed):
         assert rows[label][-1] == "done", rows[label]
-        assert rows[label][6] == "2 (0)"  # both test runs of synthetic-mix-v0
-    assert rows["random"][3] == "0.00" and rows[BEST_FIXED][3] == "1.00"
-    assert rows["PPO (aees)"][1] == "aees" and rows["PPO (aees)"][2].startswith("64 windows")
+        assert rows[label][11] == "2 (0)"  # both test runs of synthetic-mix-v0
+    assert rows["random"][8] == "0.00" and rows["fixed lr1_n0"][6] == "ref."  # normalised; P(better than the reference)
+    scored = [cells for cells in rows.values() if cells[-1] == "done"]
+    assert [float(c[4]) for c in scored] == sorted((float(c[4]) for c in scored), reverse=True)  # sorted by the raw IQM
+    assert rows["PPO (aees)"][2] == "aees" and rows["PPO (aees)"][3].startswith("64 windows")
     assert "not registered" in rows["PPO (unregistered)"][-1]
     suite_dir = tmp_path / "res" / "leaderboard" / "synthetic-mix-v0"
     (model,) = (suite_dir / "models").glob("*.zip")
@@ -108,8 +110,8 @@ def test_only_runs_the_named_agents(board: Path, tmp_path: Path, capsys: pytest.
     assert "'PPO (aees)'" in capsys.readouterr().err  # the error lists the labels to choose from
     assert _run(board, tmp_path, "--skip-unavailable", "--only", "PPO (aees)", "--only", "ducb") == 0
     rows = _rows(tmp_path / "board.md")
-    assert rows["PPO (aees)"][-1] == rows["ducb"][-1] == "pending: waiting for random and every fixed cell (the score's scale)"
-    assert rows["PPO (aees)"][2].startswith("64 windows")
+    assert rows["PPO (aees)"][-1] == rows["ducb"][-1] == "pending: waiting for random, every fixed cell and the reference 'fixed lr1_n0'"
+    assert rows["PPO (aees)"][3].startswith("64 windows")
     assert rows["random"][-1] == "pending: 0 of 2 test runs finished"
     suite_dir = tmp_path / "res" / "leaderboard" / "synthetic-mix-v0"
     assert {json.loads(p.read_text())["agent_label"] for p in suite_dir.glob("*.json")} == {"PPO (aees)", "ducb"}
@@ -164,13 +166,33 @@ def test_scores_follow_the_metric_direction() -> None:
     runs += [_result("fixed a", "A", s, v) for s, v in ((0, 6.0), (1, 6.0))]
     runs += [_result("fixed b", "A", s, v) for s, v in ((0, 20.0), (1, 20.0))]
     runs += [_result("agent", "A", s, v) for s, v in ((0, 8.5), (1, None))]  # one run without the metric
-    scores, unscored = normalised_scores(runs, TaskMetric("perplexity", False), ["fixed a", "fixed b"], n_boot=100)
-    assert unscored == []
-    assert scores[BEST_FIXED].iqm == pytest.approx(1.0) and scores["random"].iqm == pytest.approx(0.0)
-    assert scores["fixed b"].iqm == pytest.approx((20 - 11) / (6 - 11))
-    # The missing value scores as the worst run of the configuration (20): normalised (20-11)/(6-11).
-    assert scores["agent"].iqm == pytest.approx(np.mean([(8.5 - 11) / (6 - 11), (20 - 11) / (6 - 11)]))
-    assert scores["agent"].diverged == 1 and scores["agent"].raw_mean == pytest.approx(8.5)
+    scores = raw_scores(runs, TaskMetric("perplexity", False), ["fixed a", "fixed b"], "fixed a", n_boot=100)
+    assert scores[BEST_FIXED].normalised[0] == pytest.approx(1.0) and scores["random"].normalised[0] == pytest.approx(0.0)
+    assert scores["fixed b"].normalised[0] == pytest.approx((20 - 11) / (6 - 11))
+    # The missing value counts as the worst run of the configuration (20), in the raw IQM too.
+    assert scores["agent"].iqm == pytest.approx(np.mean([8.5, 20.0])) and scores["agent"].diverged == 1
+    # Paired by instance against the reference (6, 6): 8.5 and 20 both lose.
+    assert scores["agent"].poi[0] == 0.0 and scores["random"].poi[0] == 0.0 and scores["fixed a"].poi is None
+    assert scores["fixed b"].poi[0] == 0.0 and scores[BEST_FIXED].poi[0] == 0.5
+
+
+def test_the_normaliser_floor_keeps_tiny_ranges_from_magnifying() -> None:
+    # Random ties the best cell up to 0.001 accuracy: without a floor, 0.001 would be the whole scale.
+    runs = [_result("random", "A", s, 0.900) for s in range(3)] + [_result("fixed a", "A", s, 0.901) for s in range(3)]
+    runs += [_result("agent", "A", s, 0.905) for s in range(3)]
+    for r in runs:
+        r.final_metrics = {"val_accuracy": r.final_metrics["perplexity"]}
+    scores = raw_scores(runs, TaskMetric("val_accuracy", True), ["fixed a"], "fixed a", n_boot=100)
+    assert scores["agent"].normalised[0] == pytest.approx(0.005 / 0.05)  # floor: 5% of the accuracy scale
+    assert scores["agent"].poi[0] == 1.0
+    widths = ci_widths(list(scores.values()))
+    assert widths["iqm"] == (0.0, 0.0) and widths["poi"] == (0.0, 0.0)  # runs identical within each agent
+
+
+def test_a_reference_missing_from_the_set_is_named(board: Path, tmp_path: Path) -> None:
+    spec = parse_leaderboard({"sets": [{"name": "synthetic-mix-v0"}], "agents": [{"name": "random"}], "reference": "tuned"})
+    with pytest.raises(SuiteConfigError, match="reference 'tuned' is not an agent of set 'synthetic-mix-v0'; choose one of"):
+        plan_set(spec, "synthetic-mix-v0", tmp_path)
 
 
 @pytest.mark.slow

@@ -148,21 +148,25 @@ env = { reward = { name = "heldout" } }
 name = "fixed"
 label = "fixed sgd momentum axis"
 env = { optimizer = "sgd", grid = { lr_multipliers = [1.0], noise_stds = [0.0], momenta = [0.0, 0.9] } }
+[[agents]]
+name = "fixed"
+label = "fixed schedule-free"
+env = { optimizer = "schedulefree_adamw" }
 """
 
 
 def test_exact_candidates_batch_and_unbatchable_settings_fall_back_to_single_runs(write_suite, tmp_path):
-    """The heuristic's exact candidates and the held-out reward's runs batch; a momentum axis (which
-    the engine does not implement) sends those runs through run_one, with the same results."""
+    """The heuristic's exact candidates, the held-out reward's runs and a momentum axis batch; an
+    optimizer the engine does not implement sends those runs through run_one, with the same results."""
     spec = load_suite(write_suite(MIXED))
     plan = plan_suite(spec, tmp_path)
     groups = group_runs(plan.runs)
-    assert sorted(len(g) for g in groups) == [1, 1, 2, 2]  # heuristic and ducb (heldout) × 2 seeds; momentum alone
+    assert sorted(len(g) for g in groups) == [1, 1, 2, 2, 2]  # heuristic, ducb (heldout), momentum × 2 seeds; schedule-free alone
     singles = [plan.runs[g[0]] for g in groups if len(g) == 1]
-    assert all(r.env_overrides["grid"]["momenta"] == [0.0, 0.9] for r in singles)
+    assert all(r.env_overrides["optimizer"] == "schedulefree_adamw" for r in singles)
     serial = run_suite(spec, results_dir=tmp_path / "serial", executor="serial", progress=False)
     batched = run_suite(spec, results_dir=tmp_path / "batched", executor="batched", progress=False)
-    assert serial.statuses == batched.statuses == {"ok": 6}
+    assert serial.statuses == batched.statuses == {"ok": 8}
     expected, got = _contents(serial.suite_dir), _contents(batched.suite_dir)
     assert expected.keys() == got.keys()
     for run_id in expected:

@@ -101,7 +101,7 @@ def test_write_report_draws_pngs_including_lr_sensitivity(tmp_path):
     names = sorted(p.name for p in written)
     assert names[:2] == ["report.md", "summary.csv"] or {"report.md", "summary.csv"} <= set(names)
     pngs = [p for p in written if p.suffix == ".png"]
-    assert len(pngs) == 3 * 3 + 1 + 1 and any("lr_sensitivity" in p.name for p in pngs)  # + the performance profile
+    assert len(pngs) == 3 * 3 + 1 + 1 + 1 and any("lr_sensitivity" in p.name for p in pngs)  # + the profile and the forest plot
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000 for p in pngs)
     assert "![" in (tmp_path / "report" / "report.md").read_text()
 

@@ -270,3 +270,51 @@ def test_an_mlp_rows_results_do_not_depend_on_its_batch_size() -> None:
         results.append((losses, [m["val_loss"] for m in runs.evaluate([0, 1, 2])]))
     assert torch.equal(results[0][0], results[1][0])
     assert results[0][1] == results[1][1]
+
+
+def test_window_plan_packs_and_unpacks_every_field():
+    from aees_gym.tasks.batched.window_plan import host_plan, send, unpack
+
+    host = host_plan(3, 2, 4, torch.device("cpu"))
+    host.lr[:] = [[1e-3, 2.5e-4], [1e-3, 2.5e-4], [0.0, 7e-5]]
+    host.active[:2] = 1
+    host.index[:] = np.arange(24).reshape(3, 2, 4)
+    host.momentum[:] = [0.0, 0.95]
+    plan = unpack(send(host, torch.device("cpu")), 3, 2, 4)
+    assert plan.lr.dtype == torch.float64 and plan.lr[2, 1].item() == 7e-5 and plan.lr[0, 1].item() == 2.5e-4
+    assert plan.active.tolist() == [[True, True], [True, True], [False, False]]
+    assert torch.equal(plan.index, torch.arange(24).view(3, 2, 4))
+    assert plan.momentum.dtype == torch.float64 and plan.momentum.tolist() == [0.0, 0.95]
+
+
+def test_prefetched_permutations_give_the_same_batches():
+    from aees_gym.tasks.batched.streams import RowBatches
+
+    def batches(prefetch):
+        rows = RowBatches(2, 50, 8)  # 6 steps per epoch
+        for r in range(2):
+            rows.reset(r, 100 + r)
+        out = []
+        for steps in ([4, 5], [4, 0], [6, 3], [2, 7]):
+            out.append(rows.plan(steps, max(steps)).clone())
+            if prefetch:
+                rows.prefetch(steps)
+        return out
+
+    for a, b in zip(batches(True), batches(False), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_gemm_digits_cnn_forward_matches_the_grouped_convolution():
+    from aees_gym.tasks.batched.conv_gemm import digits_cnn_gemm_forward
+    from aees_gym.tasks.batched.nets import digits_cnn_forward
+
+    gen = torch.Generator().manual_seed(0)
+    n, b = 3, 5
+    shapes = [(n, 16, 1, 3, 3), (n, 16), (n, 32, 16, 3, 3), (n, 32), (n, 10, 512), (n, 10)]
+    params = [(torch.randn(s, generator=gen) * 0.3).requires_grad_() for s in shapes]
+    x = torch.randn(n, b, 64, generator=gen)
+    grouped, gemm = digits_cnn_forward(params, x), digits_cnn_gemm_forward(params, x)
+    torch.testing.assert_close(gemm, grouped, rtol=1e-5, atol=1e-5 * grouped.abs().max().item())
+    for g_ref, g in zip(torch.autograd.grad(grouped.square().sum(), params), torch.autograd.grad(gemm.square().sum(), params), strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5 * g_ref.abs().max().item())

@@ -403,5 +403,6 @@ def test_gpu_epoch_bench_cpu_smoke_writes_its_json(tmp_path):
     gpu_epoch.main(["--cpu-smoke", "--steps", "2", "--repeats", "1", "--data-dir", str(tmp_path / "none"), "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["mode"].startswith("cpu-smoke") and result["settings"]["model"] == "resnet8"
-    assert set(result["ratio_vs_plain"]) == {"env", "env_noise_0.005"}
+    assert set(result["ratio_vs_plain"]) == {"reference", "env", "env_noise_0.005"}
+    assert set(result["round_ratios"]) == {"plain_over_reference", "env_over_plain", "env_noise_0.005_over_plain"}
     assert all(v > 0 for v in result["ms_per_step"].values()) and "random pixels" in result["data"]

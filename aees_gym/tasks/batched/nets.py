@@ -60,6 +60,8 @@ class RowDropout:
         self.generators = [torch.Generator(device=device) for _ in range(n_runs)]
         #: Rows that take a training step now; the others' activations pass through untouched.
         self.rows: list[int] = list(range(n_runs))
+        #: Whether a mask was ever drawn: host-side generator state, so such a window is no CUDA graph.
+        self.drew = False
 
     def reseed(self, row: int, seed: int) -> None:
         self.generators[row].manual_seed(int(seed))
@@ -69,6 +71,7 @@ class RowDropout:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}.")
         if p == 0.0:
             return x
+        self.drew = True
         if x.device.type == "cuda":
             return self._fused(x, p)
         every_row = len(self.rows) == x.shape[0]

@@ -42,6 +42,12 @@ class BatchedTaskSpec:
         loss_and_grads: ``loss_and_grads(config)`` → a closed-form loss-and-gradients of the same
             network (:data:`~aees_gym.tasks.batched.nets.BatchedLossAndGrads`) used instead of
             ``forward`` + autograd when training without autocast, or ``None``.
+        flops: ``flops(config, data, template)`` → the single run's ``flops_per_step`` when it is a
+            closed form (``None``: counted from one forward pass of ``template``).
+        problem: ``problem(config)`` → why this task's run with ``config`` cannot be a row (an option
+            the batched network lacks), or ``None``.
+        engine: The engine class when the task is not trained as classification (``None``:
+            :class:`~aees_gym.tasks.batched.run.BatchedClassificationRuns`); same constructor and API.
     """
 
     load_data: Callable[[EnvConfig], ClassificationData]
@@ -49,6 +55,9 @@ class BatchedTaskSpec:
     forward: Callable[[EnvConfig], BatchedForward]
     autocast: Callable[[EnvConfig], bool] = lambda config: False
     loss_and_grads: Callable[[EnvConfig], BatchedLossAndGrads | None] = lambda config: None
+    flops: Callable[[EnvConfig, ClassificationData, nn.Module], float] | None = None
+    problem: Callable[[EnvConfig], str | None] = lambda config: None
+    engine: type | None = None
 
 
 _BATCHED: dict[str, BatchedTaskSpec] = {}
@@ -92,7 +101,13 @@ def _tabular() -> None:
     mlp = BatchedTaskSpec(digits_data, digits_mlp, lambda config: mlp_forward, loss_and_grads=lambda config: mlp_loss_and_grads)
     register_batched_task("Digits", mlp)
     register_batched_task("DigitsNoisy", mlp)
-    register_batched_task("DigitsCNN", BatchedTaskSpec(digits_data, lambda c, d: DigitsCNN, lambda c: digits_cnn_forward))
+    def digits_cnn(config: EnvConfig) -> BatchedForward:
+        # On a GPU the convolutions as batched GEMMs far outrun cuDNN's many-group kernels; CPU keeps the grouped form.
+        from aees_gym.tasks.batched.conv_gemm import digits_cnn_gemm_forward
+
+        return digits_cnn_gemm_forward if resolve_device(config.device).type == "cuda" else digits_cnn_forward
+
+    register_batched_task("DigitsCNN", BatchedTaskSpec(digits_data, lambda c, d: DigitsCNN, digits_cnn))
     register_batched_task(
         "Synthetic",
         BatchedTaskSpec(

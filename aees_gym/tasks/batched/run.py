@@ -32,20 +32,21 @@ import torch.nn.functional as F
 
 from aees_gym.core.reward import reward_uses_heldout
 from aees_gym.tasks.base import RunSeeds, estimate_forward_flops, resolve_device, schedule_factor, seeded_torch
+from aees_gym.tasks.batched.cuda_graph import WindowGraphs
+from aees_gym.tasks.batched.evaluation import RowEvaluation
+from aees_gym.tasks.batched.freezing import RowFreezer
 from aees_gym.tasks.batched.nets import RowDropout, scratch
 from aees_gym.tasks.batched.optim import OPTIMIZER_KINDS, BatchedOptimizer
 from aees_gym.tasks.batched.registry import batched_task
 from aees_gym.tasks.batched.streams import RowBatches, RowGradientNoise
+from aees_gym.tasks.batched.window_axes import Axes, begin_axes, end_axes, window_momenta
+from aees_gym.tasks.batched.window_plan import host_plan, send, unpack
 from aees_gym.tasks.classification import corrupt_labels, split_validation
 from aees_gym.tasks.config import EnvConfig
 
 #: Fields every row's config must share with the engine's: they fix the data, the network and the step.
 SHARED_FIELDS = ("task", "options", "batch_size", "optimizer", "device", "reward_fraction")
 _ADAM_BETA1 = 0.9  # torch.optim.Adam/AdamW default, what the single run uses
-_EVAL_EXAMPLES = 2048  # examples × rows per evaluation forward pass (bounds activation memory)
-# Examples per evaluation chunk, the same for every batch size: a row's summed loss then adds the
-# same chunks in the same order whatever N is, so its result never depends on which runs share its batch.
-_EVAL_CHUNK = 256
 
 
 _SEPARATE = 'or run such runs as separate envs, e.g. gymnasium.make_vec(..., vectorization_mode="async").'
@@ -57,9 +58,12 @@ def batching_problem(config: EnvConfig) -> str | None:
     The suite's batched executor asks this per run and sends the others through ``run_one``.
     """
     try:
-        batched_task(config.task)
+        spec = batched_task(config.task)
     except ValueError as exc:
         return str(exc)
+    problem = spec.problem(config)
+    if problem is not None:
+        return problem
     if config.optimizer not in OPTIMIZER_KINDS:
         return f"The batched engine implements the optimizers {list(OPTIMIZER_KINDS)}, not {config.optimizer!r}; {_SEPARATE}"
     if reward_uses_heldout(config.reward.name) and config.reward_fraction == 0:
@@ -67,14 +71,16 @@ def batching_problem(config: EnvConfig) -> str | None:
             f"Reward {config.reward.name!r} needs a reward-validation part of the validation split; "
             f"reward_fraction=0 keeps none. Set reward_fraction in (0, 1) or choose another reward, e.g. 'aees'."
         )
-    if config.grid.momenta is not None:
-        return f"The batched engine has no momentum axis (grid momenta {list(config.grid.momenta)}); drop it, {_SEPARATE}"
-    if config.freeze_threshold is not None:
-        return f"The batched engine does not freeze parameters (freeze_threshold={config.freeze_threshold}); {_SEPARATE}"
     return None
 
 
-class BatchedClassificationRuns:
+def batched_runs(config: EnvConfig, n_runs: int, *, track_grad_norms: bool = False, cuda_graphs: bool = True) -> BatchedClassificationRuns:
+    """The batched engine of ``config``'s task (its spec's ``engine``, by default :class:`BatchedClassificationRuns`)."""
+    engine = batched_task(config.task).engine or BatchedClassificationRuns
+    return engine(config, n_runs, track_grad_norms=track_grad_norms, cuda_graphs=cuda_graphs)
+
+
+class BatchedClassificationRuns(RowEvaluation):
     """``n_runs`` classification runs of one task trained together.
 
     Args:
@@ -83,9 +89,12 @@ class BatchedClassificationRuns:
         n_runs: Number of rows (N).
         track_grad_norms: Also record each row's gradient norm per step (before noise, like the
             ``grad_norm`` context feature of the single env) in :attr:`grad_norms`.
+        cuda_graphs: On a GPU, replay uniform windows (every row the same steps, no noise, no
+            dropout) from CUDA graphs (:mod:`~aees_gym.tasks.batched.cuda_graph`); ``False`` runs
+            every window eagerly. No effect on CPU.
     """
 
-    def __init__(self, config: EnvConfig, n_runs: int, *, track_grad_norms: bool = False) -> None:
+    def __init__(self, config: EnvConfig, n_runs: int, *, track_grad_norms: bool = False, cuda_graphs: bool = True) -> None:
         if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1:
             raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}.")
         problem = batching_problem(config)
@@ -99,6 +108,7 @@ class BatchedClassificationRuns:
         self.n_classes = data.n_classes
         self.x_reward, self.y_reward = x_reward.to(self.device), y_reward.to(self.device)
         self.x_train, self.y_clean = data.x_train.to(self.device), data.y_train.to(self.device)
+        self._y_clean_host = data.y_train.cpu().numpy()  # read once, not at every row's reset
         self.x_val, self.y_val = data.x_val.to(self.device), data.y_val.to(self.device)
         self._make_model = self.spec.make_model(config, data)
         self._forward = self.spec.forward(config)
@@ -107,7 +117,10 @@ class BatchedClassificationRuns:
         self._loss_and_grads = None if self._autocast else self.spec.loss_and_grads(config)
         template = self._make_model()
         self.param_names = [name for name, _ in template.named_parameters()]
-        self.flops_per_step = 3.0 * config.batch_size * estimate_forward_flops(template, data.x_train[:1])
+        if self.spec.flops is not None:
+            self.flops_per_step = self.spec.flops(config, data, template)
+        else:
+            self.flops_per_step = 3.0 * config.batch_size * estimate_forward_flops(template, data.x_train[:1])
         self.params = [
             torch.zeros((n_runs, *p.shape), dtype=p.dtype, device=self.device).requires_grad_() for p in template.parameters()
         ]
@@ -120,6 +133,10 @@ class BatchedClassificationRuns:
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.noise = RowGradientNoise(self.params)
         self.dropout = RowDropout(n_runs, self.device)
+        self.freezer = RowFreezer(self.params)
+        #: ``[N]`` share of each row's parameters frozen in the last window (device), when any row freezes.
+        self.frozen_fractions: torch.Tensor | None = None
+        self._base_momentum = [0.0] * n_runs
         n_train = len(self.x_train)
         self.y_train = self.y_clean.unsqueeze(0).repeat(n_runs, 1)  # each row's (possibly corrupted) labels
         self.corrupted = torch.zeros(n_runs, n_train, dtype=torch.bool, device=self.device)
@@ -132,6 +149,7 @@ class BatchedClassificationRuns:
         self.track_grad_norms = track_grad_norms
         #: ``[N, W]`` gradient norms of the last window (NaN where a row did not step), when tracked.
         self.grad_norms: torch.Tensor | None = None
+        self.graphs = WindowGraphs(self.device, enabled=cuda_graphs)
 
     # ------------------------------------------------------------------ rows
     def check_config(self, config: EnvConfig) -> None:
@@ -173,7 +191,7 @@ class BatchedClassificationRuns:
         with torch.no_grad():
             for stacked, p in zip(self.params, module.parameters(), strict=True):
                 stacked[row].copy_(p)
-            y_clean = self.y_clean.cpu().numpy()
+            y_clean = self._y_clean_host
             labels, corrupted = y_clean, np.zeros(len(y_clean), dtype=bool)
             if config.label_noise > 0:
                 labels, corrupted = corrupt_labels(y_clean, config.label_noise, self.n_classes, seeds.label_noise, config.label_noise_kind)
@@ -184,6 +202,8 @@ class BatchedClassificationRuns:
         with torch.no_grad():
             self.optimizer.weight_decay[row] = config.weight_decay
             self.optimizer.momentum[row] = config.momentum if config.optimizer == "sgd" else _ADAM_BETA1
+        self._base_momentum[row] = config.momentum if config.optimizer == "sgd" else _ADAM_BETA1
+        self.freezer.reset(row, config.freeze_threshold, config.freeze_beta)
         self.batches.reset(row, seeds.data_order)
         self.noise.reset(row, seeds.gradient_noise)
         self.configs[row], self.seeds[row] = config, seeds
@@ -226,18 +246,31 @@ class BatchedClassificationRuns:
         return counts
 
     def run_window(
-        self, lr_multipliers: Sequence[float], noise_stds: Sequence[float], steps: Sequence[int], *, heldout: bool = False
+        self,
+        lr_multipliers: Sequence[float],
+        noise_stds: Sequence[float],
+        steps: Sequence[int],
+        *,
+        heldout: bool = False,
+        momenta: Sequence[float | None] | None = None,
     ) -> torch.Tensor:
         """Train row ``i`` for ``steps[i]`` optimizer steps at LR ``base × schedule × lr_multipliers[i]``
         with gradient noise of std ``noise_stds[i]``.
 
-        Host values in, device tensor out: the window's plan (LRs, batch indices, which rows step)
-        is built on the host and sent in one transfer; no value is read back. Rows with 0 steps are
-        left exactly as they are.
+        Host values in, device tensor out: the window's plan (LRs, batch indices, which rows step,
+        momenta) is built on the host and sent in one packed transfer that never blocks the host
+        (:mod:`~aees_gym.tasks.batched.window_plan`); no value is read back (except the frozen sets
+        when a row both freezes and adds noise, see :mod:`.window_axes`). Rows with 0 steps are
+        left exactly as they are. On a GPU a uniform window (no momentum axis, no freezing) replays a CUDA graph.
 
         Args:
             heldout: Also measure every row's :meth:`heldout_loss` before the first step and after
                 the last (what the single run's ``reward_eval`` gives the ``heldout`` reward).
+            momenta: Each row's SGD momentum / Adam β1 for this window (a grid's momentum axis);
+                ``None`` entries (or no list) keep the row's own.
+
+        Rows with ``freeze_threshold`` skip their frozen tensors (see :mod:`.freezing`); each row's
+        frozen share of this window is left in :attr:`frozen_fractions`.
 
         Returns:
             ``[N, W]`` float32 step losses on the device, ``W = max(steps)``; entries past a row's
@@ -245,49 +278,90 @@ class BatchedClassificationRuns:
             close, then the step losses.
         """
         counts = self._validate_window(lr_multipliers, noise_stds, steps)
+        momenta_now = window_momenta(momenta, self._base_momentum)  # checked before any state moves
         if heldout:
             opened = self.heldout_loss()
-            losses = self.run_window(lr_multipliers, noise_stds, counts)
+            losses = self.run_window(lr_multipliers, noise_stds, counts, momenta=momenta)
             return torch.cat([opened.unsqueeze(1), self.heldout_loss().unsqueeze(1), losses], dim=1)
         n, width = self.n_runs, max(counts)
         if width == 0:
             return torch.empty(n, 0, device=self.device)
-        lr = np.zeros((width, n))
-        active = np.zeros((width, n), dtype=bool)
+        host = host_plan(width, n, self.config.batch_size, self.device)
         for i, k in enumerate(counts):
             if k:
-                done, mult = self.steps_done[i], float(lr_multipliers[i])
-                lr[:k, i] = [self.base_lr(i, done + s) * mult for s in range(k)]
-                active[:k, i] = True
-        lr_t = torch.as_tensor(lr, device=self.device)
-        active_t = torch.as_tensor(active, device=self.device)
-        index_t = self.batches.plan(counts, width).to(self.device)
-        rows_at = [[i for i in range(n) if counts[i] > s] for s in range(width)]
+                done, mult, config = self.steps_done[i], float(lr_multipliers[i]), self.configs[i]
+                if config.schedule == "none":  # a constant LR: one assignment instead of k calls
+                    host.lr[:k, i] = config.base_lr * mult
+                else:
+                    host.lr[:k, i] = [self.base_lr(i, done + s) * mult for s in range(k)]
+                host.active[:k, i] = 1
+        if momenta_now is not None:
+            host.momentum[:] = momenta_now
+        self.batches.plan(counts, width, out=host.index)
         for i, k in enumerate(counts):
             if k:
                 self.dropout.reseed(i, self.seeds[i].dropout + self.windows_done[i])
         self.noise.begin_window([s if k else 0.0 for s, k in zip(noise_stds, counts, strict=True)])
-        losses = torch.empty(width, n, device=self.device)
-        norms = torch.empty(width, n, device=self.device) if self.track_grad_norms else None
-        for s in range(width):
-            rows = rows_at[s]
-            self.dropout.rows = rows
-            loss = self._train_step(index_t[s])
-            losses[s].copy_(loss.detach())
-            if norms is not None:
-                grads = [p.grad.flatten(1) for p in self.params]
-                norms[s].copy_(torch.linalg.vector_norm(torch.stack([g.norm(dim=1) for g in grads]), dim=0))
-            self.noise.add_(rows)
-            self.optimizer.step(lr_t[s], active=None if len(rows) == n else active_t[s])
+        axes, fractions = begin_axes(self.freezer, counts, noise_stds, momentum_axis=momenta_now is not None)
+        if fractions is not None:
+            self.frozen_fractions = fractions
+        key = (width, self.track_grad_norms)
+        graphed = self.graphs.eligible(
+            counts, noise_stds, self.dropout.drew, momentum_axis=axes.momentum_axis, freezing=axes.freezer is not None
+        )
+        packed = send(host, self.device, self.graphs.static_plan(key) if graphed else None)  # the one transfer
+        result = self.graphs.run(key, packed, self._window_steps, n) if graphed else None
+        if result is None:
+            losses = torch.empty(width, n, device=self.device)
+            norms = torch.empty(width, n, device=self.device) if self.track_grad_norms else None
+            self._window_steps(packed, losses, norms, counts, axes)
+        else:
+            losses, norms = result
+        # The device trains now; draw the permutations the next window will start meanwhile.
+        self.batches.prefetch(counts)
         self.optimizer.zero_grad()
+        end_axes(axes, counts)
         for i, k in enumerate(counts):
             if k:
                 self.steps_done[i] += k
                 self.windows_done[i] += 1
-        losses.masked_fill_(~active_t, math.nan)
+        if graphed:  # every row ran every step: nothing to mask
+            if norms is not None:
+                self.grad_norms = norms.t()
+            return losses.t()
+        active = unpack(packed, width, n, self.config.batch_size).active
+        losses.masked_fill_(~active, math.nan)
         if norms is not None:
-            self.grad_norms = norms.masked_fill_(~active_t, math.nan).t()
+            self.grad_norms = norms.masked_fill_(~active, math.nan).t()
         return losses.t()
+
+    def _window_steps(
+        self, packed: torch.Tensor, losses: torch.Tensor, norms: torch.Tensor | None, counts: Sequence[int] | None = None,
+        axes: Axes | None = None,
+    ) -> None:
+        """The window's steps from its packed plan, writing ``losses`` (and ``norms``) ``[W, N]``.
+
+        ``counts=None``: every row takes every step (what a CUDA graph captures). ``axes``: the
+        window's momentum axis and freezer (``None``: neither, the only case a graph captures).
+        """
+        n, width = self.n_runs, losses.shape[0]
+        plan = unpack(packed, width, n, self.config.batch_size)
+        axes = axes or Axes()
+        momentum = plan.momentum if axes.momentum_axis else None
+        everyone = list(range(n))
+        fewest = width if counts is None else min(counts)
+        for s in range(width):
+            rows = everyone if s < fewest else [i for i in everyone if counts[i] > s]
+            self.dropout.rows = rows
+            loss = self._train_step(plan.index[s])
+            losses[s].copy_(loss.detach())
+            if norms is not None:
+                grads = [p.grad.flatten(1) for p in self.params]
+                norms[s].copy_(torch.linalg.vector_norm(torch.stack([g.norm(dim=1) for g in grads]), dim=0))
+            row_mask = None if len(rows) == n else plan.active[s]
+            axes.step([p.grad for p in self.params], row_mask)  # before the noise, as the single run's freezer
+            self.noise.add_(rows, axes.frozen_host)
+            self.optimizer.step(plan.lr[s], momentum=momentum, active=row_mask, frozen=axes.frozen)
 
     def _train_step(self, index: torch.Tensor) -> torch.Tensor:
         """Forward and backward of every row on its batch ``index`` ``[N, B]``; returns the ``[N]`` mean losses."""
@@ -309,79 +383,6 @@ class BatchedClassificationRuns:
         # Rows share no operation, so the sum's gradient in row i is exactly row i's own loss gradient.
         loss.sum().backward()
         return loss
-
-    # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
-    def _predict(self, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted classes ``[R, M]`` of every row on shared inputs ``x`` and, when ``y`` ``[R, M]`` is
-        given, each row's summed cross-entropy ``[R]``."""
-        r = params[0].shape[0]
-        block = max(1, _EVAL_EXAMPLES // _EVAL_CHUNK)  # rows per forward pass
-        preds, loss_sum = [], torch.zeros(r, device=self.device)
-        for start in range(0, len(x), _EVAL_CHUNK):
-            xs = x[start : start + _EVAL_CHUNK]
-            chunk_preds = []
-            for first in range(0, r, block):
-                rows = slice(first, first + block)
-                part = [p[rows] for p in params]
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-                    logits = self._forward(part, xs.unsqueeze(0).expand(part[0].shape[0], *xs.shape), None)
-                logits = logits.float()
-                chunk_preds.append(logits.argmax(dim=2))
-                if y is not None:
-                    ys = y[rows, start : start + _EVAL_CHUNK]
-                    loss_sum[rows] += F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(-1, len(xs)).sum(1)
-            preds.append(torch.cat(chunk_preds))
-        return torch.cat(preds, dim=1), loss_sum
-
-    def heldout_loss(self) -> torch.Tensor:
-        """``[N]`` mean cross-entropy of every row on the reward-validation part, on the device.
-
-        The single run's ``reward_eval``: eval mode (no dropout, so no random draw), no gradient,
-        nothing read to the host. Rows without a run give the loss of all-zero parameters.
-        """
-        if not len(self.x_reward):
-            raise ValueError("This engine keeps no reward-validation part (reward_fraction=0), so it has no held-out loss.")
-        params = [p.detach() for p in self.params]
-        _, loss_sum = self._predict(params, self.x_reward, self.y_reward.unsqueeze(0).expand(self.n_runs, -1))
-        return loss_sum / len(self.x_reward)
-
-    def evaluate(self, rows: Iterable[int] | None = None) -> list[dict[str, float]]:
-        """The single run's ``evaluate()`` metrics of each of ``rows`` (default all), in that order.
-
-        ``val_accuracy`` and ``val_loss`` on the validation split; rows trained with corrupted labels
-        also get the memorisation diagnostics ``train_accuracy_clean_subset``,
-        ``train_accuracy_corrupted_noisy_labels`` and ``train_accuracy_corrupted_true_labels``.
-        Reads the results to the host once.
-        """
-        rows = list(range(self.n_runs)) if rows is None else list(rows)
-        if any(self.configs[r] is None for r in rows):
-            raise ValueError(f"Rows {[r for r in rows if self.configs[r] is None]} have no run yet; reset them first.")
-        if not rows:
-            return []
-        index = torch.as_tensor(rows, device=self.device)
-        params = [p.detach().index_select(0, index) for p in self.params]
-        r, m = len(rows), len(self.x_val)
-        preds, loss_sum = self._predict(params, self.x_val, self.y_val.unsqueeze(0).expand(r, m))
-        counts = [(preds == self.y_val).sum(1), loss_sum]
-        noisy = [self._has_corruption[i] for i in rows]
-        if any(noisy):
-            train_preds, _ = self._predict(params, self.x_train, None)
-            bad = self.corrupted.index_select(0, index)
-            fit_used = train_preds == self.y_train.index_select(0, index)
-            fit_true = train_preds == self.y_clean
-            counts += [(fit_used & ~bad).sum(1), (~bad).sum(1), (fit_used & bad).sum(1), (fit_true & bad).sum(1), bad.sum(1)]
-        host = torch.stack([c.to(torch.float64) for c in counts]).cpu().tolist()  # the one host transfer
-        out = []
-        for j, row_noisy in enumerate(noisy):
-            metrics = {"val_accuracy": host[0][j] / max(m, 1), "val_loss": host[1][j] / max(m, 1)}
-            if row_noisy:
-                clean_fit, n_clean, used_fit, true_fit, n_bad = (host[k][j] for k in range(2, 7))
-                metrics["train_accuracy_clean_subset"] = clean_fit / max(n_clean, 1)
-                metrics["train_accuracy_corrupted_noisy_labels"] = used_fit / max(n_bad, 1)
-                metrics["train_accuracy_corrupted_true_labels"] = true_fit / max(n_bad, 1)
-            out.append(metrics)
-        return out
 
     def describe(self) -> dict[str, object]:
         """Static facts of the engine, for infos and logs."""

@@ -3,7 +3,7 @@
 * :class:`RowBatches`: each run's minibatch indices, drawn exactly like
   :class:`~aees_gym.tasks.classification.DeviceBatches` (one ``randperm`` per epoch from the run's
   data-order generator, drop-last), planned for a whole window on the host and sent to the
-  device in one transfer.
+  device in one transfer; the next epoch's permutation can be drawn while the device trains.
 * :class:`RowGradientNoise`: each run's gradient-noise generators, one per parameter tensor seeded
   ``seed + 1009·group + index`` with the ``normal_``/``randn`` rule of
   :class:`~aees_gym.core.control.EpisodeControl`, so the noise added to run ``i``'s gradients is the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from aees_gym.core.noise import draw_, noise_seed
@@ -23,6 +24,10 @@ _GROUP = 0  # the tasks' optimizers hold every parameter in one param group
 
 class RowBatches:
     """Minibatch index plans of ``n_runs`` runs over one training set of ``n_examples``.
+
+    A row's permutations are its generator's draws in order, whenever they are drawn, so
+    :meth:`prefetch` may draw the next epoch's permutation early (while the device trains) without
+    changing any batch.
 
     Args:
         n_runs: Number of rows.
@@ -36,31 +41,53 @@ class RowBatches:
         self.n_examples, self.batch_size = n_examples, batch_size
         self.steps_per_epoch = n_examples // batch_size
         self._generators = [torch.Generator() for _ in range(n_runs)]
-        self._perms: list[torch.Tensor | None] = [None] * n_runs
+        # Each row's current epoch as [steps_per_epoch, B] host indices, and the next one when drawn early.
+        self._epochs: list[np.ndarray | None] = [None] * n_runs
+        self._next: list[np.ndarray | None] = [None] * n_runs
         self._pos = [self.steps_per_epoch] * n_runs
 
     def reset(self, row: int, seed: int) -> None:
         """Start run ``row``'s data order from ``seed`` (the run's ``RunSeeds.data_order``)."""
         self._generators[row].manual_seed(int(seed))
-        self._perms[row] = None
+        self._epochs[row] = self._next[row] = None
         self._pos[row] = self.steps_per_epoch
 
-    def plan(self, steps: Sequence[int], width: int) -> torch.Tensor:
-        """Indices ``[width, N, B]`` of the next ``steps[i]`` batches of every row (zeros past a row's steps)."""
-        b, spe = self.batch_size, self.steps_per_epoch
-        out = torch.zeros(width, len(steps), b, dtype=torch.long)
+    def _draw(self, row: int) -> np.ndarray:
+        perm = np.empty(self.n_examples, dtype=np.int64)
+        torch.randperm(self.n_examples, generator=self._generators[row], out=torch.from_numpy(perm))
+        return perm[: self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
+
+    def prefetch(self, steps: Sequence[int]) -> None:
+        """Draw now the permutation each row will start within its next ``steps[i]`` batches."""
+        for row, n in enumerate(steps):
+            if n and self._next[row] is None and self._pos[row] + n > self.steps_per_epoch:
+                self._next[row] = self._draw(row)
+
+    def plan(self, steps: Sequence[int], width: int, out: np.ndarray | None = None) -> torch.Tensor:
+        """Indices ``[width, N, B]`` of the next ``steps[i]`` batches of every row (zeros past a row's steps).
+
+        ``out``: an int64 array of that shape to fill (e.g. a view of a pinned host buffer); it is
+        zeroed first. The result is a tensor sharing its memory.
+        """
+        spe = self.steps_per_epoch
+        if out is None:
+            out = np.zeros((width, len(steps), self.batch_size), dtype=np.int64)
+        else:
+            out.fill(0)
         for row, n in enumerate(steps):
             k = 0
             while k < n:
                 if self._pos[row] == spe:  # DeviceBatches draws a new permutation lazily, at the next batch
-                    self._perms[row] = torch.randperm(self.n_examples, generator=self._generators[row])
+                    nxt = self._next[row]
+                    self._epochs[row] = nxt if nxt is not None else self._draw(row)
+                    self._next[row] = None
                     self._pos[row] = 0
-                take = min(n - k, spe - self._pos[row])
-                batches = self._perms[row][: spe * b].view(spe, b)
-                out[k : k + take, row] = batches[self._pos[row] : self._pos[row] + take]
-                self._pos[row] += take
+                pos = self._pos[row]
+                take = min(n - k, spe - pos)
+                out[k : k + take, row] = self._epochs[row][pos : pos + take]
+                self._pos[row] = pos + take
                 k += take
-        return out
+        return torch.from_numpy(out)
 
 
 class RowGradientNoise:
@@ -92,14 +119,20 @@ class RowGradientNoise:
         for buf in self._buffers:
             buf.zero_()
 
-    def add_(self, rows: Sequence[int]) -> None:
-        """Draw the next noise of each noisy row in ``rows`` and add it to the stacked gradients."""
+    def add_(self, rows: Sequence[int], frozen: Sequence[Sequence[int]] | None = None) -> None:
+        """Draw the next noise of each noisy row in ``rows`` and add it to the stacked gradients.
+
+        ``frozen[i]`` lists row ``i``'s frozen tensors: like the single run, which adds noise only to
+        tensors that still have a gradient, they draw nothing (their generators do not advance).
+        """
         noisy = [i for i in rows if self._stds[i] > 0.0]
         if not noisy:
             return
         for i in noisy:
             std = self._stds[i]
-            for row, gen in self._rows[i]:
-                draw_(row, std, gen)
+            skip = frozen[i] if frozen else ()
+            for j, (row, gen) in enumerate(self._rows[i]):
+                if j not in skip:
+                    draw_(row, std, gen)
         # Rows without noise (or not stepping) hold zeros or stale noise whose step is discarded.
         torch._foreach_add_([p.grad for p in self.params], self._buffers)
