@@ -6,7 +6,8 @@ missing piece — the online agents' and fixed cells' test runs first, then each
 after each piece, with a "pending" row for whatever is not finished yet. Finished trainings (model
 zips) and runs are kept, so a killed command loses only what was in flight; rerun it to go on.
 
-    python -m experiments.leaderboard                      # everything, resuming
+    python -m experiments.leaderboard                      # everything, resuming, under runs/
+    python -m experiments.leaderboard --archive            # the same in the archive (results/), compacted at the end
     python -m experiments.leaderboard --table-only         # only rewrite the table from what exists
     python -m experiments.leaderboard --quick              # seconds-long smoke test into a temporary folder
     python -m experiments.leaderboard --skip-unavailable   # leave agents with unregistered rewards pending
@@ -16,15 +17,19 @@ zips) and runs are kept, so a killed command loses only what was in flight; reru
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from aees_gym.cli import interrupt_once
 from aees_gym.core.fileio import atomic_write_text
 from aees_gym.reporting.leaderboard import leaderboard_table
+from aees_gym.suite.archive import compact
 from aees_gym.suite.leaderboard import (
+    LEADERBOARD_DIR,
     check_labels,
     finished_runs,
     load_leaderboard,
@@ -32,6 +37,7 @@ from aees_gym.suite.leaderboard import (
     run_leaderboard,
     unavailable_rewards,
 )
+from aees_gym.suite.outputs import OutputError, check_output_dir, check_output_file
 from aees_gym.suite.suite_file import SuiteConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +47,11 @@ CONFIG = ROOT / "experiments" / "leaderboard.toml"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?", type=Path, default=CONFIG)
-    parser.add_argument("--out", type=Path, help="the table (default results/leaderboard.md; with --quick inside the results folder)")
-    parser.add_argument("--results-dir", type=Path, help="parent of leaderboard/<set>/ (default: the file's results_dir)")
+    parser.add_argument("--out", type=Path, help="the table (default RESULTS_DIR/leaderboard.md)")
+    parser.add_argument("--results-dir", type=Path, help="parent of leaderboard/<set>/ (default: the file's results_dir; "
+                                                         "results/ with --archive)")
+    parser.add_argument("--archive", action="store_true", help="read and write the archive (results/): runs, table, and "
+                                                               "each set's results folded into runs.jsonl.gz at the end")
     parser.add_argument("--quick", action="store_true", help="synthetic-mix-v0 only, learners trained 64 windows, into a temporary folder")
     parser.add_argument("--table-only", action="store_true", help="write the table from the results on disk; run nothing")
     parser.add_argument("--skip-unavailable", action="store_true", help="leave agents whose reward is not registered pending")
@@ -58,8 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quick:
         spec = spec.quick(args.results_dir or tempfile.mkdtemp(prefix="leaderboard-quick-"))
-    results_dir = args.results_dir or (ROOT / spec.results_dir if not Path(spec.results_dir).is_absolute() else Path(spec.results_dir))
-    out = args.out or (results_dir / "leaderboard.md" if args.quick else ROOT / "results" / "leaderboard.md")
+    default_dir = ROOT / "results" if args.archive else ROOT / spec.results_dir
+    results_dir = args.results_dir or (default_dir if not Path(spec.results_dir).is_absolute() else Path(spec.results_dir))
+    out = args.out or results_dir / "leaderboard.md"
+    try:  # before anything runs: the archive only on request, and folders that can be written
+        check_output_file(out, what="the table", archive=args.archive)
+        if not args.table_only:
+            check_output_dir(results_dir, what="results folder", archive=args.archive)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.only:
         try:
             check_labels(spec, args.only)
@@ -83,8 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0 if args.table_only else run_leaderboard(spec, results_dir, skip=missing, only=args.only, on_progress=write_table,
                                                          log=lambda m: print(m, flush=True))
     write_table()
+    if args.archive and not args.table_only:
+        for name in spec.sets:
+            compact(results_dir / LEADERBOARD_DIR / name)
     return 1 if failures else 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``main`` with the first Ctrl-C/SIGTERM stopping at once: finished runs and models stay, one line, exit 130."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt_once)
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs and trainings kept; rerun to resume", file=sys.stderr, flush=True)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
