@@ -37,7 +37,7 @@ def test_a_suite_with_missing_data_creates_no_folder(write_suite, tmp_path):
 
 @pytest.mark.parametrize(("agent", "kw", "message"), [
     ("fixed", "lr_multiplier=7.0", "not in the candidate grid"),
-    ("fixed", "lr_multiplier=abc", "could not convert"),
+    ("fixed", "lr_multiplier=abc", "must be a number"),
     ("ducb", "gamma=5", "gamma"),
     ("random", "colour=1", "colour"),
 ])
