@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 class UsageError(Exception):
@@ -56,12 +59,39 @@ def _agent_class(name: str) -> type:
 
 
 def _check_overrides(task: str, overrides: dict[str, Any]) -> None:
+    from aees_gym.suite.extras import check_task_data
     from aees_gym.tasks import make_config
 
     try:
         make_config(task, **overrides)
     except (KeyError, ValueError, TypeError) as exc:
         raise UsageError(f"--set: {exc.args[0] if exc.args else exc}") from None
+    check_task_data(task, overrides)  # missing data: one line now, not a traceback after the env was built
+
+
+def _check_agent(cls: type, kwargs: dict[str, Any], task: str, overrides: dict[str, Any], seed: int) -> None:
+    """Build the agent and reset it on the env's spaces and start-of-run info, before any training.
+
+    A keyword value the agent only checks against the grid at ``reset`` (``lr_multiplier=7`` of a
+    grid without ×7) is then a usage error in one line, not a failed run. Nothing is trained: the
+    env is made but not reset, and the info is what its reset publishes before the first window.
+    """
+    import gymnasium as gym
+
+    from aees_gym.core.context import RunHistory
+    from aees_gym.core.window import start_info
+    from aees_gym.envs.registration import env_id
+
+    env = gym.make(env_id(task), **overrides)
+    try:
+        agent = cls(**kwargs)
+        config = env.unwrapped.config
+        info = start_info(RunHistory(total_steps=config.total_steps), config)
+        agent.reset(seed=seed, observation_space=env.observation_space, action_space=env.action_space, info=info)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UsageError(f"--agent-kw: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}") from None
+    finally:
+        env.close()
 
 
 def _check_counts(*items: tuple[str, int, int]) -> None:
@@ -159,10 +189,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if agent_registry.requires_training(cls) and args.model is None:
         raise UsageError(f"agent {args.agent!r} is an offline learner; train it (aees-gym train-agent) and pass --model PATH.")
     if args.model is None:
-        try:
-            cls(**kwargs)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise UsageError(f"--agent-kw: {exc}") from None
+        _check_agent(cls, kwargs, task, overrides, args.seed)
+    if args.out:
+        from aees_gym.suite.outputs import check_output_dir
+
+        check_output_dir(args.out, what="--out", archive=False)  # before the run: a bad folder would lose it
     spec = RunSpec(
         suite=args.suite, task=task, task_label=task, agent=args.agent, agent_label=args.label or args.agent,
         seed=args.seed, env_overrides=overrides, agent_kwargs=kwargs, model_path=args.model,
@@ -194,9 +225,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
         _check_counts(("--workers", args.workers, 1))
     spec = load_suite(args.config)
     check_suite_extras(spec, report=args.report)  # every missing extra in one message, before any run
+    results_dir = args.results_dir or (Path("results") if args.archive else None)
     outcome = run_suite(
-        spec, results_dir=args.results_dir, executor=args.executor, workers=args.workers, ray_address=args.ray_address,
-        progress=not args.no_progress, progress_windows=args.progress_windows,
+        spec, results_dir=results_dir, executor=args.executor, workers=args.workers, ray_address=args.ray_address,
+        progress=not args.no_progress, progress_windows=args.progress_windows, archive=args.archive,
     )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.statuses.items())) or "none"
     print(
@@ -209,6 +241,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
         print(f"{len(outcome.failed_runs)} runs failed (status 'error'); rerun the same command to retry them.", file=sys.stderr)
     if args.report:
         _write_report(outcome.suite_dir, None, None, plots=True)
+    if args.archive:
+        print(f"archived: {outcome.suite_dir / 'runs.jsonl.gz'}")
     return outcome.exit_code
 
 
@@ -233,13 +267,19 @@ def _write_report(results_dir: Path, out: Path | None, baseline: str | None, *, 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from aees_gym.suite.extras import check_report_extras
+    from aees_gym.suite.outputs import DEFAULT_OUTPUT_DIR, archive_root, check_output_dir
 
     _check_counts(("--n-boot", args.n_boot, 1))
-    if not Path(args.results_dir).is_dir():
+    results_dir = Path(args.results_dir)
+    if not results_dir.is_dir():
         raise UsageError(f"results folder {args.results_dir} does not exist; run a suite first (aees-gym suite CONFIG).")
     check_report_extras(plots=not args.no_plots)
+    out = args.out
+    if out is None and archive_root(results_dir) is not None and not args.archive:
+        out = Path(DEFAULT_OUTPUT_DIR) / results_dir.resolve().name / "report"  # a report of the archive goes under runs/
+    check_output_dir(out if out is not None else results_dir / "report", what="report folder", archive=args.archive)
     try:
-        _write_report(Path(args.results_dir), args.out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
+        _write_report(results_dir, out, args.baseline, plots=not args.no_plots, n_boot=args.n_boot)
     except FileNotFoundError as exc:  # a folder without valid results
         raise UsageError(str(exc)) from None
     return EXIT_OK
@@ -255,6 +295,13 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
     overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
     _check_overrides(task, overrides)
     _check_counts(("--total-timesteps", args.total_timesteps, 1), ("--n-envs", args.n_envs, 1), ("--seed", args.seed, 0))
+    from aees_gym.suite.outputs import check_output_file
+
+    check_output_file(args.out, what="--out")  # before training: a bad path would lose the trained model
+    try:
+        cls(**_assignments(args.agent_kw))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UsageError(f"--agent-kw: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}") from None
     try:
         path = train_agent(
             args.agent, task, args.out, total_timesteps=args.total_timesteps, seed=args.seed, n_envs=args.n_envs,
@@ -322,11 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.add_argument("--progress-windows", action="store_true", help="progress inside each run (serial executor)")
     p.add_argument("--report", action="store_true", help="write the report (tables and plots) afterwards")
+    p.add_argument("--archive", action="store_true",
+                   help="write into the archive (default --results-dir results) and fold the results into runs.jsonl.gz")
     p.set_defaults(func=cmd_suite)
 
     p = sub.add_parser("report", help="Markdown/CSV tables and PNG plots of a results folder")
     p.add_argument("results_dir", help="a suite's results folder (or a folder of suites)")
-    p.add_argument("--out", type=Path, help="output folder (default: RESULTS_DIR/report)")
+    p.add_argument("--out", type=Path, help="output folder (default: RESULTS_DIR/report; runs/NAME/report for the archive)")
+    p.add_argument("--archive", action="store_true", help="allow writing the report inside the archive (results/)")
     p.add_argument("--baseline", help="agent label to compare against (default: fixed at lr ×1.0, σ 0)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
@@ -359,19 +409,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupt_once(signum: int, frame: Any) -> None:
+    """First Ctrl-C or SIGTERM: raise KeyboardInterrupt and ignore further ones while the work stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aees-gym`` console script; returns the exit code."""
     from aees_gym.core.fileio import FileCheckError
     from aees_gym.suite.executors import ExecutorError
+    from aees_gym.suite.extras import MissingDataError
+    from aees_gym.suite.orchestrate import SuiteInterrupted
+    from aees_gym.suite.outputs import OutputError
     from aees_gym.suite.suite_file import SuiteConfigError
 
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = {s: signal.signal(s, interrupt_once) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     try:
         return int(args.func(args))
-    except (UsageError, SuiteConfigError, ExecutorError, ImportError, FileCheckError) as exc:
+    except (UsageError, SuiteConfigError, ExecutorError, ImportError, OutputError, MissingDataError, FileCheckError) as exc:
         # A missing extra or an unreachable cluster is a setup problem: nothing was run.
         print(f"aees-gym {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SuiteInterrupted as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("interrupted: 0 results kept; rerun to resume", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -208,6 +208,12 @@ switches); SB3 resets in the same step and keeps `info["terminal_observation"]`.
 (default) uses one torch thread per copy in worker processes; pass `torch_threads=N` to choose.
 Gymnasium stacks infos into arrays typed by the first copy, so every info field keeps one type: a missing
 number in `final_metrics` (e.g. `steps_to_target` of a run that never reached the target) is NaN, not `None`.
+No info field is ever `None`: `momentum` and `grad_norm` are -1 when the run has no momentum setting or
+did not measure the norm, `momentum_index` is -1 without a momentum axis, `reward_error` is `""` when
+the reward was computed; the reset info already carries the step-only text fields (`candidate_name`,
+`reward_error`: `""`) and `reward_terms` (every term 0; a window without terms has NaN terms beside
+its reward), and `eval_curve`, like `final_metrics`, is present only in the last step's info. Result
+files store the -1s as `null`.
 `vectorization_mode="vector_entry_point"` (the default of `make_vec` for these ids) trains the copies as one
 batched computation in one process (`aees_gym.envs.vector_env.AEESVectorEnv`; `autoreset_mode=` as a keyword);
 tasks it cannot batch raise an error naming `vectorization_mode="async"` (see [batched.md](batched.md) for the
@@ -232,7 +238,34 @@ python -m rl_zoo3.train --algo ppo --env aees_gym/Digits-v0 --gym-packages aees_
     --eval-env-kwargs "instance_set:'digits-mix-v0'" "split:'test'" torch_threads:1
 ```
 
-`--env-kwargs` replaces the yml's `env_kwargs`; `-n` and `-params key:value` override the rest.
+`--env-kwargs` replaces the yml's `env_kwargs`; `-n` and `-params key:value` override the rest. A trained
+agent plays its episodes with `rl_zoo3.enjoy` (the `zoo` extra includes the `requests` it imports;
+`--no-render`, since the envs draw nothing; `-f` is the folder `train` wrote, `--exp-id` its run):
+
+```bash
+python -m rl_zoo3.enjoy --algo ppo --env aees_gym/Digits-v0 --gym-packages aees_gym \\
+    -f logs --exp-id 1 --no-render -n 200 --num-threads 1
+```
+
+**TorchRL** wraps the batched engine with `GymWrapper` when the vector env leaves resets to TorchRL
+(`autoreset_mode=DISABLED`: TorchRL resets ended sub-envs itself; tested with torchrl 0.14):
+
+```python
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode
+from torchrl.envs import GymWrapper
+
+import aees_gym  # noqa: F401  (registers the ids)
+
+envs = gym.make_vec("aees_gym/Digits-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                    autoreset_mode=AutoresetMode.DISABLED, total_steps=100, window_length=20)
+rollout = GymWrapper(envs).rollout(12, break_when_any_done=False)  # (4, 12): episodes end and restart
+print(rollout["next", "reward"].shape)
+```
+
+With next-step or same-step autoreset, and with `GymEnv(id, num_envs=N)` (an `AsyncVectorEnv`),
+TorchRL 0.14 registers a reader for every info field and cannot type a nested dict such as
+`reward_terms`; there it fails while building the env. Use the form above.
 """
 
 

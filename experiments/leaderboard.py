@@ -6,15 +6,16 @@ missing piece — the online agents' and fixed cells' test runs first, then each
 after each piece, with a "pending" row for whatever is not finished yet. Finished trainings (model
 zips) and runs are kept, so a killed command loses only what was in flight; rerun it to go on.
 
-    python -m experiments.leaderboard                      # everything, resuming
+    python -m experiments.leaderboard                      # everything, resuming, under runs/
+    python -m experiments.leaderboard --archive            # the same in the archive (results/), compacted at the end
     python -m experiments.leaderboard --table-only         # only rewrite the table from what exists
     python -m experiments.leaderboard --quick              # seconds-long smoke test into a temporary folder
     python -m experiments.leaderboard --skip-unavailable   # leave agents with unregistered rewards pending
     python -m experiments.leaderboard --only "PPO (aees)"  # one agent's trainings and runs; start one per core
     python -m experiments.leaderboard experiments/leaderboard_v1.toml --no-learners   # families: references and online agents
-    python -m experiments.leaderboard experiments/leaderboard_v1.toml --table-only --archive results/leaderboard_v1
+    python -m experiments.leaderboard experiments/leaderboard_v1.toml --table-only --export results/leaderboard_v1
 
-The table goes to ``<results_dir>/leaderboard.md``. ``--archive DIR`` copies the compact outputs there:
+The table goes to ``<results_dir>/leaderboard.md``. ``--export DIR`` copies the compact outputs there:
 the table, each tuned entry's record (grid, choice, search budget) and one row per finished test run
 (agent, instance, seed, status, final metrics) — no per-window logs.
 """
@@ -23,15 +24,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from aees_gym.cli import interrupt_once
 from aees_gym.core.fileio import atomic_write_text
 from aees_gym.reporting.leaderboard import leaderboard_table
+from aees_gym.suite.archive import compact
 from aees_gym.suite.leaderboard import (
+    LEADERBOARD_DIR,
     check_labels,
     finished_runs,
     load_leaderboard,
@@ -39,6 +44,7 @@ from aees_gym.suite.leaderboard import (
     run_leaderboard,
     unavailable_rewards,
 )
+from aees_gym.suite.outputs import OutputError, check_output_dir, check_output_file
 from aees_gym.suite.suite_file import SuiteConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,13 +56,16 @@ ARCHIVED_METRICS = ("val_accuracy", "val_loss", "reward_val_accuracy", "reward_v
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?", type=Path, default=CONFIG)
-    parser.add_argument("--out", type=Path, help="the table (default results/leaderboard.md; with --quick inside the results folder)")
-    parser.add_argument("--results-dir", type=Path, help="parent of leaderboard/<set>/ (default: the file's results_dir)")
+    parser.add_argument("--out", type=Path, help="the table (default RESULTS_DIR/leaderboard.md)")
+    parser.add_argument("--results-dir", type=Path, help="parent of leaderboard/<set>/ (default: the file's results_dir; "
+                                                         "results/ with --archive)")
+    parser.add_argument("--archive", action="store_true", help="read and write the archive (results/): runs, table, and "
+                                                               "each set's results folded into runs.jsonl.gz at the end")
     parser.add_argument("--quick", action="store_true", help="synthetic-mix-v0 only, learners trained 64 windows, into a temporary folder")
     parser.add_argument("--table-only", action="store_true", help="write the table from the results on disk; run nothing")
     parser.add_argument("--skip-unavailable", action="store_true", help="leave agents whose reward is not registered pending")
     parser.add_argument("--no-learners", action="store_true", help="run no training (learner rows stay pending)")
-    parser.add_argument("--archive", type=Path, metavar="DIR", help="also write the compact outputs (table, tuning records, one row per run) to DIR")
+    parser.add_argument("--export", type=Path, metavar="DIR", help="also write the compact outputs (table, tuning records, one row per run) to DIR")
     parser.add_argument("--only", action="append", metavar="LABEL",
                         help="run only this agent's trainings and test runs (repeatable); processes with different "
                              "labels can share one results folder")
@@ -69,8 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quick:
         spec = spec.quick(args.results_dir or tempfile.mkdtemp(prefix="leaderboard-quick-"))
-    results_dir = args.results_dir or (ROOT / spec.results_dir if not Path(spec.results_dir).is_absolute() else Path(spec.results_dir))
+    default_dir = ROOT / "results" if args.archive else ROOT / spec.results_dir
+    results_dir = args.results_dir or (default_dir if not Path(spec.results_dir).is_absolute() else Path(spec.results_dir))
     out = args.out or results_dir / "leaderboard.md"
+    try:  # before anything runs: the archive only on request, and folders that can be written
+        check_output_file(out, what="the table", archive=args.archive)
+        if not args.table_only:
+            check_output_dir(results_dir, what="results folder", archive=args.archive)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.only:
         try:
             check_labels(spec, args.only)
@@ -90,16 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         finished = {p.instance_set.name: finished_runs(p)[0] for p in plans}
         atomic_write_text(out, leaderboard_table(plans, finished, missing, str(source), spec.n_boot) + "\n")
         print(f"wrote {out}", flush=True)
-        if args.archive:
-            archive(args.archive, out, plans, finished)
+        if args.export:
+            export(args.export, out, plans, finished)
 
     failures = 0 if args.table_only else run_leaderboard(spec, results_dir, skip=missing, only=args.only, on_progress=write_table,
                                                          log=lambda m: print(m, flush=True), train_learners=not args.no_learners)
     write_table()
+    if args.archive and not args.table_only:
+        for name in spec.sets:
+            compact(results_dir / LEADERBOARD_DIR / name)
     return 1 if failures else 0
 
 
-def archive(folder: Path, table: Path, plans: list, finished: dict) -> None:
+def export(folder: Path, table: Path, plans: list, finished: dict) -> None:
     """The compact outputs in ``folder``: the table, tuning records and one JSON line per finished test run."""
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "leaderboard.md", table.read_text(encoding="utf-8"))
@@ -119,5 +139,16 @@ def archive(folder: Path, table: Path, plans: list, finished: dict) -> None:
     print(f"archived {len(lines)} runs to {folder}", flush=True)
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``main`` with the first Ctrl-C/SIGTERM stopping at once: finished runs and models stay, one line, exit 130."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt_once)
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs and trainings kept; rerun to resume", file=sys.stderr, flush=True)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

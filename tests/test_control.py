@@ -223,7 +223,7 @@ def test_exact_candidate_runs_its_own_values_and_reports_them():
     outcome = one_param_step(control, p)
     assert [lr for lr, _ in opt.seen] == pytest.approx([0.137, 0.137])
     info = outcome.info
-    assert (info["lr_multiplier"], info["noise_std"], info["momentum"]) == (1.37, 0.0, None)
+    assert (info["lr_multiplier"], info["noise_std"], info["momentum"]) == (1.37, 0.0, -1.0)  # -1: no momentum setting
     assert info["candidate_name"] == "lr1p37_n0" and info["action"] == control.grid.index_of(1.0, 0.0)
     # The observation's last_lr is the fractional grid position: ln 1.37 / ln 2 of the way from ×1 to ×2.
     position = 1.0 + math.log(1.37) / math.log(2.0)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import warnings
 
 import gymnasium as gym
+import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import aees_gym  # noqa: F401  (registers the env ids)
@@ -54,4 +56,54 @@ def test_torchrl_gym_env_rollout_and_specs() -> None:
     rollout = env.rollout(3)
     assert rollout.batch_size == (3,) and rollout["observation"].shape == (3, 13)
     assert rollout["next", "reward"].shape == (3, 1)
+    check_env_specs(env, seed=0)
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize("vector", [False, True])
+def test_info_fields_are_never_none_and_reset_has_every_text_field(vector) -> None:
+    """Vector wrappers (TorchRL) type each info field from what they see; None or a late text field breaks them."""
+    settings = {**TINY, "eval_every": 1}
+    if vector:
+        env = gym.make_vec("aees_gym/Synthetic-v0", num_envs=2, vectorization_mode="vector_entry_point", **settings)
+    else:
+        env = gym.make("aees_gym/Synthetic-v0", **settings)
+    _, reset_info = env.reset(seed=0)
+    infos, done = [], False
+    while not done:
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
+        infos.append(info)
+        done = bool(np.all(terminated | truncated)) if vector else terminated or truncated
+    for info in [reset_info, *infos]:
+        for key, value in info.items():
+            assert all(leaf is not None for leaf in _leaves(value)), key
+    text_keys = {k for info in infos for k, v in info.items()
+                 if isinstance(v, str) or (isinstance(v, np.ndarray) and v.size and all(isinstance(x, str) for x in v.ravel()))}
+    assert {"candidate_name", "reward_error"} <= text_keys <= set(reset_info)
+    assert set(reset_info["reward_terms"]) == set(infos[0]["reward_terms"])
+
+
+def test_torchrl_wraps_the_batched_engine_across_episode_ends() -> None:
+    from gymnasium.vector import AutoresetMode
+    from torchrl.envs import GymWrapper
+    from torchrl.envs.utils import check_env_specs
+
+    vec = gym.make_vec("aees_gym/Synthetic-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                       autoreset_mode=AutoresetMode.DISABLED, **TINY)
+    env = GymWrapper(vec)  # TorchRL resets ended sub-envs itself (reset_mask)
+    n_windows = gym.make("aees_gym/Synthetic-v0", **TINY).unwrapped.config.n_windows
+    rollout = env.rollout(2 * n_windows + 1, break_when_any_done=False)
+    assert rollout.batch_size == (3, 2 * n_windows + 1)
+    assert int(rollout["next", "done"].sum()) == 3 * 2  # every sub-env ran two whole episodes and started a third
+    assert torch.isfinite(rollout["next", "reward"]).all()
     check_env_specs(env, seed=0)

@@ -9,7 +9,8 @@ of the machine. Files get the permissions of an ordinary ``open()`` under the us
 Reads are checked. Every file a user, another process or a download hands us goes through
 :func:`read_bytes_checked` / :func:`read_json_checked`: regular files only (a FIFO or device is
 refused without blocking), at most ``max_bytes`` (checked before reading, so nothing allocates by a
-size a file claims), JSON nested at most ``max_depth`` deep (checked by a linear scan before
+size a file claims; a compressed stream is capped by what it unpacks to, see
+:func:`read_stream_checked` and :func:`read_gzip_lines_checked`), JSON nested at most ``max_depth`` deep (checked by a linear scan before
 parsing, so a deep file never recurses), strict numbers (no NaN/Infinity, no integer too large for a
 float). :func:`json_object` and :func:`json_field` then check a schema with the value checks of
 :mod:`aees_gym.core.checks`. Every refusal is a :class:`FileCheckError` naming the file, the field,
@@ -18,8 +19,10 @@ what is wrong and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import gzip
 import json
 import math
 import os
@@ -27,7 +30,8 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -188,10 +192,11 @@ class FileCheckError(ValueError):
         super().__init__(f"{self.path}: {where}{reason}")
 
 
-def read_bytes_checked(
+@contextlib.contextmanager
+def open_checked(
     path: Path | str, *, max_bytes: int, what: str = "this file", error: type[FileCheckError] = FileCheckError
-) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (checked before reading).
+) -> Iterator[Any]:
+    """``path`` open for binary reading if it is a regular file of at most ``max_bytes`` (checked before reading).
 
     The file is opened non-blocking, so a FIFO planted under the name fails at once instead of hanging.
     """
@@ -208,12 +213,24 @@ def read_bytes_checked(
         if info.st_size > max_bytes:
             raise error(path, None, f"is {info.st_size} bytes, larger than the {max_bytes} {what} may have; "
                                     "it is not one this project wrote")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            raw = handle.read(max_bytes + 1)
+        handle = os.fdopen(os.dup(fd), "rb")
     except OSError as exc:
         raise error(path, None, f"cannot be read ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
+    with handle:
+        yield handle
+
+
+def read_bytes_checked(
+    path: Path | str, *, max_bytes: int, what: str = "this file", error: type[FileCheckError] = FileCheckError
+) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (see :func:`open_checked`)."""
+    with open_checked(path, max_bytes=max_bytes, what=what, error=error) as handle:
+        try:
+            raw = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise error(path, None, f"cannot be read ({exc.strerror or exc})") from None
     if len(raw) > max_bytes:  # it grew while being read
         raise error(path, None, f"is larger than the {max_bytes} bytes {what} may have")
     return raw
@@ -230,6 +247,40 @@ def read_stream_checked(
     if len(data) > max_bytes:
         raise error(path, None, f"unpacks to more than the {max_bytes} bytes {what} may have; it is not one this project reads")
     return data
+
+
+def read_gzip_lines_checked(
+    path: Path | str, *, max_bytes: int, max_unpacked_bytes: int, max_line_bytes: int, max_lines: int,
+    what: str = "this file", error: type[FileCheckError] = FileCheckError,
+) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` of each non-blank line of a gzip file, every cap checked while it unpacks.
+
+    The file itself is read through :func:`open_checked` (a regular file of at most ``max_bytes``);
+    decompression stops at once when a line passes ``max_line_bytes``, the lines together pass
+    ``max_unpacked_bytes`` or their count passes ``max_lines``, so a gzip bomb (a tiny file that
+    unpacks to gigabytes, or to millions of tiny lines) costs at most the caps. A line that breaks a
+    cap is named as ``path:number``. Lines already yielded stay valid when a later one fails.
+    """
+    path = Path(path)
+    with open_checked(path, max_bytes=max_bytes, what=what, error=error) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+        total = 0
+        for number in range(1, max_lines + 2):
+            try:
+                line = handle.readline(max_line_bytes + 1)
+            except (OSError, EOFError, zlib.error) as exc:  # not gzip, or cut off mid-stream
+                raise error(path, None, f"cannot be read to its end as gzip ({exc}); it is not {what}") from None
+            if not line:
+                return
+            if number > max_lines:
+                raise error(path, None, f"has more than the {max_lines} lines {what} may have; it is not one this project wrote")
+            if len(line) > max_line_bytes:
+                raise error(f"{path}:{number}", None, f"line is larger than the {max_line_bytes} bytes a line of {what} may have")
+            total += len(line)
+            if total > max_unpacked_bytes:
+                raise error(path, None, f"unpacks to more than the {max_unpacked_bytes} bytes {what} may have; "
+                                        "it is not one this project wrote")
+            if line.strip():
+                yield number, line
 
 
 class _BadNumber(ValueError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from aees_gym.core import context as ctx
@@ -124,6 +124,13 @@ def record_evaluation(history: ctx.RunHistory, eval_curve: list[dict[str, float]
     eval_curve.append(entry)
 
 
+#: ``info["momentum"]`` / ``info["grad_norm"]`` when the run has no momentum setting / did not measure it.
+NOT_APPLICABLE = -1.0
+#: ``reward_terms`` of a window without terms (diverged, reward error) and before the first window:
+#: the same keys every time, so vector wrappers can stack the field.
+_NO_TERMS = {f.name: math.nan for f in fields(RewardTerms)}
+
+
 def start_info(history: ctx.RunHistory, config: ControlConfig) -> dict[str, Any]:
     """Buckets and progress for the window about to start (what ``reset`` publishes)."""
     return {
@@ -137,6 +144,11 @@ def start_info(history: ctx.RunHistory, config: ControlConfig) -> dict[str, Any]
         "steps_total": config.total_steps,
         "window_index": len(history.rewards),
         "lr_scale": history.lr_scale,
+        # The step-only text fields, empty before any window: vector wrappers (TorchRL) type every
+        # info field from the reset info, and a text field that appears only later breaks them.
+        "candidate_name": "",
+        "reward_error": "",
+        "reward_terms": dict.fromkeys(_NO_TERMS, 0.0),  # before any window (0, not NaN: infos are compared)
     }
 
 
@@ -167,11 +179,14 @@ def window_info(
         "action": action,
         "lr_index": lr_index,
         "noise_index": noise_index,
-        "momentum_index": config.grid.indices(action)[2] if config.grid.has_momentum else None,
+        # Never None (vector wrappers such as TorchRL stack infos and cannot type a field that is None
+        # in every copy) and never NaN (Gymnasium's checker compares infos): -1 means "no momentum
+        # axis / setting" or "not measured", "" means "no error".
+        "momentum_index": config.grid.indices(action)[2] if config.grid.has_momentum else -1,
         "candidate_name": config.grid.name(action) if candidate_name is None else candidate_name,
         "lr_multiplier": lr_multiplier,
         "noise_std": noise_std,
-        "momentum": momentum,
+        "momentum": NOT_APPLICABLE if momentum is None else momentum,
         "frozen_fraction": frozen_fraction,
         "effective_lr": effective_lr,
         "loss_first": losses[0],
@@ -180,10 +195,10 @@ def window_info(
         "window_steps": n,
         "ema_start": terms.ema_start if terms else math.nan,
         "ema_end": terms.ema_end if terms else math.nan,
-        "reward_terms": terms.as_dict() if terms else {"reward": score.reward},
+        "reward_terms": terms.as_dict() if terms else {**_NO_TERMS, "reward": score.reward},
         "step_losses": list(losses),
-        "grad_norm": grad_norm,
+        "grad_norm": NOT_APPLICABLE if grad_norm is None else grad_norm,
         "diverged": score.diverged,
-        "reward_error": score.error,
+        "reward_error": score.error or "",
         "window_index": len(history.rewards) - 1,
     }

@@ -190,9 +190,10 @@ class AEESEnv(gym.Env):
                 outcome = control.step_end(run.train_step())
         self._train_time += time.perf_counter() - started - (self._eval_time - eval_before)
         info = outcome.info
-        # The scoring part reaches info only once the run is over, as its score.
-        info["eval_curve"] = list(self._score_curve) if outcome.terminated else None
+        # The scoring part reaches info only once the run is over, as its score (like final_metrics,
+        # only at the end: a key never None, since vector wrappers stack infos).
         if outcome.terminated:
+            info["eval_curve"] = list(self._score_curve)
             info["final_metrics"] = final_metrics(
                 self._score_curve, control.history, diverged=control.diverged,
                 target_accuracy=self.config.target_accuracy, flops_per_step=run.flops_per_step,

@@ -266,8 +266,8 @@ class AEESVectorEnv(VectorEnv):
             done = r.done
             if evaluation is not None and not done:
                 info["eval"] = r.monitor_curve[-1]
-            info["eval_curve"] = list(r.eval_curve) if done else None  # the scoring part, once the run is over
-            if done:
+            if done:  # the scoring part, once the run is over (like final_metrics; a key never None)
+                info["eval_curve"] = list(r.eval_curve)
                 info["final_metrics"] = final_metrics(
                     r.eval_curve, r.history, diverged=r.diverged, target_accuracy=r.config.target_accuracy,
                     flops_per_step=self.runs.flops_per_step, monitor=r.monitor_curve[-1] if r.monitor_curve else None,

@@ -125,6 +125,14 @@ def build_report(results_dir: Path | str, *, baseline: str | None = None, n_boot
 
 
 # --------------------------------------------------------------------------- Markdown
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the results folder when inside it (reports name no machine's absolute paths)."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
@@ -234,7 +242,7 @@ def _times_table(items: list[TimeToTarget], profile: Profile | None) -> list[str
 
 def _intro(report: Report) -> list[str]:
     return [
-        f"# Results: {report.results_dir}", "",
+        f"# Results: {report.results_dir.name}", "",  # the folder's name: no machine's absolute path in an archived report
         (f"{len(report.results)} runs loaded; {len(report.invalid)} invalid files skipped and {len(report.set_aside)} files set aside "
          "as corrupt (listed at the end; a suite rerun moves invalid files aside and repeats their runs)."),
         f"Cells: mean ± sample std, and the interquartile mean (IQM) with a 95% stratified bootstrap CI ({report.n_boot} resamples over "
@@ -287,8 +295,9 @@ def to_markdown(report: Report, plots: Iterable[Path] = (), profile_plots: dict[
         lines += ["## Plots", "", *(f"![{p.stem}]({p.as_posix()})" for p in plots), ""]
     if report.invalid or report.set_aside:
         lines += ["## Files skipped", ""]
-        lines += [f"- `{md_cell(e.path)}`: {md_cell((e.field + ': ') if e.field else '')}{md_cell(e.reason)}" for e in report.invalid]
-        lines += [f"- `{p}`: set aside by a suite run as corrupt" for p in report.set_aside]
+        lines += [f"- `{md_cell(_relative(e.path, report.results_dir))}`: {md_cell((e.field + ': ') if e.field else '')}{md_cell(e.reason)}"
+                  for e in report.invalid]
+        lines += [f"- `{md_cell(_relative(p, report.results_dir))}`: set aside by a suite run as corrupt" for p in report.set_aside]
         lines.append("")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ and Ray workers as units (one group per worker), exactly like ``run_one``'s spec
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -205,6 +206,11 @@ def _episode_record(env: Any, row: int, slot: _Slot, n_runs: int) -> dict[str, A
     }
 
 
+def batched_ray_address(ray_address: str | None) -> str | None:
+    """The Ray cluster the batched executor sends groups to: ``ray_address``, else ``$RAY_ADDRESS``, else none (local)."""
+    return ray_address if ray_address is not None else (os.environ.get("RAY_ADDRESS") or None)
+
+
 def execute_batched(
     runs: Sequence[RunSpec],
     *,
@@ -216,11 +222,12 @@ def execute_batched(
     """Yield ``(run_index, result_or_exception)`` for every run, group by group.
 
     One worker runs the groups in this process (reporting windows to ``on_windows``); more use the
-    ``local`` process pool, one group per task; with ``ray_address`` the groups go to Ray workers,
-    ``workers`` groups in flight. A group whose worker crashed yields the exception for each of its runs.
+    ``local`` process pool, one group per task; with ``ray_address`` (or, without it, ``$RAY_ADDRESS``)
+    the groups go to Ray workers, ``workers`` groups in flight. A group whose worker crashed yields the exception for each of its runs.
     """
     groups = group_runs(runs, max_group)
     items = [[runs[i] for i in g] for g in groups]
+    ray_address = batched_ray_address(ray_address)
     if ray_address is not None:
         outcomes = execute(run_group, items, executor="ray", workers=workers, ray_address=ray_address)
     elif workers == 1:

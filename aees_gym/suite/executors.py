@@ -4,11 +4,18 @@ All three call the same function on the same picklable items and yield ``(index,
 items finish; ``outcome`` is the function's return value or the exception that escaped it (a
 crashed worker process, a lost Ray task). Every worker runs torch with one thread, and so does the
 serial executor while it runs, so the three give identical numbers.
+
+Interrupts: pool workers ignore SIGINT (a Ctrl-C in the terminal reaches the whole process group;
+only the parent decides). When the consumer stops early — a ``KeyboardInterrupt`` while waiting,
+or the generator closed — queued items are cancelled and running workers are terminated at once
+(a worker would otherwise finish its current run, minutes of training, before the pool shuts
+down); Ray tasks in flight are cancelled. What was already yielded is the caller's to keep.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
@@ -29,9 +36,26 @@ def _serial(fn: Callable[[T], R], items: Sequence[T]) -> Iterator[Outcome]:
                 yield index, exc
 
 
+def _pool_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
+    init_worker()
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued work and terminate the running workers now (no waiting for their current item)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
 def _local(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[Outcome]:
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pool_worker)
+    finished = False
     try:
         pending = {pool.submit(fn, item): index for index, item in enumerate(items)}
         while pending:
@@ -40,8 +64,12 @@ def _local(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[O
                 index = pending.pop(future)
                 exc = future.exception()
                 yield index, exc if exc is not None else future.result()
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # interrupted or closed early
+            stop_pool(pool)
 
 
 def _ray_call(fn: Callable[[T], R], item: T) -> R:
@@ -87,17 +115,24 @@ def _ray(fn: Callable[[T], R], items: Sequence[T], workers: int, address: str | 
     fn_ref = ray.put(fn)
     queue = list(enumerate(items))
     in_flight: dict[Any, int] = {}
-    while queue or in_flight:
-        while queue and len(in_flight) < workers:
-            index, item = queue.pop(0)
-            in_flight[remote.remote(fn_ref, item)] = index
-        done, _ = ray.wait(list(in_flight), num_returns=1)
-        for ref in done:
-            index = in_flight.pop(ref)
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                index, item = queue.pop(0)
+                in_flight[remote.remote(fn_ref, item)] = index
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in done:
+                index = in_flight.pop(ref)
+                try:
+                    yield index, ray.get(ref)
+                except Exception as exc:  # RayTaskError, WorkerCrashedError, …
+                    yield index, exc
+    finally:
+        for ref in in_flight:  # interrupted or closed early: stop the tasks still running
             try:
-                yield index, ray.get(ref)
-            except Exception as exc:  # RayTaskError, WorkerCrashedError, …
-                yield index, exc
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - a task that just finished cannot be cancelled; nothing to stop
+                pass
 
 
 def execute(

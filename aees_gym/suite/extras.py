@@ -74,6 +74,29 @@ def check_suite_extras(spec: SuiteSpec, *, report: bool = False, plots: bool = T
         raise MissingExtrasError(missing)
 
 
+class MissingDataError(FileNotFoundError):
+    """A planned run's data is not on disk; the message is the task's own (folder, files, prepare command)."""
+
+
+def check_task_data(task: str, overrides: Mapping[str, object]) -> None:
+    """Raise :class:`MissingDataError` if a run of ``task`` with ``overrides`` would not find its data (nothing is read)."""
+    spec = get_task(task)
+    if spec.check_data is None:
+        return
+    try:
+        spec.check_data(make_config(task, **overrides))
+    except FileNotFoundError as exc:
+        raise MissingDataError(str(exc)) from None
+
+
+def check_suite_data(spec: SuiteSpec) -> None:
+    """Raise :class:`MissingDataError` for the first planned task variant whose data is not on disk."""
+    for task in spec.tasks:
+        for variant in task_variants(spec, task):
+            for agent in spec.agents:
+                check_task_data(task.name, {**variant.overrides, **agent.env_overrides()})
+
+
 def check_report_extras(*, plots: bool = True) -> None:
     """Raise :class:`MissingExtrasError` if the report's statistics (or plots) cannot be computed."""
     missing = _missing(report_needs(plots))

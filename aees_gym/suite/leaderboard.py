@@ -2,7 +2,7 @@
 
 A leaderboard file (TOML, e.g. ``experiments/leaderboard.toml``) names instance sets and agents::
 
-    results_dir = "results"        # runs go to <results_dir>/leaderboard/<set>/
+    results_dir = "runs"           # runs go to <results_dir>/leaderboard/<set>/ (the archive: --archive)
     executor = "batched"           # how test runs execute (serial, local, batched, ray)
     workers = 2
     [[sets]]
@@ -90,7 +90,7 @@ class LeaderboardSpec:
 
     sets: dict[str, dict[str, Any]]
     entries: tuple[BoardEntry, ...]
-    results_dir: str = "results"
+    results_dir: str = "runs"
     executor: str = "batched"
     workers: int = 1
     n_boot: int = 2000
@@ -140,7 +140,7 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
     reference = table.get("reference")
     if reference is not None and (not isinstance(reference, str) or not reference.strip()):
         raise SuiteConfigError(f"{source}: reference={reference!r} must be an agent label (or a fixed cell's, e.g. 'fixed lr1_n0').")
-    return LeaderboardSpec(sets, tuple(entries), _folder(f"{source}: results_dir", table.get("results_dir", "results")), executor,
+    return LeaderboardSpec(sets, tuple(entries), _folder(f"{source}: results_dir", table.get("results_dir", "runs")), executor,
                            _int(f"{source}: workers", table.get("workers", 1), 1, MAX_WORKERS),
                            _int(f"{source}: n_boot", table.get("n_boot", 2000), 1, MAX_BOOT), reference)
 

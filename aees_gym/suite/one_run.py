@@ -7,6 +7,7 @@ process pool, Ray) runs exactly the same code. Everything random comes from ``sp
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import traceback
@@ -37,6 +38,19 @@ def error_info(exc: BaseException) -> dict[str, str]:
     }
 
 
+def _measured(value: Any) -> Any:
+    """The info's -1 ("no momentum setting", "not measured") is ``null`` in a result file."""
+    return None if value is None or (isinstance(value, int | float) and value < 0) else value
+
+
+def _terms(terms: dict[str, Any]) -> dict[str, Any]:
+    """A window without reward terms (diverged, reward error) keeps only its reward, as result files always had."""
+    rest = [v for k, v in terms.items() if k != "reward"]
+    if rest and all(isinstance(v, float) and math.isnan(v) for v in rest):
+        return {"reward": terms["reward"]} if "reward" in terms else {}
+    return dict(terms)
+
+
 def _window_log(index: int, reward: float, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     # Buckets come from the info the agent acted on: they describe the context the choice was made in.
     return {
@@ -46,16 +60,16 @@ def _window_log(index: int, reward: float, before: dict[str, Any], after: dict[s
         "noise_index": after["noise_index"],
         "lr_multiplier": after["lr_multiplier"],
         "noise_std": after["noise_std"],
-        "momentum": after.get("momentum"),
+        "momentum": _measured(after.get("momentum")),
         "frozen_fraction": after.get("frozen_fraction", 0.0),
         "effective_lr": after.get("effective_lr"),
         "candidate_name": after["candidate_name"],
         "reward": float(reward),
-        "reward_terms": after.get("reward_terms", {}),
+        "reward_terms": _terms(after.get("reward_terms", {})),
         "loss_first": after["loss_first"],
         "loss_last": after["loss_last"],
         "loss_mean": after["loss_mean"],
-        "grad_norm": after.get("grad_norm"),
+        "grad_norm": _measured(after.get("grad_norm")),
         "trend_bucket": before.get("trend_bucket"),
         "phase_bucket": before.get("phase_bucket"),
         "context_bucket": before.get("context_bucket"),

@@ -56,7 +56,8 @@ from aees_gym.suite.tuning_spec import TuningSpec, parse_tuning
 from aees_gym.tasks import get_task, make_config, registered_tasks
 
 EXECUTORS = ("serial", "local", "batched", "ray")
-_SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "env", "tasks", "agents", "sweeps", "tuning")
+_SUITE_KEYS = ("name", "description", "seeds", "executor", "workers", "results_dir", "ray_address", "env", "tasks", "agents", "sweeps",
+               "tuning")
 _TASK_KEYS = ("name", "label", "overrides")
 _AGENT_KEYS = ("name", "label", "kwargs", "training", "env")
 _TRAINING_KEYS = ("total_timesteps", "seed", "n_envs", "kwargs", "vec_env")
@@ -145,11 +146,12 @@ class SuiteSpec:
     seeds: tuple[int, ...]
     executor: str = "serial"
     workers: int = 1
-    results_dir: str = "results"
+    results_dir: str = "runs"
     env: dict[str, Any] = field(default_factory=dict)
     sweeps: SweepSpec | None = None
     description: str = ""
     tuning: TuningSpec | None = None
+    ray_address: str | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -261,6 +263,18 @@ def read_toml_file(path: Path | str, what: str) -> dict[str, Any]:
         raise SuiteConfigError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:
         raise SuiteConfigError(f"{path}: nests tables or arrays too deeply to be a {what}.") from None
+
+
+def ray_address(where: str, value: Any) -> str:
+    """A Ray cluster address: ``auto``, ``local``, ``ray://HOST:PORT`` (Ray client) or ``HOST:PORT`` (the GCS)."""
+    text = _str(where, value).strip()
+    if text in ("auto", "local"):
+        return text
+    host, sep, port = text.removeprefix("ray://").rpartition(":")
+    if not sep or not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SuiteConfigError(f"{where} is {value!r}; use 'auto' (a `ray start --head` cluster on this machine), 'local', "
+                               "'HOST:PORT' (e.g. '10.0.0.5:6379') or 'ray://HOST:PORT' (e.g. 'ray://head:10001').")
+    return text
 
 
 def _list(where: str, value: Any) -> list[Any]:
@@ -404,11 +418,12 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> SuiteSpec:
         seeds=seeds,
         executor=executor,
         workers=_int(f"{source}: workers", table.get("workers", 1), 1, MAX_WORKERS),
-        results_dir=_folder(f"{source}: results_dir", table.get("results_dir", "results")),
+        results_dir=_folder(f"{source}: results_dir", table.get("results_dir", "runs")),
         env=_table(f"{source}: env", table.get("env", {})),
         sweeps=sweeps,
         description=str(table.get("description", "")),
         tuning=None if "tuning" not in table else _parse_tuning(source, table["tuning"], seeds, agents),
+        ray_address=None if "ray_address" not in table else ray_address(f"{source}: ray_address", table["ray_address"]),
     )
     _check_training_seeds(source, spec)
     _check_env_overrides(source, spec)

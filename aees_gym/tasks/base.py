@@ -87,6 +87,9 @@ class TaskSpec:
             before any run starts.
         metric: The ``evaluate()`` key that ranks runs of this task (reports, leaderboards).
         higher_is_better: Whether a larger ``metric`` is better (``False`` for losses and perplexities).
+        check_data: ``check_data(config)`` raises the loader's own ``FileNotFoundError`` when the data
+            a run with ``config`` reads is not on disk, without reading it (file checks only); the
+            CLI and suites call it before any run starts.
     """
 
     name: str
@@ -101,6 +104,7 @@ class TaskSpec:
     requires: Mapping[str, str] | Callable[[EnvConfig], Mapping[str, str]] = field(default_factory=dict)
     metric: str = "val_accuracy"
     higher_is_better: bool = True
+    check_data: Callable[[EnvConfig], None] | None = None
 
     def requirements(self, config: EnvConfig) -> dict[str, str]:
         """``{module: extra}`` that a run with ``config`` imports (see ``requires``)."""

@@ -167,6 +167,22 @@ def _wikitext_error(where: Path, data_dir: Path) -> FileNotFoundError:
     )
 
 
+def _corpus_path(opts: GPT2Options) -> Path:
+    data_dir = Path(opts.data_dir).expanduser()
+    if opts.dataset != WIKITEXT:
+        return Path(opts.dataset_path).expanduser() if opts.dataset_path else data_dir / SOURCES[opts.dataset].file_name
+    path = Path(opts.dataset_path).expanduser() if opts.dataset_path else data_dir / WIKITEXT
+    return path / WIKITEXT if (path / WIKITEXT).is_dir() else path  # a copy of the whole hub repo: this configuration
+
+
+def check_corpus(config: EnvConfig) -> None:
+    """Raise the loader's ``FileNotFoundError`` if the corpus a run reads is not on disk (nothing is read)."""
+    opts: GPT2Options = config.options
+    path, data_dir = _corpus_path(opts), Path(opts.data_dir).expanduser()
+    if not path.exists():
+        raise missing_data_error(SOURCES[opts.dataset].name, path, data_dir) if opts.dataset != WIKITEXT else _wikitext_error(path, data_dir)
+
+
 def load_corpus(opts: GPT2Options) -> tuple[list[str], list[str]]:
     """The raw training and validation texts of ``opts.dataset`` (empty lines dropped)."""
     data_dir = Path(opts.data_dir).expanduser()
@@ -425,7 +441,7 @@ def gpt2_requirements(config: EnvConfig) -> dict[str, str]:
 
 
 register_task(TaskSpec(
-    requires=gpt2_requirements,
+    requires=gpt2_requirements, check_data=check_corpus,
     name="GPT2",
     description="Causal language modelling with GPT2LMHeadModel on real English text (metric: validation perplexity)",
     build=build_gpt2_run,

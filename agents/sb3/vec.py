@@ -133,6 +133,7 @@ class BatchedVecEnv(VecEnv):
 
             self.decoder = BoxDecoder(self.venv.grid, **({} if box is True else dict(box)))
         action_space = self.venv.single_action_space if self.decoder is None else self.decoder.space
+        self._views = [SubEnv(self, i, {**kwargs, **plan[p][2]}) for i, (p, _) in enumerate(self._rows)]
         super().__init__(n_envs, self.venv.single_observation_space, action_space)
 
     def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None) -> list[tuple[np.ndarray, dict[str, Any]]]:
@@ -191,16 +192,101 @@ class BatchedVecEnv(VecEnv):
             return list(self._all)
         return [indices] if isinstance(indices, int) else list(indices)
 
+    def sub_env(self, index: int) -> SubEnv:
+        """Env ``index`` as SB3's per-env calls see it (:class:`SubEnv`: one row of the batched engine)."""
+        if not 0 <= index < self.num_envs:
+            raise IndexError(f"env index {index} is out of range; this VecEnv has {self.num_envs} envs.")
+        return self._views[index]
+
     def get_attr(self, attr_name: str, indices: None | int | Sequence[int] = None) -> list[Any]:
-        return [getattr(self.parts[self._rows[i][0]], attr_name) for i in self._indices(indices)]
+        """The attribute of each env in ``indices`` (SB3's per-env semantics; e.g. ``spec``, ``config``)."""
+        return [getattr(self.sub_env(i), attr_name) for i in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: None | int | Sequence[int] = None) -> None:
         raise AttributeError(f"the batched env's sub-envs share their attributes; {attr_name!r} cannot be set per env.")
 
     def env_method(self, method_name: str, *method_args: Any, indices: None | int | Sequence[int] = None, **method_kwargs: Any) -> list[Any]:
-        if method_name == "action_masks":  # MaskablePPO: every candidate of the Discrete space is always allowed
-            return [np.ones(int(self.venv.single_action_space.n), dtype=bool) for _ in self._indices(indices)]
-        return [getattr(self.parts[self._rows[i][0]], method_name)(*method_args, **method_kwargs) for i in self._indices(indices)]
+        """Call ``method_name`` on each env in ``indices``, once per env (SB3's per-env semantics)."""
+        return [getattr(self.sub_env(i), method_name)(*method_args, **method_kwargs) for i in self._indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: None | int | Sequence[int] = None) -> list[bool]:
         return [False for _ in self._indices(indices)]
+
+
+class SubEnv:
+    """Env ``index`` of a :class:`BatchedVecEnv`: one row of a batched engine, with a single env's face.
+
+    ``get_attr``/``env_method`` reach these per env, as SB3 expects of any ``VecEnv``: ``spec`` (the
+    id's ``EnvSpec`` with this env's settings), ``observation_space``/``action_space`` (one env's),
+    ``config`` (the row's resolved config), ``render_mode``, ``reset(seed=..., options=...)`` (this
+    row only, as a single env's reset), ``action_masks()`` (MaskablePPO: every candidate is always
+    allowed) and ``get_wrapper_attr``. Methods of the batched engine as a whole (``step``, ``close``)
+    are not reachable per env: calling one would act on every row.
+    """
+
+    render_mode = None
+
+    def __init__(self, owner: BatchedVecEnv, index: int, env_kwargs: dict[str, Any]) -> None:
+        self._owner, self.index = owner, index
+        self._part, self._row = owner.parts[owner._rows[index][0]], owner._rows[index][1]
+        self._env_kwargs = env_kwargs
+
+    @property
+    def spec(self) -> Any:
+        import dataclasses
+
+        import gymnasium as gym
+
+        from aees_gym.envs.registration import env_id
+
+        base = gym.spec(env_id(self._part.config.task))
+        return dataclasses.replace(base, kwargs={**base.kwargs, **self._env_kwargs})
+
+    @property
+    def observation_space(self) -> Any:
+        return self._part.single_observation_space
+
+    @property
+    def action_space(self) -> Any:
+        return self._part.single_action_space
+
+    @property
+    def config(self) -> Any:
+        """The row's resolved config (before its first reset: the env's, the same for every row without an instance set)."""
+        try:
+            return self._part.row_config(self._row)
+        except RuntimeError:
+            return self._part.config
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._part.metadata)
+
+    @property
+    def unwrapped(self) -> SubEnv:
+        return self
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Restart this env's run only (the others go on), like ``gymnasium.Env.reset``."""
+        ((obs, info),) = self._owner._reset([self.index], [seed], options)
+        self._owner.reset_infos[self.index] = info
+        return obs, info
+
+    def action_masks(self) -> np.ndarray:
+        return np.ones(int(self.action_space.n), dtype=bool)
+
+    def get_wrapper_attr(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        # Attributes the rows share (e.g. ``feature_names``) are read from the batched env; its
+        # methods are not: they would act on every row, not on this env.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(self._part, name)
+        if callable(value):
+            raise AttributeError(
+                f"{name!r} is a method of the batched env as a whole, not of env {self.index}; per env: reset, "
+                "action_masks, get_wrapper_attr."
+            )
+        return value

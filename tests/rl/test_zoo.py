@@ -39,6 +39,13 @@ def test_rl_zoo_trains_ppo_on_digits_offline(tmp_path):
 
     (model,) = tmp_path.glob("ppo/aees_gym-Digits-v0_1/aees_gym-Digits-v0.zip")
     assert PPO.load(model, device="cpu").num_timesteps == 64
+    # The trained agent plays as the docs show (rl_zoo3.enjoy needs the zoo extra's requests).
+    cmd = [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", "aees_gym/Digits-v0", "--gym-packages", "aees_gym",
+           "-f", str(tmp_path), "--exp-id", "1", "--no-render", "-n", "4", "--num-threads", "1",
+           "--env-kwargs", "total_steps:40", "window_length:20"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Episode Length 2" in result.stdout and "Mean reward:" in result.stdout  # 40 steps = two 20-step windows
 
 
 @pytest.mark.slow

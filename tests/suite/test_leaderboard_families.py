@@ -50,7 +50,7 @@ def test_tuned_references_are_chosen_on_the_tuning_split_then_scored_on_every_te
     res, out, archive = tmp_path / "res", tmp_path / "board.md", tmp_path / "archive"
     before = plan_set(parse_leaderboard(__import__("tomllib").loads(BOARD)), "tiny-board-v1", res)
     assert set(before.untuned()) == {"tuned constant", "ducb (tuned c)"} and not before.runs_of("tuned constant")
-    assert main([str(board), "--results-dir", str(res), "--out", str(out), "--no-learners", "--archive", str(archive)]) == 0
+    assert main([str(board), "--results-dir", str(res), "--out", str(out), "--no-learners", "--export", str(archive)]) == 0
     record = json.loads((res / "leaderboard" / "tiny-board-v1" / "tuning" / "tuned_constant.json").read_text())
     assert set(record["choices"]) == {"optimizer=adamw", "optimizer=sgd"}
     assert record["budget"]["runs"] == 2 * len(FAMILY.tuning)  # 2 points × each group's tuning instances
