@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aees_gym.reporting.rows import ALL_TASKS, TASK_METRIC, ReportRow, Summary, make_row
+from aees_gym.reporting.settings import is_tuned
 from aees_gym.reporting.styles import AgentStyle, grouped
 from aees_gym.suite.results import RunResult
 
@@ -113,8 +114,7 @@ def plot_forest(rows: Sequence[ReportRow], styles: dict[str, AgentStyle], title:
 
 def tuned_label(results: Sequence[RunResult]) -> str | None:
     """The label of a suite's tuned-constant reference (the ``[tuning]`` table's agent), if it has one."""
-    return next((r.agent_label for r in results
-                 if isinstance(r.training, dict) and r.training.get("kind") == "base_lr_tuning"), None)
+    return next((r.agent_label for r in results if is_tuned(r)), None)
 
 
 def versus_reference(results: Sequence[RunResult], reference: str, labels: Sequence[str], n_boot: int = 2000,

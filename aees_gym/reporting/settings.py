@@ -14,6 +14,15 @@ from typing import Any
 from aees_gym.reporting.markdown import md_cell
 from aees_gym.suite.results import RunResult
 
+#: ``training.kind`` of a run whose settings a tuning sweep chose (``base_lr_tuning``: results written before
+#: tuning chose by the reward-validation part).
+TUNED_KINDS = ("tuning", "base_lr_tuning")
+
+
+def is_tuned(result: RunResult) -> bool:
+    """Whether a tuning sweep chose this run's settings (a tuned reference)."""
+    return isinstance(result.training, dict) and result.training.get("kind") in TUNED_KINDS
+
 
 def _fmt_values(values: Iterable[Any]) -> str:
     unique = sorted({str(v) for v in values if v is not None})
@@ -47,7 +56,7 @@ def settings_table(results: Iterable[RunResult]) -> list[str]:
         rewards = _fmt_values((c.get("reward") or {}).get("name") for c in configs)
         optimizers = _fmt_values(c.get("optimizer") for c in configs)
         lrs = _fmt_values(f"{c['base_lr']:.3g}" for c in configs if isinstance(c.get("base_lr"), int | float))
-        tuned = [r.training for r in runs if r.training and r.training.get("kind") in ("tuning", "base_lr_tuning")]
+        tuned = [r.training for r in runs if is_tuned(r)]
         chosen = _tuning_note(tuned[0]) if tuned else "the task / suite settings"
         lines.append("| " + " | ".join(map(md_cell, (suite, label, rewards, optimizers, lrs, chosen))) + " |")
     return lines

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aees_gym.reporting.settings import is_tuned
 from aees_gym.suite.results import RunResult
 
 #: Group names in plot order.
@@ -63,8 +64,7 @@ class AgentStyle:
 def agent_group(result: RunResult) -> str:
     """The plot group of a run's agent (see the module docstring)."""
     optimizer = str((result.config or {}).get("optimizer", result.env_overrides.get("optimizer", "adamw")))
-    tuned = isinstance(result.training, dict) and result.training.get("kind") == "base_lr_tuning"
-    if tuned or optimizer not in PLAIN_OPTIMIZERS:
+    if is_tuned(result) or optimizer not in PLAIN_OPTIMIZERS:
         return REFERENCES
     if result.agent in ("fixed", "random"):
         return FIXED
