@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aees_gym.reporting.leaderboard import competition_ranks, raw_scores
+from aees_gym.reporting.leaderboard import ENUMERATED, SAMPLED, competition_ranks, raw_scores
 from aees_gym.reporting.rows import TaskMetric
 
 # A metric value, or None for a run that ended without one (it counts as its configuration's worst).
@@ -30,17 +30,19 @@ def _boards(draw):  # noqa: ANN202
 
 
 @settings(max_examples=60, deadline=None)
-@given(_boards(), st.booleans())
-def test_a_dominated_agent_never_ranks_above(board, higher_is_better: bool) -> None:
+@given(_boards(), st.booleans(), st.booleans())
+def test_a_dominated_agent_never_ranks_above(board, higher_is_better: bool, sampled: bool) -> None:
     instances, table = board
     sign = 1.0 if higher_is_better else -1.0
     runs = [SimpleNamespace(agent_label=label, task_label=f"{c}#{s}",
                             final_metrics={"m": None if v is None else sign * v})  # lower is better: mirror the values
             for label, values in table.items() for (c, s), v in zip(instances, values, strict=True)]
-    scores = raw_scores(runs, TaskMetric("m", higher_is_better), ["fixed a", "fixed b"], "fixed a", n_boot=20)
+    # sampled: every instance is its own normaliser group (an instance family), all in one bootstrap stratum.
+    scores = raw_scores(runs, TaskMetric("m", higher_is_better), ["fixed a", "fixed b"], "fixed a", n_boot=20,
+                        grouping=SAMPLED if sampled else ENUMERATED)
     ranks = competition_ranks(scores, higher_is_better)
     assert ranks["y"] <= ranks["x"]
-    # The secondary normalised score is an increasing map of the raw metric per configuration, so it agrees too.
+    # The secondary normalised score is an increasing map of the raw metric per normaliser group, so it agrees too.
     assert scores["y"].normalised[0] >= scores["x"].normalised[0] - 1e-12
     # And so does P(better than the reference), instance by instance.
     assert scores["y"].poi[0] >= scores["x"].poi[0]

@@ -33,9 +33,10 @@ Example:
     >>> len(fam.test), fam.test[0].task, fam.test[0].name
     (64, 'MLP', 'digits-mlp-v1#test000')
 
-Instance names are ``<family>#<split><k>``: what precedes ``#`` is the family, so reports that
-pool runs by configuration (the name before ``#``) pool a family's test runs as one stratum, which
-is what they are: independent draws from one distribution.
+Instance names are ``<family>#<split><k>``: what precedes ``#`` is the family. Every test instance
+is its own sampled configuration, run once, so the leaderboard normalises each one on its own and
+bootstraps the instances as one stratum of independent draws
+(:class:`aees_gym.reporting.leaderboard.Grouping`).
 """
 
 from __future__ import annotations

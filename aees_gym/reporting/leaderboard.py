@@ -5,6 +5,12 @@ Each agent's row leads with what a reader asks for, in the task metric's own uni
 * **IQM of the final metric** over all test runs, with a 95% stratified-bootstrap CI (strata =
   configurations, a configuration being a test instance without its seed). The table is sorted by
   it (in the metric's direction), so the order always agrees with the raw metric.
+
+How runs group is one rule, :class:`Grouping` (:func:`grouping_of` a set): in an enumerated set
+(``-v0``: ``Digits[base_lr=0.001,...]#3``) a configuration is run with several seeds and is both
+the bootstrap stratum and the normaliser's group. In an instance *family* (``digits-mlp-v1#test017``)
+every test instance is its own sampled configuration, run once: the normaliser is per instance,
+and the bootstraps resample the instances as i.i.d. draws from the family (one stratum).
 * **P(better than the reference)**: the fraction of test instances on which the agent's run ends
   better than the reference's run on the *same* instance (ties count half), averaged over
   configurations, with a CI that resamples instance pairs within configurations
@@ -36,6 +42,7 @@ import numpy as np
 
 from aees_gym.core import checks
 from aees_gym.core.fileio import FileCheckError, json_field, json_object, read_json_checked
+from aees_gym.envs.families import InstanceFamily
 from aees_gym.reporting.markdown import md_cell
 from aees_gym.reporting.rows import TaskMetric, task_metric
 from aees_gym.reporting.stats import iqm, paired_probability_of_improvement_ci, stratified_bootstrap_ci
@@ -55,6 +62,44 @@ MAX_SIDECAR_BYTES = 1 << 20
 def configuration(task_label: str) -> str:
     """The instance name without its ``#seed``."""
     return task_label.rsplit("#", 1)[0]
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How a set's test runs group for the normaliser and for the bootstraps.
+
+    Args:
+        sampled: The set is an instance family: each test instance is an independent draw of a
+            configuration, run once. Otherwise (an enumerated set) a configuration is an instance
+            name without its ``#seed``, run with several seeds.
+    """
+
+    sampled: bool = False
+
+    def normaliser_group(self, task_label: str) -> str:
+        """The runs that share a normaliser (random = 0, best fixed cell = 1), a best fixed cell and a worst value."""
+        return task_label if self.sampled else configuration(task_label)
+
+    def stratum(self, task_label: str) -> str:
+        """The bootstrap stratum: the family (one stratum of i.i.d. instances), or the configuration."""
+        return "" if self.sampled else configuration(task_label)
+
+    def header(self, names: Sequence[str]) -> str:
+        """What a section's title says about its test runs."""
+        if self.sampled:
+            return f"{len(names)} runs = {len(names)} sampled configurations, bootstrap over instances"
+        return f"{len(names)} runs, {len({configuration(n) for n in names})} configurations"
+
+
+#: An enumerated (``-v0``) set's grouping.
+ENUMERATED = Grouping(sampled=False)
+#: An instance family's grouping.
+SAMPLED = Grouping(sampled=True)
+
+
+def grouping_of(instances: object) -> Grouping:
+    """:data:`SAMPLED` for an instance family, :data:`ENUMERATED` for an enumerated set."""
+    return SAMPLED if isinstance(instances, InstanceFamily) else ENUMERATED
 
 
 def set_metric(tasks: Sequence[str]) -> TaskMetric:
@@ -117,35 +162,38 @@ def competition_ranks(scores: Mapping[str, Score], higher_is_better: bool) -> di
 
 
 def raw_scores(results: Sequence[RunResult], metric: TaskMetric, fixed_labels: Sequence[str], reference: str | None = None,
-               n_boot: int = 2000) -> dict[str, Score]:
+               n_boot: int = 2000, grouping: Grouping = ENUMERATED) -> dict[str, Score]:
     """Score every agent label of ``results`` (plus :data:`BEST_FIXED`) on the raw metric.
 
     Args:
         results: Finished test runs of every agent (``random`` and each fixed cell included).
         metric: The set's metric and its direction.
-        fixed_labels: Labels of the fixed grid cells (the best one in hindsight is :data:`BEST_FIXED`).
+        fixed_labels: Labels of the fixed grid cells (the best one in hindsight is :data:`BEST_FIXED`,
+            chosen per normaliser group).
         reference: Label whose runs P(improvement) compares against, instance by instance (``None``: no such column).
         n_boot: Bootstrap replicates of every CI.
+        grouping: Normaliser groups and bootstrap strata (:func:`grouping_of` the set).
 
     Raises:
-        ValueError: If ``random``, a fixed cell or the reference has no run of some configuration.
+        ValueError: If ``random``, a fixed cell or the reference has no run of some normaliser group.
     """
-    # label -> configuration -> instance (task label) -> value (NaN: no metric)
+    # label -> normaliser group -> instance (task label) -> value (NaN: no metric)
     values: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in results:
         v = (r.final_metrics or {}).get(metric.name)
         finite = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        values[r.agent_label][configuration(r.task_label)][r.task_label] = float(v) if finite else math.nan
+        values[r.agent_label][grouping.normaliser_group(r.task_label)][r.task_label] = float(v) if finite else math.nan
     sign = 1.0 if metric.higher_is_better else -1.0
     configs = sorted({c for per in values.values() for c in per})
     for label in (RANDOM, *fixed_labels, *([reference] if reference else [])):
         missing = [c for c in configs if not values[label].get(c)]
         if missing:
-            raise ValueError(f"{label!r} has no run of configuration {missing[0]!r}; it is needed to score the set.")
+            what = "test instance" if grouping.sampled else "configuration"
+            raise ValueError(f"{label!r} has no run of {what} {missing[0]!r}; it is needed to score the set.")
     for c in configs:
         best = max(fixed_labels, key=lambda label: sign * np.nan_to_num(_mean(list(values[label][c].values())), nan=-np.inf))
         values[BEST_FIXED][c] = dict(values[best][c])
-    # A run without the metric counts as the worst run of its configuration.
+    # A run without the metric counts as the worst run of its normaliser group.
     worst: dict[str, float] = {}
     for c in configs:
         finite = [x for per in values.values() for x in per.get(c, {}).values() if np.isfinite(x)]
@@ -154,22 +202,32 @@ def raw_scores(results: Sequence[RunResult], metric: TaskMetric, fixed_labels: S
     zero = {c: _mean(list(filled[RANDOM][c].values())) for c in configs}
     one = {c: _mean(list(filled[BEST_FIXED][c].values())) for c in configs}
     spread = {c: max(sign * (one[c] - zero[c]), NORMALISER_FLOOR * metric_scale(metric, one[c], zero[c])) for c in configs}
+
+    def strata(per: Mapping[str, Mapping[str, float]], keep: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, list[tuple[str, str]]]:
+        """stratum -> (group, instance) keys of ``per`` (only instances also in ``keep``'s group, when given)."""
+        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for c in configs:
+            for k in per.get(c, {}):
+                if keep is None or k in keep.get(c, {}):
+                    out[grouping.stratum(k)].append((c, k))
+        return dict(out)
+
     scores = {}
     for label, per in filled.items():
-        raw = {c: list(per[c].values()) for c in configs if per.get(c)}
+        keys = strata(per)
+        raw = {s: [per[c][k] for c, k in ks] for s, ks in keys.items()}
         flat = [x for c in configs for x in values[label].get(c, {}).values()]
         counted = [x for xs in raw.values() for x in xs]
         point, low, high = stratified_bootstrap_ci(raw, iqm, n_boot=n_boot)
-        normalised = {c: [sign * (x - zero[c]) / spread[c] for x in xs] for c, xs in raw.items()}
+        normalised = {s: [sign * (per[c][k] - zero[c]) / spread[c] for c, k in ks] for s, ks in keys.items()}
         poi = None
         if reference is not None and label != reference:
             ref = filled[reference]
-            pairs = {c: [k for k in per[c] if k in ref.get(c, {})] for c in raw}
-            pairs = {c: keys for c, keys in pairs.items() if keys}
+            pairs = strata(per, keep=ref)
             if pairs:
                 poi = paired_probability_of_improvement_ci(
-                    {c: [sign * per[c][k] for k in keys] for c, keys in pairs.items()},
-                    {c: [sign * ref[c][k] for k in keys] for c, keys in pairs.items()}, n_boot=n_boot)
+                    {s: [sign * per[c][k] for c, k in ks] for s, ks in pairs.items()},
+                    {s: [sign * ref[c][k] for c, k in ks] for s, ks in pairs.items()}, n_boot=n_boot)
         scores[label] = Score(point, low, high, float(np.mean(counted)), len(flat), int(np.isnan(flat).sum()), poi,
                               stratified_bootstrap_ci(normalised, iqm, n_boot=n_boot))
     return scores
@@ -256,7 +314,8 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
     metric = set_metric([i.task for i in plan.instance_set.test])
     scores: dict[str, Score] = {}
     if baselines_done:
-        scores = raw_scores([r for label in complete for r in by_label[label]], metric, fixed, reference, n_boot)
+        scores = raw_scores([r for label in complete for r in by_label[label]], metric, fixed, reference, n_boot,
+                            grouping_of(plan.instance_set))
     ranks = competition_ranks(scores, metric.higher_is_better)
     rows = [BoardRow(label, rewards.get(label, "—"), _training_note(plan, label), scores[label], None, ranks[label])
             for label in sorted(scores, key=lambda label: rank_key(scores[label], metric.higher_is_better))]
@@ -294,10 +353,9 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
     s = plan.instance_set
     metric = set_metric([i.task for i in s.test])
     arrow = "higher" if metric.higher_is_better else "lower"
-    configs = len({configuration(i.name) for i in s.test})
     train = getattr(s, "train", None)
     trained_on = f"the {len(train)} train-split runs" if train is not None else "runs drawn afresh from the family's training distribution"
-    lines = [f"## `{s.name}` — test split ({len(s.test)} runs, {configs} configurations)", "",
+    lines = [f"## `{s.name}` — test split ({grouping_of(s).header([i.name for i in s.test])})", "",
              f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); learners trained on {trained_on} "
              f"only. Reference of P(better): `{plan.reference}`.", "", *set_summary(plan, rows), "",
              f"| rank | agent | reward | training | IQM {metric.name} | 95% CI | P(better than ref.) | 95% CI | "
@@ -328,8 +386,8 @@ def ci_widths(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:
     return {"iqm": (float(np.median(iqm_w)), max(iqm_w)), "poi": (float(np.median(poi_w)), max(poi_w))}
 
 
-def leaderboard_markdown(sections: Sequence[list[str]], source: str) -> str:
-    """The whole leaderboard page."""
+def leaderboard_markdown(sections: Sequence[list[str]], source: str, sampled: bool = False) -> str:
+    """The whole leaderboard page; ``sampled``: some set is an instance family (its grouping is explained)."""
     floor = f"{NORMALISER_FLOOR:g}"
     head = ["# Leaderboard", "", f"<!-- Generated by `python -m experiments.leaderboard` (config: {source}). -->", "",
             "Rows are sorted by the interquartile mean (IQM) of the final metric over the test runs, in the metric's own units,",
@@ -340,6 +398,10 @@ def leaderboard_markdown(sections: Sequence[list[str]], source: str) -> str:
             f"random-to-best range floored at {floor} of the metric's scale (1 for an accuracy; else the larger of |best|, |random|), so",
             "it never reverses the raw order. A run without the metric counts as the worst run of its configuration. Offline",
             "learners trained on the train split only: no test configuration or seed is seen in training.", ""]
+    if sampled:
+        head[-1:-1] = ["", "In an instance family (`<family>#test017`) every test instance is its own sampled configuration, run once: the",
+                       "normaliser, the best fixed cell in hindsight and a missing metric's worst value are taken per instance, and both",
+                       "CIs resample the instances as i.i.d. draws from the family (one stratum; P(better) is the fraction of instances won)."]
     return "\n".join(head + [line for section in sections for line in section])
 
 
@@ -347,10 +409,10 @@ def leaderboard_table(plans: Sequence[SetPlan], finished: Mapping[str, Mapping[s
                       source: str, n_boot: int = 2000) -> str:
     """The page for ``plans``; ``finished`` maps each set to its finished results by run id."""
     sections = [set_markdown(p, set_rows(p, finished[p.instance_set.name], unavailable, n_boot)) for p in plans]
-    return leaderboard_markdown(sections, source)
+    return leaderboard_markdown(sections, source, any(grouping_of(p.instance_set).sampled for p in plans))
 
 
 __all__ = [
-    "BEST_FIXED", "NORMALISER_FLOOR", "BoardRow", "Score", "ci_widths", "competition_ranks", "leaderboard_table", "metric_scale", "rank_key",
-    "raw_scores", "set_rows",
+    "BEST_FIXED", "ENUMERATED", "NORMALISER_FLOOR", "SAMPLED", "BoardRow", "Grouping", "Score", "ci_widths", "competition_ranks",
+    "grouping_of", "leaderboard_table", "metric_scale", "rank_key", "raw_scores", "set_rows",
 ]

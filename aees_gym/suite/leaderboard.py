@@ -157,11 +157,14 @@ def _check_board_env(source: str, sets: Mapping[str, dict[str, Any]], entries: l
         # A family's training split is a sampler, not a list: its test and tuning splits cover its tasks.
         others = instances.tuning if isinstance(instances, InstanceFamily) else instances.train
         firsts = {inst.task: inst for inst in (*others, *instances.test)}.values()
-        for where, own in ((f"sets[{i}].env", settings),
-                           *((f"agents[{j}].env ({e.label})", {**settings, **checked_env(e)}) for j, e in enumerate(entries) if e.env)):
+        # A set's env may not redefine its instances; an agent's env may replace an instance's settings (e.g. an
+        # optimizer that sets its own step size), resolved as plan_set runs it: {**instance, **settings, **agent}.
+        for where, own, replaces in ((f"sets[{i}].env", settings, False),
+                                     *((f"agents[{j}].env ({e.label})", {**settings, **checked_env(e)}, True)
+                                       for j, e in enumerate(entries) if e.env)):
             for inst in firsts:
                 try:
-                    inst.config(**own)
+                    make_config(inst.task, None, **{**inst.env_overrides, **own}) if replaces else inst.config(**own)
                 except (KeyError, ValueError, TypeError) as exc:
                     message = exc.args[0] if exc.args else str(exc)
                     raise SuiteConfigError(f"{source}: {where} on set {name!r} ({inst.task}): {message}") from None

@@ -66,6 +66,8 @@ def test_tuned_references_are_chosen_on_the_tuning_split_then_scored_on_every_te
     assert not tuning_names & {r.task_label for r in after.plan.runs}  # tuning instances never score
     table = out.read_text()
     assert "Discriminative power of the fixed cells" in table and "Test split: 3 runs" in table
+    assert "## `tiny-board-v1` — test split (3 runs = 3 sampled configurations, bootstrap over instances)" in table
+    assert "every test instance is its own sampled configuration" in table  # the page says how a family's runs group
     assert "| PPO (later) |" in table and "pending: trained 0 of 64 windows" in table
     rows = [json.loads(line) for line in (archive / "runs.jsonl").read_text().splitlines()]
     assert len(rows) == len(after.plan.runs) - len(after.runs_of("PPO (later)")) and (archive / "tuning" / "tiny-board-v1" / "tuned_constant.json").is_file()
@@ -98,3 +100,17 @@ def test_a_point_that_diverges_on_some_instances_can_lose_but_never_vetoes_the_c
         assert huge["mean"] is not None  # its diverged runs count as their instance's worst value ...
         assert choice["point"]["env"]["base_lr"] < 1, group  # ... so the sane LR wins instead of no choice at all
     assert "diverged run counts" in record["rule"]
+
+
+def test_an_agent_env_may_replace_a_family_instance_optimizer_but_a_bad_one_is_refused_at_load():
+    def board(optimizer: object) -> dict:
+        return {"sets": [{"name": "tiny-board-v1"}],
+                "agents": [{"name": "random"}, {"name": "fixed", "label": "own step", "env": {"optimizer": optimizer, "base_lr": 1.0}}]}
+
+    spec = parse_leaderboard(board("prodigy"), "<b>")
+    runs = plan_set(spec, "tiny-board-v1", Path("unused")).runs_of("own step")
+    assert [(r.env_overrides["optimizer"], r.env_overrides["base_lr"]) for r in runs] == [("prodigy", 1.0)] * len(FAMILY.test)
+    with pytest.raises(SuiteConfigError, match=r"agents\[1\]\.env \(own step\) on set 'tiny-board-v1' \(MLP\): .*no-such-opt"):
+        parse_leaderboard(board("no-such-opt"), "<b>")
+    with pytest.raises(SuiteConfigError, match=r"sets\[0\]\.env .*cannot be overridden"):  # a set's env may not redefine its instances
+        parse_leaderboard({**board("prodigy"), "sets": [{"name": "tiny-board-v1", "env": {"base_lr": 0.1}}]}, "<b>")
