@@ -23,13 +23,18 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from aees_gym.envs.families import DERIVED_MARK, get_family, is_family
-from aees_gym.envs.vector_env import AEESVectorEnv, _seed_list
+from aees_gym.envs.vector_env import AEESVectorEnv, _masked_rows, _seed_list
 
 
-def share_rows(n: int, weights: Sequence[int]) -> list[int]:
-    """Split ``n`` rows in proportion to ``weights`` (largest remainders), at least one each."""
+def share_rows(n: int, weights: Sequence[int], *, name: str = "num_envs",
+               groups: str = "the family's {k} architectures (one batched env each)") -> list[int]:
+    """Split ``n`` rows in proportion to ``weights`` (largest remainders), at least one each.
+
+    ``name`` (the caller's argument) and ``groups`` (what the weights count, ``{k}`` their number)
+    word the error when ``n`` cannot give every group a row.
+    """
     if n < len(weights):
-        raise ValueError(f"num_envs={n} cannot cover the family's {len(weights)} architectures (one batched env each); use num_envs >= {len(weights)}.")
+        raise ValueError(f"{name}={n} cannot cover {groups.format(k=len(weights))}; use {name} >= {len(weights)}.")
     spare = n - len(weights)
     exact = [spare * w / sum(weights) for w in weights]
     shares = [1 + int(e) for e in exact]
@@ -90,9 +95,7 @@ class FamilyVectorEnv(VectorEnv):
         seeds = _seed_list(seed, self.num_envs)
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
-        if mask is not None and not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,) and mask.any()):
-            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},) with a True value, got {mask!r}.")
-        envs = list(range(self.num_envs)) if mask is None else [i for i in range(self.num_envs) if mask[i]]
+        envs = _masked_rows(mask, self.num_envs)
         infos: dict[str, Any] = {}
         for i, (obs, info) in sorted(self._reset(envs, [seeds[i] for i in envs], options or None).items()):
             self._obs[i] = obs

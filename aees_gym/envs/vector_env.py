@@ -285,11 +285,7 @@ class AEESVectorEnv(VectorEnv):
         unknown = sorted(set(options) - ({"instance"} if any(r.cycle is not None for r in self._rows) else set()))
         if unknown:  # before any sub-env changes
             raise ValueError(f"Unknown reset options {unknown}; only 'reset_mask' (and 'instance' with instance_set=NAME).")
-        if mask is None:
-            mask = np.ones(self.num_envs, dtype=bool)
-        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,) and mask.any()):
-            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},) with a True value, got {mask!r}.")
-        rows = [i for i in range(self.num_envs) if mask[i]]
+        rows = _masked_rows(mask, self.num_envs)
         infos: dict[str, Any] = {}
         for row, (obs, info) in zip(rows, self.reset_rows(rows, [seeds[i] for i in rows], options or None), strict=True):
             self._obs[row] = obs
@@ -381,6 +377,15 @@ def _with_column(losses: Any, values: Any) -> Any:
     import torch
 
     return torch.cat([losses, values.unsqueeze(1).to(losses.dtype)], dim=1)
+
+
+def _masked_rows(mask: Any, n: int) -> list[int]:
+    """The sub-envs a reset's ``options["reset_mask"]`` names (every one without a mask)."""
+    if mask is None:
+        return list(range(n))
+    if not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (n,) and mask.any()):
+        raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({n},) with a True value, got {mask!r}.")
+    return [i for i in range(n) if mask[i]]
 
 
 def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:

@@ -61,14 +61,9 @@ def share_envs(n_envs: int, sizes: Sequence[int]) -> list[int]:
     Raises:
         ValueError: If ``n_envs`` is smaller than the number of groups.
     """
-    if n_envs < len(sizes):
-        raise ValueError(f"n_envs={n_envs} cannot cover {len(sizes)} architectures of the instance set; use n_envs >= {len(sizes)}.")
-    spare = n_envs - len(sizes)
-    exact = [spare * s / sum(sizes) for s in sizes]
-    shares = [1 + int(e) for e in exact]
-    for i in sorted(range(len(sizes)), key=lambda i: (int(exact[i]) - exact[i], i))[: n_envs - sum(shares)]:
-        shares[i] += 1
-    return shares
+    from aees_gym.envs.family_vector import share_rows
+
+    return share_rows(n_envs, sizes, name="n_envs", groups="{k} architectures of the instance set")
 
 
 class BatchedVecEnv(VecEnv):
