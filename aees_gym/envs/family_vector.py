@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from aees_gym.envs.families import DERIVED_MARK, get_family, is_family
-from aees_gym.envs.vector_env import AEESVectorEnv, _masked_rows, _seed_list
+from aees_gym.envs.vector_env import AEESVectorEnv, _masked_rows, _seed_list, _store_resets
 
 
 def share_rows(n: int, weights: Sequence[int], *, name: str = "num_envs",
@@ -96,12 +96,7 @@ class FamilyVectorEnv(VectorEnv):
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         envs = _masked_rows(mask, self.num_envs)
-        infos: dict[str, Any] = {}
-        for i, (obs, info) in sorted(self._reset(envs, [seeds[i] for i in envs], options or None).items()):
-            self._obs[i] = obs
-            infos = self._add_info(infos, info, i)
-        self._autoreset[envs] = False
-        return self._obs.copy(), infos
+        return _store_resets(self, sorted(self._reset(envs, [seeds[i] for i in envs], options or None).items()), envs)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)

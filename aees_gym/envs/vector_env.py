@@ -21,7 +21,7 @@ semantics of :class:`~aees_gym.envs.env.AEESEnv`:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -286,12 +286,7 @@ class AEESVectorEnv(VectorEnv):
         if unknown:  # before any sub-env changes
             raise ValueError(f"Unknown reset options {unknown}; only 'reset_mask' (and 'instance' with instance_set=NAME).")
         rows = _masked_rows(mask, self.num_envs)
-        infos: dict[str, Any] = {}
-        for row, (obs, info) in zip(rows, self.reset_rows(rows, [seeds[i] for i in rows], options or None), strict=True):
-            self._obs[row] = obs
-            infos = self._add_info(infos, info, row)
-        self._autoreset[rows] = False
-        return self._obs.copy(), infos
+        return _store_resets(self, zip(rows, self.reset_rows(rows, [seeds[i] for i in rows], options or None), strict=True), rows)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = self._check_actions(actions)
@@ -377,6 +372,16 @@ def _with_column(losses: Any, values: Any) -> Any:
     import torch
 
     return torch.cat([losses, values.unsqueeze(1).to(losses.dtype)], dim=1)
+
+
+def _store_resets(env: Any, results: Iterable[tuple[int, tuple[np.ndarray, dict[str, Any]]]], rows: list[int]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Write each reset row's observation into ``env._obs``, merge the infos, clear the rows' autoreset."""
+    infos: dict[str, Any] = {}
+    for row, (obs, info) in results:
+        env._obs[row] = obs
+        infos = env._add_info(infos, info, row)
+    env._autoreset[rows] = False
+    return env._obs.copy(), infos
 
 
 def _masked_rows(mask: Any, n: int) -> list[int]:

@@ -126,3 +126,22 @@ def _rows_match_single_envs(env_id: str, overrides: dict, runs, config, rows) ->
 def rows_match_single_envs():
     """The batched-rows-against-single-envs check shared by the batched text and language-model tests."""
     return _rows_match_single_envs
+
+
+def _vector_beside_single_envs(env_id: str, kwargs: dict, seed: int, n: int = 2) -> tuple:
+    """A batched vector env of ``n`` sub-envs reset with ``seed`` and the ``n`` single envs it must
+    reproduce (single env ``i`` reset with ``seed + i``)."""
+    import gymnasium as gym
+
+    vec = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    vec.reset(seed=seed)
+    singles = [gym.make(env_id, **kwargs) for _ in range(n)]
+    for i, env in enumerate(singles):
+        env.reset(seed=seed + i)
+    return vec, singles
+
+
+@pytest.fixture
+def vector_beside_single_envs():
+    """Build a batched vector env and the single envs its sub-envs must match."""
+    return _vector_beside_single_envs

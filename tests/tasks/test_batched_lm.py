@@ -53,13 +53,9 @@ def test_gpt2_rows_reproduce_the_single_env(overrides, rows_match_single_envs):
             assert got_metrics[key] == pytest.approx(value, rel=1e-4), key
 
 
-def test_vector_env_gpt2_sub_envs_match_single_envs(overrides):
+def test_vector_env_gpt2_sub_envs_match_single_envs(overrides, vector_beside_single_envs):
     kwargs = {**overrides, "eval_every": 2, "grid": {"lr_multipliers": [0.5, 1.0], "noise_stds": [0.0, 0.01], "momenta": [0.0, 0.9]}}
-    vec = gym.make_vec("aees_gym/GPT2-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
-    vec.reset(seed=1)
-    singles = [gym.make("aees_gym/GPT2-v0", **kwargs) for _ in range(2)]
-    for i, env in enumerate(singles):
-        env.reset(seed=1 + i)
+    vec, singles = vector_beside_single_envs("aees_gym/GPT2-v0", kwargs, seed=1)
     for actions in ([3, 6], [1, 4]):
         _, rewards, _, _, infos = vec.step(np.array(actions))
         for i, env in enumerate(singles):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bz2
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -65,13 +64,9 @@ def test_lstm_layer_backward_is_the_exact_gradient():
         torch.testing.assert_close(lstm_layer(*inputs)[row], lstm(inputs[0][row])[0])
 
 
-def test_vector_env_sub_envs_match_single_envs(rotten_dir):
+def test_vector_env_sub_envs_match_single_envs(rotten_dir, vector_beside_single_envs):
     overrides = {**TINY, "data_dir": str(rotten_dir), "dropout": 0.2}
-    vec = gym.make_vec("aees_gym/RottenTomatoes-v0", num_envs=2, vectorization_mode="vector_entry_point", **overrides)
-    vec.reset(seed=5)
-    singles = [gym.make("aees_gym/RottenTomatoes-v0", **overrides) for _ in range(2)]
-    for i, env in enumerate(singles):
-        env.reset(seed=5 + i)
+    vec, singles = vector_beside_single_envs("aees_gym/RottenTomatoes-v0", overrides, seed=5)
     for actions in ([4, 7], [1, 5]):
         _, rewards, _, _, _ = vec.step(np.array(actions))
         for i, env in enumerate(singles):
