@@ -43,6 +43,21 @@ def share_rows(n: int, weights: Sequence[int], *, name: str = "num_envs",
     return shares
 
 
+def reset_by_part(parts: Sequence[AEESVectorEnv], rows: Sequence[tuple[int, int]], envs: Sequence[int],
+                  seeds: Sequence[int | None], options: Mapping[str, Any] | None) -> dict[int, tuple[np.ndarray, dict[str, Any]]]:
+    """Reset ``envs`` (with ``seeds``), each through the batched env that holds it.
+
+    ``rows[i]`` is env ``i``'s (part index, row in that part); returns ``{env: (obs, info)}``.
+    """
+    out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
+    for p, part in enumerate(parts):
+        mine = [(i, s) for i, s in zip(envs, seeds, strict=True) if rows[i][0] == p]
+        if mine:
+            results = part.reset_rows([rows[i][1] for i, _ in mine], [s for _, s in mine], options)
+            out.update(zip([i for i, _ in mine], results, strict=True))
+    return out
+
+
 class FamilyVectorEnv(VectorEnv):
     """``num_envs`` runs of an instance family, one batched env per architecture (see the module docstring)."""
 
@@ -83,13 +98,7 @@ class FamilyVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
     def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: Mapping[str, Any] | None) -> dict[int, tuple[np.ndarray, dict[str, Any]]]:
-        out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
-        for p, part in enumerate(self.parts):
-            mine = [(i, s) for i, s in zip(envs, seeds, strict=True) if self.rows[i][0] == p]
-            if mine:
-                results = part.reset_rows([self.rows[i][1] for i, _ in mine], [s for _, s in mine], options)
-                out.update(zip([i for i, _ in mine], results, strict=True))
-        return out
+        return reset_by_part(self.parts, self.rows, envs, seeds, options)
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         seeds = _seed_list(seed, self.num_envs)
