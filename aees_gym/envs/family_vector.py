@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from aees_gym.envs.families import DERIVED_MARK, get_family, is_family
-from aees_gym.envs.vector_env import AEESVectorEnv, _masked_rows, _seed_list, _store_resets
+from aees_gym.envs.vector_env import AEESVectorEnv, _masked_rows, _merge_step, _seed_list, _store_resets
 
 
 def share_rows(n: int, weights: Sequence[int], *, name: str = "num_envs",
@@ -125,14 +125,7 @@ class FamilyVectorEnv(VectorEnv):
             for i in ended:
                 infos = self._add_info(infos, {"final_obs": results[i][0], "final_info": results[i][3]}, i)
             reset_infos.update(self._reset(ended, [None] * len(ended), None))
-        for i in range(self.num_envs):
-            info: dict[str, Any] = {}
-            if i in results:
-                obs, rewards[i], terminated[i], info = results[i]
-                self._obs[i] = obs
-            if i in reset_infos:
-                self._obs[i], info = reset_infos[i]
-            infos = self._add_info(infos, info, i)
+        infos = _merge_step(self, results, reset_infos, rewards, terminated, infos)
         self._autoreset = terminated.copy() if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, dtype=bool)
         return self._obs.copy(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 

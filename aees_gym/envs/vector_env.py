@@ -303,13 +303,7 @@ class AEESVectorEnv(VectorEnv):
             for i in ended:
                 infos = self._add_info(infos, {"final_obs": results[i][0], "final_info": results[i][3]}, i)
             reset_infos.update(zip(ended, self.reset_rows(ended, [None] * len(ended)), strict=True))
-        for i in range(self.num_envs):
-            if i in results:
-                obs, rewards[i], terminated[i], info = results[i]
-                self._obs[i] = obs
-            if i in reset_infos:
-                self._obs[i], info = reset_infos[i]
-            infos = self._add_info(infos, info, i)
+        infos = _merge_step(self, results, reset_infos, rewards, terminated, infos)
         self._autoreset = terminated.copy() if self.autoreset_mode != AutoresetMode.SAME_STEP else np.zeros(self.num_envs, dtype=bool)
         return self._obs.copy(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 
@@ -382,6 +376,21 @@ def _store_resets(env: Any, results: Iterable[tuple[int, tuple[np.ndarray, dict[
         infos = env._add_info(infos, info, row)
     env._autoreset[rows] = False
     return env._obs.copy(), infos
+
+
+def _merge_step(env: Any, results: Mapping[int, tuple[Any, ...]], reset_infos: Mapping[int, tuple[np.ndarray, dict[str, Any]]],
+                rewards: np.ndarray, terminated: np.ndarray, infos: dict[str, Any]) -> dict[str, Any]:
+    """Fold a step's ``(obs, reward, terminated, info)`` per stepped row and the (obs, info) of the
+    rows reset in the same call into ``env._obs``, ``rewards``, ``terminated`` and the merged infos."""
+    for i in range(env.num_envs):
+        info: dict[str, Any] = {}
+        if i in results:
+            obs, rewards[i], terminated[i], info = results[i]
+            env._obs[i] = obs
+        if i in reset_infos:
+            env._obs[i], info = reset_infos[i]
+        infos = env._add_info(infos, info, i)
+    return infos
 
 
 def _masked_rows(mask: Any, n: int) -> list[int]:
