@@ -23,19 +23,39 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from aees_gym.envs.families import DERIVED_MARK, get_family, is_family
-from aees_gym.envs.vector_env import AEESVectorEnv, _seed_list
+from aees_gym.envs.vector_env import AEESVectorEnv, _masked_rows, _merge_step, _seed_list, _store_resets
 
 
-def share_rows(n: int, weights: Sequence[int]) -> list[int]:
-    """Split ``n`` rows in proportion to ``weights`` (largest remainders), at least one each."""
+def share_rows(n: int, weights: Sequence[int], *, name: str = "num_envs",
+               groups: str = "the family's {k} architectures (one batched env each)") -> list[int]:
+    """Split ``n`` rows in proportion to ``weights`` (largest remainders), at least one each.
+
+    ``name`` (the caller's argument) and ``groups`` (what the weights count, ``{k}`` their number)
+    word the error when ``n`` cannot give every group a row.
+    """
     if n < len(weights):
-        raise ValueError(f"num_envs={n} cannot cover the family's {len(weights)} architectures (one batched env each); use num_envs >= {len(weights)}.")
+        raise ValueError(f"{name}={n} cannot cover {groups.format(k=len(weights))}; use {name} >= {len(weights)}.")
     spare = n - len(weights)
     exact = [spare * w / sum(weights) for w in weights]
     shares = [1 + int(e) for e in exact]
     for i in sorted(range(len(weights)), key=lambda i: (int(exact[i]) - exact[i], i))[: n - sum(shares)]:
         shares[i] += 1
     return shares
+
+
+def reset_by_part(parts: Sequence[AEESVectorEnv], rows: Sequence[tuple[int, int]], envs: Sequence[int],
+                  seeds: Sequence[int | None], options: Mapping[str, Any] | None) -> dict[int, tuple[np.ndarray, dict[str, Any]]]:
+    """Reset ``envs`` (with ``seeds``), each through the batched env that holds it.
+
+    ``rows[i]`` is env ``i``'s (part index, row in that part); returns ``{env: (obs, info)}``.
+    """
+    out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
+    for p, part in enumerate(parts):
+        mine = [(i, s) for i, s in zip(envs, seeds, strict=True) if rows[i][0] == p]
+        if mine:
+            results = part.reset_rows([rows[i][1] for i, _ in mine], [s for _, s in mine], options)
+            out.update(zip([i for i, _ in mine], results, strict=True))
+    return out
 
 
 class FamilyVectorEnv(VectorEnv):
@@ -78,27 +98,14 @@ class FamilyVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
     def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: Mapping[str, Any] | None) -> dict[int, tuple[np.ndarray, dict[str, Any]]]:
-        out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
-        for p, part in enumerate(self.parts):
-            mine = [(i, s) for i, s in zip(envs, seeds, strict=True) if self.rows[i][0] == p]
-            if mine:
-                results = part.reset_rows([self.rows[i][1] for i, _ in mine], [s for _, s in mine], options)
-                out.update(zip([i for i, _ in mine], results, strict=True))
-        return out
+        return reset_by_part(self.parts, self.rows, envs, seeds, options)
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         seeds = _seed_list(seed, self.num_envs)
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
-        if mask is not None and not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,) and mask.any()):
-            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},) with a True value, got {mask!r}.")
-        envs = list(range(self.num_envs)) if mask is None else [i for i in range(self.num_envs) if mask[i]]
-        infos: dict[str, Any] = {}
-        for i, (obs, info) in sorted(self._reset(envs, [seeds[i] for i in envs], options or None).items()):
-            self._obs[i] = obs
-            infos = self._add_info(infos, info, i)
-        self._autoreset[envs] = False
-        return self._obs.copy(), infos
+        envs = _masked_rows(mask, self.num_envs)
+        return _store_resets(self, sorted(self._reset(envs, [seeds[i] for i in envs], options or None).items()), envs)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
@@ -118,14 +125,7 @@ class FamilyVectorEnv(VectorEnv):
             for i in ended:
                 infos = self._add_info(infos, {"final_obs": results[i][0], "final_info": results[i][3]}, i)
             reset_infos.update(self._reset(ended, [None] * len(ended), None))
-        for i in range(self.num_envs):
-            info: dict[str, Any] = {}
-            if i in results:
-                obs, rewards[i], terminated[i], info = results[i]
-                self._obs[i] = obs
-            if i in reset_infos:
-                self._obs[i], info = reset_infos[i]
-            infos = self._add_info(infos, info, i)
+        infos = _merge_step(self, results, reset_infos, rewards, terminated, infos)
         self._autoreset = terminated.copy() if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, dtype=bool)
         return self._obs.copy(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 

@@ -21,7 +21,7 @@ semantics of :class:`~aees_gym.envs.env.AEESEnv`:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -285,17 +285,8 @@ class AEESVectorEnv(VectorEnv):
         unknown = sorted(set(options) - ({"instance"} if any(r.cycle is not None for r in self._rows) else set()))
         if unknown:  # before any sub-env changes
             raise ValueError(f"Unknown reset options {unknown}; only 'reset_mask' (and 'instance' with instance_set=NAME).")
-        if mask is None:
-            mask = np.ones(self.num_envs, dtype=bool)
-        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,) and mask.any()):
-            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},) with a True value, got {mask!r}.")
-        rows = [i for i in range(self.num_envs) if mask[i]]
-        infos: dict[str, Any] = {}
-        for row, (obs, info) in zip(rows, self.reset_rows(rows, [seeds[i] for i in rows], options or None), strict=True):
-            self._obs[row] = obs
-            infos = self._add_info(infos, info, row)
-        self._autoreset[rows] = False
-        return self._obs.copy(), infos
+        rows = _masked_rows(mask, self.num_envs)
+        return _store_resets(self, zip(rows, self.reset_rows(rows, [seeds[i] for i in rows], options or None), strict=True), rows)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = self._check_actions(actions)
@@ -312,13 +303,7 @@ class AEESVectorEnv(VectorEnv):
             for i in ended:
                 infos = self._add_info(infos, {"final_obs": results[i][0], "final_info": results[i][3]}, i)
             reset_infos.update(zip(ended, self.reset_rows(ended, [None] * len(ended)), strict=True))
-        for i in range(self.num_envs):
-            if i in results:
-                obs, rewards[i], terminated[i], info = results[i]
-                self._obs[i] = obs
-            if i in reset_infos:
-                self._obs[i], info = reset_infos[i]
-            infos = self._add_info(infos, info, i)
+        infos = _merge_step(self, results, reset_infos, rewards, terminated, infos)
         self._autoreset = terminated.copy() if self.autoreset_mode != AutoresetMode.SAME_STEP else np.zeros(self.num_envs, dtype=bool)
         return self._obs.copy(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 
@@ -381,6 +366,40 @@ def _with_column(losses: Any, values: Any) -> Any:
     import torch
 
     return torch.cat([losses, values.unsqueeze(1).to(losses.dtype)], dim=1)
+
+
+def _store_resets(env: Any, results: Iterable[tuple[int, tuple[np.ndarray, dict[str, Any]]]], rows: list[int]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Write each reset row's observation into ``env._obs``, merge the infos, clear the rows' autoreset."""
+    infos: dict[str, Any] = {}
+    for row, (obs, info) in results:
+        env._obs[row] = obs
+        infos = env._add_info(infos, info, row)
+    env._autoreset[rows] = False
+    return env._obs.copy(), infos
+
+
+def _merge_step(env: Any, results: Mapping[int, tuple[Any, ...]], reset_infos: Mapping[int, tuple[np.ndarray, dict[str, Any]]],
+                rewards: np.ndarray, terminated: np.ndarray, infos: dict[str, Any]) -> dict[str, Any]:
+    """Fold a step's ``(obs, reward, terminated, info)`` per stepped row and the (obs, info) of the
+    rows reset in the same call into ``env._obs``, ``rewards``, ``terminated`` and the merged infos."""
+    for i in range(env.num_envs):
+        info: dict[str, Any] = {}
+        if i in results:
+            obs, rewards[i], terminated[i], info = results[i]
+            env._obs[i] = obs
+        if i in reset_infos:
+            env._obs[i], info = reset_infos[i]
+        infos = env._add_info(infos, info, i)
+    return infos
+
+
+def _masked_rows(mask: Any, n: int) -> list[int]:
+    """The sub-envs a reset's ``options["reset_mask"]`` names (every one without a mask)."""
+    if mask is None:
+        return list(range(n))
+    if not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (n,) and mask.any()):
+        raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({n},) with a True value, got {mask!r}.")
+    return [i for i in range(n) if mask[i]]
 
 
 def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:

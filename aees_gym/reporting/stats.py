@@ -93,6 +93,14 @@ def _strata(scores: ScoresByTask, name: str = "scores") -> dict[str, np.ndarray]
     raise ValueError(f"{name} must be a mapping, a 1-D array or a 2-D (n_runs, n_tasks) array")
 
 
+def _two_strata(x_by_task: ScoresByTask, y_by_task: ScoresByTask) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The strata of two methods' scores, which must cover the same tasks."""
+    xs, ys = _strata(x_by_task, "x_by_task"), _strata(y_by_task, "y_by_task")
+    if list(xs) != list(ys):
+        raise ValueError(f"x and y must cover the same tasks, got {sorted(xs)} vs {sorted(ys)}")
+    return xs, ys
+
+
 def _check_ci_args(n_boot: int, confidence: float) -> None:
     if int(n_boot) != n_boot or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
@@ -247,9 +255,7 @@ def probability_of_improvement_ci(
         ValueError: On empty/NaN input, mismatched tasks or invalid CI arguments.
     """
     _check_ci_args(n_boot, confidence)
-    xs, ys = _strata(x_by_task, "x_by_task"), _strata(y_by_task, "y_by_task")
-    if list(xs) != list(ys):
-        raise ValueError(f"x and y must cover the same tasks, got {sorted(xs)} vs {sorted(ys)}")
+    xs, ys = _two_strata(x_by_task, y_by_task)
     rng = np.random.default_rng(seed)
     points, boots = [], []
     for task in xs:
@@ -291,9 +297,7 @@ def paired_probability_of_improvement_ci(
         ValueError: On empty/NaN input, mismatched tasks or pair counts, or invalid CI arguments.
     """
     _check_ci_args(n_boot, confidence)
-    xs, ys = _strata(x_by_task, "x_by_task"), _strata(y_by_task, "y_by_task")
-    if list(xs) != list(ys):
-        raise ValueError(f"x and y must cover the same tasks, got {sorted(xs)} vs {sorted(ys)}")
+    xs, ys = _two_strata(x_by_task, y_by_task)
     rng = np.random.default_rng(seed)
     points, boots = [], []
     for task in xs:

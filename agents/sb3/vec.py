@@ -61,14 +61,9 @@ def share_envs(n_envs: int, sizes: Sequence[int]) -> list[int]:
     Raises:
         ValueError: If ``n_envs`` is smaller than the number of groups.
     """
-    if n_envs < len(sizes):
-        raise ValueError(f"n_envs={n_envs} cannot cover {len(sizes)} architectures of the instance set; use n_envs >= {len(sizes)}.")
-    spare = n_envs - len(sizes)
-    exact = [spare * s / sum(sizes) for s in sizes]
-    shares = [1 + int(e) for e in exact]
-    for i in sorted(range(len(sizes)), key=lambda i: (int(exact[i]) - exact[i], i))[: n_envs - sum(shares)]:
-        shares[i] += 1
-    return shares
+    from aees_gym.envs.family_vector import share_rows
+
+    return share_rows(n_envs, sizes, name="n_envs", groups="{k} architectures of the instance set")
 
 
 class BatchedVecEnv(VecEnv):
@@ -137,12 +132,9 @@ class BatchedVecEnv(VecEnv):
         super().__init__(n_envs, self.venv.single_observation_space, action_space)
 
     def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None) -> list[tuple[np.ndarray, dict[str, Any]]]:
-        out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
-        for p, part in enumerate(self.parts):
-            mine = [(i, s) for i, s in zip(envs, seeds, strict=True) if self._rows[i][0] == p]
-            if mine:
-                results = part.reset_rows([self._rows[i][1] for i, _ in mine], [s for _, s in mine], options)
-                out.update(zip([i for i, _ in mine], results, strict=True))
+        from aees_gym.envs.family_vector import reset_by_part
+
+        out = reset_by_part(self.parts, self._rows, envs, seeds, options)
         return [out[i] for i in envs]
 
     def reset(self) -> np.ndarray:

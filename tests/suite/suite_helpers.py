@@ -58,3 +58,10 @@ def make_result(
     config = {"total_steps": 100, "target_accuracy": 0.9, "grid": grid}
     return RunResult(**identity, status=status, config=config, windows=window_logs, eval_curve=curve, final_metrics=final,
                      runtime={"wall_clock_s": 2.0})
+
+
+def synthetic_suite(*agents: str, seeds: tuple[int, ...] = (0, 1)) -> str:
+    """A suite body on the Synthetic task: ``seeds`` and one ``[[agents]]`` table per entry of
+    ``agents`` (the table's lines, e.g. ``'name = "random"'``)."""
+    tables = "".join(f"[[agents]]\n{agent}\n" for agent in agents)
+    return f'\nseeds = {list(seeds)}\n[[tasks]]\nname = "Synthetic"\n{tables}'

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from suite_helpers import synthetic_suite
 
 from aees_gym.cli import main
 from aees_gym.reporting.report import build_report, to_markdown
@@ -17,15 +18,7 @@ from aees_gym.suite.archive import ARCHIVE_NAME, compact, encode_archive, read_a
 from aees_gym.suite.outputs import ARCHIVE_MARKER, OutputError, check_output_dir
 from aees_gym.suite.results import result_files, scan_results
 
-TWO_AGENTS = """
-seeds = [0, 1]
-[[tasks]]
-name = "Synthetic"
-[[agents]]
-name = "random"
-[[agents]]
-name = "fixed"
-"""
+TWO_AGENTS = synthetic_suite('name = "random"', 'name = "fixed"')
 
 
 def test_compact_then_resume_and_report_read_the_archive(write_suite, tmp_path):

@@ -6,19 +6,12 @@ import importlib.util
 import json
 
 import pytest
+from suite_helpers import synthetic_suite
 
 from aees_gym.suite import execute, load_suite, run_suite
 from aees_gym.suite.results import read_result, result_files
 
-BODY = """
-seeds = [0, 1]
-[[tasks]]
-name = "Synthetic"
-[[agents]]
-name = "random"
-[[agents]]
-name = "ducb"
-"""
+BODY = synthetic_suite('name = "random"', 'name = "ducb"')
 
 
 def _contents(suite_dir):

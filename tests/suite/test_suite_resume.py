@@ -11,29 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
+from suite_helpers import synthetic_suite
 
 from aees_gym.reporting.report import build_report, to_markdown
 from aees_gym.suite import load_suite, plan_suite, run_suite
 from aees_gym.suite.results import read_result, result_files
 
-FOUR_AGENTS = """
-seeds = [0, 1, 2, 3]
-[[tasks]]
-name = "Synthetic"
-[[agents]]
-name = "random"
-[[agents]]
-name = "fixed"
-label = "fixed ×0.5"
-kwargs = { lr_multiplier = 0.5 }
-[[agents]]
-name = "fixed"
-label = "fixed ×1.0"
-[[agents]]
-name = "fixed"
-label = "fixed ×2.0"
-kwargs = { lr_multiplier = 2.0 }
-"""
+FOUR_AGENTS = synthetic_suite(
+    'name = "random"',
+    'name = "fixed"\nlabel = "fixed ×0.5"\nkwargs = { lr_multiplier = 0.5 }',
+    'name = "fixed"\nlabel = "fixed ×1.0"',
+    'name = "fixed"\nlabel = "fixed ×2.0"\nkwargs = { lr_multiplier = 2.0 }',
+    seeds=(0, 1, 2, 3),
+)
 SLOWER_ENV = "[env]\ntotal_steps = 100\nwindow_length = 10\n"
 
 

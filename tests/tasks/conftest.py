@@ -97,3 +97,51 @@ def mnist_dir(mnist_data) -> Path:
     return mnist_data.root
 
 
+
+
+def _rows_match_single_envs(env_id: str, overrides: dict, runs, config, rows) -> list:
+    """Run ``rows`` ((seed, actions per window)) as batched rows of ``runs`` and as single envs.
+
+    Every window's step losses of row i must match the single env reset with row i's seed; returns
+    the single envs (unwrapped) for the caller's checks of weights and metrics.
+    """
+    import gymnasium as gym
+
+    singles = []
+    for seed, actions in rows:
+        env = gym.make(env_id, **overrides)
+        env.reset(seed=seed)
+        singles.append(([env.step(a)[4]["step_losses"] for a in actions], env.unwrapped))
+    runs.reset_runs(range(len(rows)), [config] * len(rows), [env.run_seed for _, env in singles])
+    assert runs.flops_per_step == singles[0][1].training_run.flops_per_step
+    for w in range(len(rows[0][1])):
+        values = [config.grid.values(actions[w]) for _, actions in rows]
+        got = runs.run_window([v[0] for v in values], [v[1] for v in values], [config.window_length] * len(rows)).numpy()
+        for i, (windows, _) in enumerate(singles):
+            np.testing.assert_allclose(got[i], windows[w], rtol=1e-5 if w == 0 else 1e-4, err_msg=f"row {i} window {w}")
+    return [env for _, env in singles]
+
+
+@pytest.fixture
+def rows_match_single_envs():
+    """The batched-rows-against-single-envs check shared by the batched text and language-model tests."""
+    return _rows_match_single_envs
+
+
+def _vector_beside_single_envs(env_id: str, kwargs: dict, seed: int, n: int = 2) -> tuple:
+    """A batched vector env of ``n`` sub-envs reset with ``seed`` and the ``n`` single envs it must
+    reproduce (single env ``i`` reset with ``seed + i``)."""
+    import gymnasium as gym
+
+    vec = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    vec.reset(seed=seed)
+    singles = [gym.make(env_id, **kwargs) for _ in range(n)]
+    for i, env in enumerate(singles):
+        env.reset(seed=seed + i)
+    return vec, singles
+
+
+@pytest.fixture
+def vector_beside_single_envs():
+    """Build a batched vector env and the single envs its sub-envs must match."""
+    return _vector_beside_single_envs

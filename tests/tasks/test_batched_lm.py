@@ -38,23 +38,12 @@ def overrides(tmp_path_factory):
     return {**TINY, "data_dir": str(root), "tokenizer_dir": str(root / "tok")}
 
 
-def test_gpt2_rows_reproduce_the_single_env(overrides):
-    singles = []
-    for seed, actions in ROWS:
-        env = gym.make("aees_gym/GPT2-v0", **overrides)
-        env.reset(seed=seed)
-        singles.append(([env.step(a)[4]["step_losses"] for a in actions], env.unwrapped))
+def test_gpt2_rows_reproduce_the_single_env(overrides, rows_match_single_envs):
     config = make_config("GPT2", **overrides)
     runs = batched_runs(config, len(ROWS))
     assert isinstance(runs, BatchedLanguageRuns)
-    runs.reset_runs(range(len(ROWS)), [config] * len(ROWS), [env.run_seed for _, env in singles])
-    assert runs.flops_per_step == singles[0][1].training_run.flops_per_step
-    for w in range(len(ROWS[0][1])):
-        values = [config.grid.values(actions[w]) for _, actions in ROWS]
-        got = runs.run_window([v[0] for v in values], [v[1] for v in values], [10] * len(ROWS)).numpy()
-        for i, (windows, _) in enumerate(singles):
-            np.testing.assert_allclose(got[i], windows[w], rtol=1e-5 if w == 0 else 1e-4, err_msg=f"row {i} window {w}")
-    for i, (_, env) in enumerate(singles):
+    singles = rows_match_single_envs("aees_gym/GPT2-v0", overrides, runs, config, ROWS)
+    for i, env in enumerate(singles):
         single_params = dict(env.training_run.model.named_parameters())
         for name, value in runs.row_state_dict(i).items():
             torch.testing.assert_close(value, single_params[name].detach(), rtol=1e-3, atol=1e-5)
@@ -64,13 +53,9 @@ def test_gpt2_rows_reproduce_the_single_env(overrides):
             assert got_metrics[key] == pytest.approx(value, rel=1e-4), key
 
 
-def test_vector_env_gpt2_sub_envs_match_single_envs(overrides):
+def test_vector_env_gpt2_sub_envs_match_single_envs(overrides, vector_beside_single_envs):
     kwargs = {**overrides, "eval_every": 2, "grid": {"lr_multipliers": [0.5, 1.0], "noise_stds": [0.0, 0.01], "momenta": [0.0, 0.9]}}
-    vec = gym.make_vec("aees_gym/GPT2-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
-    vec.reset(seed=1)
-    singles = [gym.make("aees_gym/GPT2-v0", **kwargs) for _ in range(2)]
-    for i, env in enumerate(singles):
-        env.reset(seed=1 + i)
+    vec, singles = vector_beside_single_envs("aees_gym/GPT2-v0", kwargs, seed=1)
     for actions in ([3, 6], [1, 4]):
         _, rewards, _, _, infos = vec.step(np.array(actions))
         for i, env in enumerate(singles):

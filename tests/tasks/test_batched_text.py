@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bz2
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -34,26 +33,13 @@ def rotten_dir(tmp_path_factory):
     return root
 
 
-def _single(overrides, seed, actions):
-    env = gym.make("aees_gym/RottenTomatoes-v0", **overrides)
-    env.reset(seed=seed)
-    return [env.step(a)[4]["step_losses"] for a in actions], env.unwrapped
-
-
 @pytest.mark.parametrize("extra", [{"dropout": 0.3}, {"layers": 2, "label_noise": 0.2}], ids=["dropout", "two-layers-noisy"])
-def test_lstm_rows_reproduce_the_single_env(rotten_dir, extra):
+def test_lstm_rows_reproduce_the_single_env(rotten_dir, extra, rows_match_single_envs):
     overrides = {**TINY, "data_dir": str(rotten_dir), **extra}
-    singles = [_single(overrides, seed, actions) for seed, actions in ROWS]
     config = make_config("RottenTomatoes", **overrides)
     runs = BatchedClassificationRuns(config, len(ROWS))
-    runs.reset_runs(range(len(ROWS)), [config] * len(ROWS), [env.run_seed for _, env in singles])
-    assert runs.flops_per_step == singles[0][1].training_run.flops_per_step
-    for w in range(len(ROWS[0][1])):
-        values = [config.grid.values(actions[w]) for _, actions in ROWS]
-        got = runs.run_window([v[0] for v in values], [v[1] for v in values], [10] * len(ROWS)).numpy()
-        for i, (windows, _) in enumerate(singles):
-            np.testing.assert_allclose(got[i], windows[w], rtol=1e-5 if w == 0 else 1e-4, err_msg=f"row {i} window {w}")
-    for i, (_, env) in enumerate(singles):
+    singles = rows_match_single_envs("aees_gym/RottenTomatoes-v0", overrides, runs, config, ROWS)
+    for i, env in enumerate(singles):
         single_params = dict(env.training_run.model.named_parameters())
         for name, value in runs.row_state_dict(i).items():
             key = next(k for k in single_params if k.endswith(name))
@@ -78,13 +64,9 @@ def test_lstm_layer_backward_is_the_exact_gradient():
         torch.testing.assert_close(lstm_layer(*inputs)[row], lstm(inputs[0][row])[0])
 
 
-def test_vector_env_sub_envs_match_single_envs(rotten_dir):
+def test_vector_env_sub_envs_match_single_envs(rotten_dir, vector_beside_single_envs):
     overrides = {**TINY, "data_dir": str(rotten_dir), "dropout": 0.2}
-    vec = gym.make_vec("aees_gym/RottenTomatoes-v0", num_envs=2, vectorization_mode="vector_entry_point", **overrides)
-    vec.reset(seed=5)
-    singles = [gym.make("aees_gym/RottenTomatoes-v0", **overrides) for _ in range(2)]
-    for i, env in enumerate(singles):
-        env.reset(seed=5 + i)
+    vec, singles = vector_beside_single_envs("aees_gym/RottenTomatoes-v0", overrides, seed=5)
     for actions in ([4, 7], [1, 5]):
         _, rewards, _, _, _ = vec.step(np.array(actions))
         for i, env in enumerate(singles):

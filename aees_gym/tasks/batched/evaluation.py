@@ -38,6 +38,18 @@ class RowEvaluation:
     _autocast: bool
     _forward: Callable
 
+    def _rows_to_evaluate(self, rows: Iterable[int] | None) -> tuple[list[int], torch.Tensor, list[torch.Tensor]]:
+        """``rows`` (default all) as a list, their index tensor and their parameters, detached.
+
+        Raises:
+            ValueError: If a row has no run yet.
+        """
+        rows = list(range(self.n_runs)) if rows is None else list(rows)
+        if any(self.configs[r] is None for r in rows):
+            raise ValueError(f"Rows {[r for r in rows if self.configs[r] is None]} have no run yet; reset them first.")
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.device)  # long even when empty
+        return rows, index, [p.detach().index_select(0, index) for p in self.params]
+
     @torch.no_grad()
     def _predict(self, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted classes ``[R, M]`` of every row on shared inputs ``x`` and, when ``y`` ``[R, M]`` is
@@ -102,13 +114,9 @@ class RowEvaluation:
         ``train_accuracy_corrupted_noisy_labels`` and ``train_accuracy_corrupted_true_labels``.
         Reads the results to the host once.
         """
-        rows = list(range(self.n_runs)) if rows is None else list(rows)
-        if any(self.configs[r] is None for r in rows):
-            raise ValueError(f"Rows {[r for r in rows if self.configs[r] is None]} have no run yet; reset them first.")
+        rows, index, params = self._rows_to_evaluate(rows)
         if not rows:
             return []
-        index = torch.as_tensor(rows, device=self.device)
-        params = [p.detach().index_select(0, index) for p in self.params]
         r, m = len(rows), len(self.x_val)
         preds, loss_sum = self._predict(params, self.x_val, self.y_val.unsqueeze(0).expand(r, m))
         counts = [(preds == self.y_val).sum(1), loss_sum]

@@ -124,13 +124,9 @@ class BatchedLanguageRuns(BatchedClassificationRuns):
     @torch.no_grad()
     def evaluate(self, rows: Iterable[int] | None = None) -> list[dict[str, float]]:
         """:func:`~aees_gym.tasks.language.lm_metrics` of each of ``rows`` (default all) on the validation table."""
-        rows = list(range(self.n_runs)) if rows is None else list(rows)
-        if any(self.configs[r] is None for r in rows):
-            raise ValueError(f"Rows {[r for r in rows if self.configs[r] is None]} have no run yet; reset them first.")
+        rows, _, params = self._rows_to_evaluate(rows)
         if not rows:
             return []
-        index = torch.as_tensor(rows, device=self.device)
-        params = [p.detach().index_select(0, index) for p in self.params]
         chunk = self.config.options.eval_batch_size
         block = max(1, _EVAL_SEQUENCES // chunk)
         r = len(rows)
