@@ -128,7 +128,9 @@ class BatchedVecEnv(VecEnv):
 
             self.decoder = BoxDecoder(self.venv.grid, **({} if box is True else dict(box)))
         action_space = self.venv.single_action_space if self.decoder is None else self.decoder.space
-        self._views = [SubEnv(self, i, {**kwargs, **plan[p][2]}) for i, (p, _) in enumerate(self._rows)]
+        # A family's parts share its settings (the family draws each row's instance); a crossing set's carry their own.
+        part_kwargs = [{**kwargs, **kw} for _, _, kw in plan] if plan else [kwargs] * len(self.parts)
+        self._views = [SubEnv(self, i, part_kwargs[p]) for i, (p, _) in enumerate(self._rows)]
         super().__init__(n_envs, self.venv.single_observation_space, action_space)
 
     def _reset(self, envs: Sequence[int], seeds: Sequence[int | None], options: dict[str, Any] | None) -> list[tuple[np.ndarray, dict[str, Any]]]:
