@@ -68,6 +68,9 @@ class _Row:
         return self.history is not None and (self.diverged or self.history.steps_done >= self.config.total_steps)
 
 
+#: Controls cached per config object; a family's endless stream of configs only ever keeps this many.
+_MAX_CACHED_CONTROLS = 1024
+
 def _check_batchable(task: str, configs: Sequence[EnvConfig], where: str) -> None:
     batched_task(task)  # names vectorization_mode="async" for tasks without a batched recipe
     first = configs[0]
@@ -146,7 +149,7 @@ class AEESVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._rows = [_Row(cycle=None if cycle is None else cycle.copy()) for _ in range(self.num_envs)]
-        self._controls: dict[int, ControlConfig] = {}
+        self._controls: dict[int, tuple[EnvConfig, ControlConfig]] = {}
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
         #: Seconds spent in windows (training and evaluation) and in evaluations, over all runs together.
@@ -328,10 +331,14 @@ class AEESVectorEnv(VectorEnv):
         return array
 
     def _control(self, config: EnvConfig) -> ControlConfig:
-        key = id(config)
-        if key not in self._controls:
-            self._controls[key] = ControlConfig.of(config)
-        return self._controls[key]
+        # Keyed by identity, so the entry keeps its config alive and is checked against it: a family draws a
+        # new config at every reset, and a freed config's id can come back for another one with another budget.
+        cached = self._controls.get(id(config))
+        if cached is None or cached[0] is not config:
+            if len(self._controls) >= _MAX_CACHED_CONTROLS:
+                self._controls.clear()
+            cached = self._controls[id(config)] = (config, ControlConfig.of(config))
+        return cached[1]
 
     def _wants_eval(self, row: int) -> bool:
         """``AEESEnv``'s cadence: every ``eval_every`` windows and at the end of the run."""

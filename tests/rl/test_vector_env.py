@@ -260,3 +260,18 @@ def test_batched_vec_env_seeds_and_resets_in_the_same_step(tiny):
     masks = venv.env_method("action_masks")  # MaskablePPO's query: every candidate allowed
     assert len(masks) == 2 and all(m.shape == (9,) and m.all() for m in masks)
     venv.close()
+
+
+def test_a_row_control_always_belongs_to_its_own_config_even_when_an_id_comes_back():
+    # A family draws a fresh config at every reset; CPython reuses a freed object's id, so a cache keyed by
+    # id alone handed a new run the control (budget, window) of a dead one and stepped it zero steps.
+    import dataclasses
+
+    import gymnasium as gym
+
+    venv = gym.make_vec("aees_gym/Digits-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    base = venv.unwrapped.config
+    for total in range(100, 600, 20):
+        config = dataclasses.replace(base, total_steps=total)
+        assert venv.unwrapped._control(config).total_steps == total
+    venv.close()
