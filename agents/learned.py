@@ -94,6 +94,11 @@ class LearnedAgent(BaseAgent):
     description = "learned LR controller: a small MLP trained with SB3 on batched runs, shipped weights-only"
     env_overrides: ClassVar[Mapping[str, Any]] = _default_overrides()
 
+    @classmethod
+    def env_overrides_for(cls, policy: str | Path = DEFAULT_POLICY) -> dict[str, Any]:
+        """The control-track settings of ``policy`` (from its sidecar; what suites merge into this agent's runs)."""
+        return _recorded_overrides(policy_path(policy))
+
     def __init__(self, policy: str | Path = DEFAULT_POLICY) -> None:
         from agents.learned_policy import load_policy
 

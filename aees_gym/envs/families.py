@@ -58,6 +58,7 @@ from aees_gym.envs.instances import (
     make_instance,
     register_instance_source,
 )
+from aees_gym.envs.transfer import TransferSet, get_transfer_set, is_transfer_set
 
 FAMILY_SPLITS = ("train", "tuning", "test")
 #: Run seeds of each split come from its own range (half-open), so splits never share a run seed.
@@ -273,9 +274,11 @@ def registered_families() -> dict[str, InstanceFamily]:
     return dict(sorted(_FAMILIES.items()))
 
 
-def get_instances(name: str) -> InstanceSet | InstanceFamily:
-    """A registered instance set or family by name (what leaderboards score on: its ``test`` split)."""
-    return get_family(name) if is_family(name) else get_instance_set(name)
+def get_instances(name: str) -> InstanceSet | InstanceFamily | TransferSet:
+    """A registered instance set, family or transfer set by name (what leaderboards score on: its ``test`` split)."""
+    if is_family(name):
+        return get_family(name)
+    return get_transfer_set(name) if is_transfer_set(name) else get_instance_set(name)
 
 
 def architecture_menu(**axes: Sequence[Any]) -> tuple[tuple[tuple[str, Any], ...], ...]:

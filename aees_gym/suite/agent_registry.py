@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 ENTRY_POINT_GROUP = "aees_gym.agents"
@@ -152,6 +153,13 @@ def requires_training(cls: type) -> bool:
     return bool(getattr(cls, "requires_training", False))
 
 
-def agent_env_overrides(cls: type) -> dict[str, Any]:
-    """Env overrides the agent asks for (schedule baselines); the suite merges them into its runs."""
+def agent_env_overrides(cls: type, kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Env overrides the agent asks for (schedule baselines, a learned policy's track); the suite merges them into its runs.
+
+    An agent whose overrides depend on its arguments (``learned``: the track of the policy file it is
+    given) defines a classmethod ``env_overrides_for(**kwargs)``; it is asked with the entry's ``kwargs``.
+    """
+    per_kwargs = getattr(cls, "env_overrides_for", None)
+    if kwargs and per_kwargs is not None:
+        return dict(per_kwargs(**kwargs))
     return dict(getattr(cls, "env_overrides", None) or {})

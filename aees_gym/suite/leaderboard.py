@@ -232,7 +232,7 @@ def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[
     trainings: list[TrainJob] = []
     tuned: list[TunedEntry] = []
     for entry in entries:
-        own = {**settings, **entry.env, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(entry.agent.name))}
+        own = {**settings, **entry.env, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(entry.agent.name), entry.agent.kwargs)}
         if entry.tuning is not None:
             tuned.append(_plan_tuned(instance_set, entry, own, suite_dir, runs))
             continue

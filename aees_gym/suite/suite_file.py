@@ -124,7 +124,7 @@ class AgentEntry:
 
     def env_overrides(self) -> dict[str, Any]:
         """The agent class's ``env_overrides`` and then this entry's ``env``."""
-        return {**agent_registry.agent_env_overrides(agent_registry.load_agent_class(self.name)), **self.env}
+        return {**agent_registry.agent_env_overrides(agent_registry.load_agent_class(self.name), self.kwargs), **self.env}
 
 
 @dataclass(frozen=True)
@@ -368,7 +368,7 @@ def _parse_agent(where: str, raw: Any) -> AgentEntry:
         cls(**kwargs)
     except TypeError as exc:
         raise SuiteConfigError(f"{where}.kwargs: {exc}; {name} accepts {inspect.signature(cls)}.") from None
-    except (ValueError, KeyError, ImportError) as exc:
+    except (ValueError, KeyError, ImportError, FileNotFoundError) as exc:  # e.g. a learned policy file that is not there
         raise SuiteConfigError(f"{where}.kwargs: {exc}") from None
     label = _str(f"{where}.label", table.get("label", default_agent_label(name, kwargs)))
     return AgentEntry(name, label, kwargs, training, _table(f"{where}.env", table.get("env", {})))

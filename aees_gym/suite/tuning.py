@@ -99,6 +99,10 @@ class TuningChoice:
     grid: dict[str, Any] = field(default_factory=dict)
 
 
+#: Metrics ranked by a monotone function's argument on the reward-validation part.
+_RANKED_AS = {"val_perplexity": "val_loss"}
+
+
 def selection_metric(task: str) -> str:
     """The final-metrics key a tuning of ``task`` chooses by: its metric on the reward-validation part.
 
@@ -106,7 +110,8 @@ def selection_metric(task: str) -> str:
         ValueError: If the task's metric has no reward-validation counterpart.
     """
     metric = get_task(task).metric
-    key = f"reward_{metric}"
+    # A perplexity is exp(loss): the reward part's mean loss ranks runs exactly as its perplexity would.
+    key = f"reward_{_RANKED_AS.get(metric, metric)}"
     if key not in REWARD_PART_KEYS:
         raise ValueError(f"task {task!r} ranks runs by {metric!r}, which is not measured on a reward-validation part "
                          f"(tuning chooses only by {list(REWARD_PART_KEYS)}, never by the scoring part); tune a classification task.")
@@ -116,7 +121,7 @@ def selection_metric(task: str) -> str:
 def apply_choice(problem: TuningProblem, point: TuningPoint, instance: TuningInstanceLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(env overrides, agent kwargs)`` of ``instance`` run at ``point``."""
     cls = agent_registry.load_agent_class(problem.agent)
-    env = {**instance.env_overrides, **agent_registry.agent_env_overrides(cls), **problem.env, **point.env}
+    env = {**instance.env_overrides, **agent_registry.agent_env_overrides(cls, problem.kwargs), **problem.env, **point.env}
     env["base_lr"] = float(env.get("base_lr", get_task(instance.task).default_config().base_lr)) * point.base_lr_multiplier
     return env, {**problem.kwargs, **point.agent}
 

@@ -14,11 +14,14 @@ Texts become token sequences of at most ``max_length``: by default every text pl
 concatenated and cut into full blocks (``pack=True``); ``pack=False`` keeps one text per row, right-padded
 with EOS. Padding never counts: its labels are -100 and its attention mask 0. Validation is a fixed
 prefix of the validation split; :func:`lm_metrics` reports the mean token loss, its exponential (the
-perplexity, lower is better, the task's metric) and next-token accuracy.
+perplexity, lower is better, the task's metric) and next-token accuracy. With ``reward_fraction > 0``
+(default 0) a seeded share of the validation sequences becomes the reward-validation part (the
+``heldout`` reward and the ``heldout_*``/``val_*`` observation features; never scored).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
@@ -27,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +48,7 @@ from aees_gym.tasks.base import (
     resolve_device,
     seeded_torch,
 )
+from aees_gym.tasks.classification import reward_scoring_split
 from aees_gym.tasks.config import EnvConfig
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, prepare_command, register_preparer
 from aees_gym.tasks.text import TEXT_EXTRA, _transformers
@@ -350,8 +355,8 @@ def build_model(opts: GPT2Options, tables: TokenTables) -> nn.Module:
 
 
 @torch.no_grad()
-def lm_metrics(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch: int) -> dict[str, float]:
-    """Mean next-token loss over real tokens, its exponential (perplexity) and next-token accuracy."""
+def _lm_sums(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Device sums of next-token loss, correct predictions and real targets, the model in eval mode."""
     was_training = model.training
     model.eval()
     positions = torch.arange(ids.shape[1], device=ids.device)
@@ -367,10 +372,39 @@ def lm_metrics(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch
         correct += (logits.argmax(dim=-1) == target)[valid].sum()
         count += valid.sum()
     model.train(was_training)
+    return loss_sum, correct, count
+
+
+def lm_metrics(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch: int) -> dict[str, float]:
+    """Mean next-token loss over real tokens, its exponential (perplexity) and next-token accuracy."""
+    loss_sum, correct, count = _lm_sums(model, ids, lengths, batch)
     n = max(int(count), 1)
     loss = float(loss_sum) / n
     perplexity = math.exp(loss) if loss < 700 else math.inf  # NaN stays NaN
     return {"val_loss": loss, "val_perplexity": perplexity, "val_accuracy": float(correct) / n}
+
+
+def lm_mean_loss(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, batch: int) -> torch.Tensor:
+    """The mean next-token loss as a device scalar (no host sync): the ``heldout`` reward's and features' loss."""
+    loss_sum, _, count = _lm_sums(model, ids, lengths, batch)
+    return (loss_sum / count.clamp(min=1)).float()
+
+
+def split_reward_part(tables: TokenTables, reward_fraction: float) -> tuple[TokenTables, torch.Tensor, torch.Tensor]:
+    """``tables`` with only the scoring part of the validation sequences, plus the reward part's (ids, lengths).
+
+    The reward part is a seeded random ``reward_fraction`` of the validation sequences (the same
+    seed as the classification tasks' reward part); metrics are computed on the rest only, so
+    nothing an agent or a tuning sees is ever scored. ``reward_fraction=0`` (the task's default)
+    scores every validation sequence and keeps no reward part.
+    """
+    reward, scoring = reward_scoring_split(np.zeros(len(tables.val_ids), dtype=np.int64), reward_fraction)
+    if reward_fraction and (len(reward) == 0 or len(scoring) == 0):
+        raise ValueError(f"reward_fraction={reward_fraction} of {len(tables.val_ids)} validation sequences leaves an empty reward or "
+                         "scoring part; raise val_tokens or change reward_fraction.")
+    r, s = torch.as_tensor(reward), torch.as_tensor(scoring)
+    scored = dataclasses.replace(tables, val_ids=tables.val_ids[s], val_lengths=tables.val_lengths[s])
+    return scored, tables.val_ids[r], tables.val_lengths[r]
 
 
 def lm_flops_per_step(model: nn.Module, batch: int, seq_len: int) -> float:
@@ -385,10 +419,11 @@ def build_gpt2_run(config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
     opts: GPT2Options = config.options
     if config.label_noise:
         raise ValueError("GPT2 has no labels to corrupt; use label_noise=0.")
-    tables = load_token_tables(opts)
+    tables, reward_ids, reward_lengths = split_reward_part(load_token_tables(opts), config.reward_fraction)
     device = resolve_device(config.device)
     train_ids, train_lengths = tables.train_ids.to(device), tables.train_lengths.to(device)
     val_ids, val_lengths = tables.val_ids.to(device), tables.val_lengths.to(device)
+    reward_ids, reward_lengths = reward_ids.to(device), reward_lengths.to(device)
     if config.batch_size > len(train_ids):
         raise ValueError(f"batch_size {config.batch_size} exceeds the {len(train_ids)} training sequences; raise train_tokens.")
     with seeded_torch(seeds.model, device):
@@ -416,11 +451,13 @@ def build_gpt2_run(config: EnvConfig, seeds: RunSeeds) -> TrainingRun:
     return TrainingRun(
         model=model, optimizer=optimizer, train_step=train_step, steps_per_epoch=steps_per_epoch, device=device,
         evaluate=lambda: lm_metrics(model, val_ids, val_lengths, opts.eval_batch_size),
+        reward_eval=(lambda: lm_mean_loss(model, reward_ids, reward_lengths, opts.eval_batch_size)) if len(reward_ids) else None,
+        monitor=(lambda: lm_metrics(model, reward_ids, reward_lengths, opts.eval_batch_size)) if len(reward_ids) else None,
         flops_per_step=lm_flops_per_step(model, config.batch_size, seq_len), scheduler=scheduler, scheduler_every=every,
         description={
             "n_train": len(train_ids), "n_val": len(val_ids), "train_tokens": int(tables.train_lengths.sum()),
             "val_tokens": int(tables.val_lengths.sum()), "seq_len": seq_len, "vocab_size": tables.vocab_size,
-            "tokenizer": tables.tokenizer, "model_source": opts.model_name, "eos_id": tables.eos_id,
+            "n_reward_val": len(reward_ids), "tokenizer": tables.tokenizer, "model_source": opts.model_name, "eos_id": tables.eos_id,
             "n_params": sum(p.numel() for p in model.parameters()),
         },
     )
@@ -446,7 +483,7 @@ register_task(TaskSpec(
     description="Causal language modelling with GPT2LMHeadModel on real English text (metric: validation perplexity)",
     build=build_gpt2_run,
     defaults={"batch_size": 2, "optimizer": "sgd", "base_lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "schedule": "none",
-              "total_steps": 2000, "window_length": 50, "eval_every": 5},
+              "total_steps": 2000, "window_length": 50, "eval_every": 5, "reward_fraction": 0.0},
     options_cls=GPT2Options,
     data="Rotten Tomatoes snippets (aees-gym data prepare rotten_tomatoes; or news_tweets), packed into 64-token blocks, "
          f"90/10 split; dataset='{WIKITEXT}' reads WikiText-2 parquet/save_to_disk files",

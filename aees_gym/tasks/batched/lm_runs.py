@@ -165,6 +165,10 @@ def _gpt2_problem(config: EnvConfig) -> str | None:
         return "GPT2 has no labels to corrupt; use label_noise=0."
     if reward_uses_heldout(config.reward.name):
         return f"Reward {config.reward.name!r} needs a held-out loss, which GPT2 does not provide; choose another reward, e.g. 'aees'."
+    if config.reward_fraction:
+        # The single run then scores only the rest of the validation sequences; rows here would score them all.
+        return (f"The batched engine keeps no reward-validation part for GPT2 (reward_fraction={config.reward_fraction}); "
+                f"use reward_fraction=0, {_ASYNC}")
     return None
 
 
