@@ -42,7 +42,7 @@ from aees_gym.suite.results import RESERVED_PREFIX, RunResult
 from aees_gym.suite.run_spec import RunSpec
 from aees_gym.suite.suite_file import SuiteSpec, TaskVariant, task_variants
 from aees_gym.suite.tuning_spec import TuningPoint, TuningProblem
-from aees_gym.tasks import get_task
+from aees_gym.tasks import get_task, make_config
 
 TUNING_DIR = "tuning"
 TUNING_RECORD = f"{RESERVED_PREFIX}tuning.json"
@@ -130,7 +130,11 @@ def sweep_specs(problem: TuningProblem, instances: Sequence[TuningInstanceLike],
                 sweep: Mapping[str, Any] | None = None) -> list[RunSpec]:
     """Every point on every tuning instance (point-major order)."""
     for inst in instances:
-        selection_metric(inst.task)
+        key = selection_metric(inst.task)
+        kept = make_config(inst.task, **{**inst.env_overrides, **problem.env}).reward_fraction
+        if not kept:
+            raise ValueError(f"tuning instance {inst.name!r} ranks runs by {key!r}, which is not measured on a reward-validation part "
+                             f"there: its reward_fraction is 0 (the {inst.task} default); set reward_fraction in (0, 1) in its settings.")
     runs = []
     for i, point in enumerate(problem.points()):
         for inst in instances:

@@ -214,7 +214,11 @@ def test_tuning_a_task_without_a_reward_validation_metric_is_refused():
     from aees_gym.suite.tuning import TuningInstance, TuningProblem, sweep_specs
 
     with pytest.raises(ValueError, match="not measured on a reward-validation part"):
-        sweep_specs(TuningProblem(), [TuningInstance("GPT2", "GPT2", 100)], "s")
+        sweep_specs(TuningProblem(), [TuningInstance("GPT2", "GPT2", 100)], "s")  # GPT2 keeps no reward part by default
+    with pytest.raises(ValueError, match="reward_fraction is 0"):
+        sweep_specs(TuningProblem(), [TuningInstance("Synthetic", "S", 100, {"reward_fraction": 0.0})], "s")
+    kept = sweep_specs(TuningProblem(), [TuningInstance("GPT2", "GPT2", 100, {"reward_fraction": 0.2})], "s")
+    assert len(kept) == 1 and kept[0].env_overrides["reward_fraction"] == 0.2
 
 
 def test_tuned_specs_run_the_choice_on_test_instances_never_tuned_on():
