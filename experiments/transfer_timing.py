@@ -52,6 +52,14 @@ def run_counts(n_tuning: int, n_test: int, n_learned: int) -> dict[str, int]:
     return {"tuning": 2 * 5 * n_tuning, "references": (3 + 1 + 2) * n_test, "learned": n_learned * n_test}
 
 
+def p_better_cis(n: int) -> dict[str, list[float]]:
+    """P(better than the reference) with its 95 % CI when an agent wins ``k`` of ``n`` paired test runs (the resolution of ``n`` seeds)."""
+    from aees_gym.reporting.stats import paired_probability_of_improvement_ci
+
+    return {f"{k} of {n}": [round(v, 3) for v in paired_probability_of_improvement_ci({"t": [1.0] * k + [0.0] * (n - k)}, {"t": [0.5] * n})]
+            for k in range(n // 2, n + 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2)
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         out["sets"][name] = {"instance": instance.name, "runs": runs, "median_cpu_s": median, "run_counts": counts,
                              "estimated_cpu_s": round(cost, 1)}
     out["estimated_total_cpu_min"] = round(total / 60, 1)
+    out["p_better_ci_by_wins"] = p_better_cis(len(get_transfer_set(SETS[0]).test_seeds))
     print(f"estimated total: {out['estimated_total_cpu_min']} CPU core-minutes", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(out, indent=1, sort_keys=True) + "\n")
