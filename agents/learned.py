@@ -87,8 +87,8 @@ def missing_policy_reason(policy: str | Path) -> str | None:
     the training under way (``runs/learned/<training>/spec.json``) and its progress where they exist.
     """
     try:
-        policy_path(policy)
-        return None
+        sidecar = policy_path(policy).with_suffix(".json")
+        return None if sidecar.is_file() else f"the provenance {sidecar} beside policy file {policy} is missing; export the policy again"
     except FileNotFoundError as exc:
         path = Path(policy)
         if path.suffix != ".npz":

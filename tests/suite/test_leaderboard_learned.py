@@ -176,3 +176,16 @@ def test_box_policies_on_the_continuous_track_run_as_rows_of_one_batched_env(tmp
         assert result.config["action_mode"] == "relative" and len(result.config["context"]["features"]) == 9
         assert any(w["lr_multiplier"] not in grid for w in result.windows)  # exact Box steps, not grid cells
     assert "in distribution" in (tmp_path / "t.md").read_text()
+
+
+def test_a_policy_without_its_provenance_waits_and_a_changed_policy_file_gets_new_runs(tmp_path: Path):
+    path = _archive_policy(tmp_path, 0)
+    board = parse_leaderboard({"sets": [{"name": "tiny-learned-v1"}], "agents": [
+        {"name": "random"}, {"name": "learned", "label": "L", "kwargs": {"policy": str(path)}}]})
+    before = {r.run_id for r in plan_set(board, "tiny-learned-v1", tmp_path / "res").runs_of("L")}
+    path.write_bytes(path.read_bytes() + b"\0")  # a re-exported policy: other bytes, same place
+    after = {r.run_id for r in plan_set(board, "tiny-learned-v1", tmp_path / "res").runs_of("L")}
+    assert len(before) == len(after) == len(FAMILY.test) and not before & after
+    path.with_suffix(".json").unlink()
+    plan = plan_set(board, "tiny-learned-v1", tmp_path / "res")
+    assert "provenance" in plan.waiting["L"] and not plan.runs_of("L")
