@@ -124,7 +124,7 @@ class AgentEntry:
 
     def env_overrides(self) -> dict[str, Any]:
         """The agent class's ``env_overrides`` and then this entry's ``env``."""
-        return {**agent_registry.agent_env_overrides(agent_registry.load_agent_class(self.name)), **self.env}
+        return {**agent_registry.agent_env_overrides(agent_registry.load_agent_class(self.name), self.kwargs), **self.env}
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,9 @@ def _vec_env(where: str, value: Any) -> str | None:
     return value
 
 
-def _parse_agent(where: str, raw: Any) -> AgentEntry:
+def _parse_agent(where: str, raw: Any, *, missing_ok: bool = False) -> AgentEntry:
+    """One agent table; ``missing_ok``: an agent whose input does not exist yet (a policy file still training) is
+    accepted unconstructed (a leaderboard lists it as pending), else that is an error naming the missing input."""
     table = _check_keys(where, raw, _AGENT_KEYS, ("name",))
     name = _str(f"{where}.name", table["name"])
     kwargs = _table(f"{where}.kwargs", table.get("kwargs", {}))
@@ -364,8 +366,15 @@ def _parse_agent(where: str, raw: Any) -> AgentEntry:
         )
     if training is not None and not agent_registry.requires_training(cls):
         raise SuiteConfigError(f"{where}.training: agent {name!r} learns online and takes no 'training' table; remove it.")
+    try:
+        missing = agent_registry.agent_missing_input(cls, kwargs)
+    except TypeError as exc:
+        raise SuiteConfigError(f"{where}.kwargs: {exc}; {name} accepts {inspect.signature(cls)}.") from None
+    if missing is not None and not missing_ok:
+        raise SuiteConfigError(f"{where}.kwargs: {missing}")
     try:  # constructing once is the only check of kwargs that works for every agent
-        cls(**kwargs)
+        if missing is None:
+            cls(**kwargs)
     except TypeError as exc:
         raise SuiteConfigError(f"{where}.kwargs: {exc}; {name} accepts {inspect.signature(cls)}.") from None
     except (ValueError, KeyError, ImportError) as exc:
