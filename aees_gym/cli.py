@@ -183,9 +183,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     task = _task(args.task)
     cls = _agent_class(args.agent)
     _check_counts(("--seed", args.seed, 0))
-    overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls)}
-    _check_overrides(task, overrides)
     kwargs = _assignments(args.agent_kw)
+    try:  # e.g. a learned policy's own track, read from its file
+        overrides = {**_assignments(args.set), **agent_registry.agent_env_overrides(cls, kwargs)}
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise UsageError(f"agent {args.agent!r} with --agent-kw {kwargs}: {exc}") from None
+    _check_overrides(task, overrides)
     if agent_registry.requires_training(cls) and args.model is None:
         raise UsageError(f"agent {args.agent!r} is an offline learner; train it (aees-gym train-agent) and pass --model PATH.")
     if args.model is None:

@@ -21,8 +21,11 @@ controller observes its level and trend.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import json
+import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -32,7 +35,7 @@ import numpy as np
 
 from agents.base import BaseAgent, candidate_grid
 
-__all__ = ["DEFAULT_POLICY", "LearnedAgent", "policy_path", "shipped_policies"]
+__all__ = ["DEFAULT_POLICY", "LearnedAgent", "missing_policy_reason", "policy_path", "policy_record", "shipped_policies"]
 
 #: The policy ``make_agent("learned")`` loads.
 DEFAULT_POLICY = "learned-relative"
@@ -70,6 +73,56 @@ def _recorded_overrides(path: Path) -> dict[str, Any]:
     return dict(meta["provenance"]["env_overrides"])
 
 
+#: ``<algo>-<track>-<reward>-<set>-s<seed>``: the folder name ``experiments/train_learned.py train`` gives a training.
+_TRAINING_NAME = re.compile(r"^(?P<algo>[a-z0-9]+)-(?P<track>relative|continuous)-(?P<reward>[a-z0-9_]+)-(?P<set>.+)-s(?P<seed>[0-9]+)$")
+#: Where ``train_learned.py`` trains (its ``--out`` default): the spec and progress of a training under way.
+_TRAINING_DIR = Path("runs/learned")
+
+
+def missing_policy_reason(policy: str | Path) -> str | None:
+    """``None`` when ``policy`` names a policy that exists; else which file is missing and the command that writes it.
+
+    A path inside a training's folder (``results/learned/<algo>-<track>-<reward>-<set>-s<seed>/policy.npz``)
+    names the ``experiments/train_learned.py train`` command that makes it, with the hyperparameters of
+    the training under way (``runs/learned/<training>/spec.json``) and its progress where they exist.
+    """
+    try:
+        sidecar = policy_path(policy).with_suffix(".json")
+        return None if sidecar.is_file() else f"the provenance {sidecar} beside policy file {policy} is missing; export the policy again"
+    except FileNotFoundError as exc:
+        path = Path(policy)
+        if path.suffix != ".npz":
+            return str(exc)
+    why = f"policy file {path} does not exist yet"
+    match = _TRAINING_NAME.match(path.parent.name)
+    if match is None:
+        return f"{why}; export one with `python experiments/train_learned.py export runs/learned/<training> {path}`"
+    g = match.groupdict()
+    spec_file, progress_file = _TRAINING_DIR / path.parent.name / "spec.json", _TRAINING_DIR / path.parent.name / "progress.json"
+    kwargs, windows, progress = "'<the best configuration of its sweep>'", 500_000, ""
+    try:
+        spec = json.loads(spec_file.read_text(encoding="utf-8"))
+        kwargs, windows = shlex.quote(json.dumps(spec["algo_kwargs"], sort_keys=True)), int(spec["windows"])
+        done = json.loads(progress_file.read_text(encoding="utf-8"))
+        progress = f"; under way: {int(done['windows_trained']):,} of {int(done['total_timesteps']):,} windows ({progress_file})"
+    except (OSError, ValueError, KeyError, TypeError):  # no training started here (or its files are unreadable): the generic command
+        pass
+    command = (f"python experiments/train_learned.py train --algo {g['algo']} --track {g['track']} --set {g['set']} --reward {g['reward']} "
+               f"--seeds {g['seed']} --windows {windows} --algo-kwargs {kwargs} --archive {path.parent.parent}")
+    return f"{why}{progress}; `{command}` writes it"
+
+
+def policy_record(policy: str | Path) -> dict[str, Any]:
+    """What decides a policy's runs, for a run's record: its file's SHA-256 and the provenance that describes it.
+
+    A retrained or re-exported policy changes the hash, so its runs are new runs (never mixed with the old ones).
+    """
+    path = policy_path(policy)
+    provenance = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["provenance"]
+    keep = ("algo", "track", "reward", "instance_set", "training_seed", "windows_trained", "training_git_commit")
+    return {"policy": str(policy), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **{k: provenance.get(k) for k in keep}}
+
+
 def _default_overrides() -> Mapping[str, Any]:
     try:
         return MappingProxyType(_recorded_overrides(policy_path(DEFAULT_POLICY)))
@@ -94,11 +147,6 @@ class LearnedAgent(BaseAgent):
     description = "learned LR controller: a small MLP trained with SB3 on batched runs, shipped weights-only"
     env_overrides: ClassVar[Mapping[str, Any]] = _default_overrides()
 
-    @classmethod
-    def env_overrides_for(cls, policy: str | Path = DEFAULT_POLICY) -> dict[str, Any]:
-        """The control-track settings of ``policy`` (from its sidecar; what suites merge into this agent's runs)."""
-        return _recorded_overrides(policy_path(policy))
-
     def __init__(self, policy: str | Path = DEFAULT_POLICY) -> None:
         from agents.learned_policy import load_policy
 
@@ -113,6 +161,23 @@ class LearnedAgent(BaseAgent):
                              "agents.learned_training.export_policy.") from None
         self.env_overrides = MappingProxyType(dict(overrides))  # type: ignore[misc]  # this policy's own
         self._decoder: Any = None
+
+    # The suite asks these of the class before constructing it (aees_gym.suite.agent_registry): a row's runs
+    # need the policy's own track, and a policy file that does not exist yet leaves its row pending.
+    @classmethod
+    def env_overrides_for(cls, policy: str | Path = DEFAULT_POLICY) -> dict[str, Any]:
+        """The control-track settings of ``policy`` (read from its sidecar)."""
+        return _recorded_overrides(policy_path(policy))
+
+    @classmethod
+    def missing_input(cls, policy: str | Path = DEFAULT_POLICY) -> str | None:
+        """Why the agent cannot run yet (its policy file is missing, and what writes it), or ``None``."""
+        return missing_policy_reason(policy)
+
+    @classmethod
+    def run_record(cls, policy: str | Path = DEFAULT_POLICY) -> dict[str, Any]:
+        """The policy's hash and provenance summary (:func:`policy_record`)."""
+        return policy_record(policy)
 
     def reset(self, *, seed: int | None, observation_space: Any, action_space: Any, info: dict[str, Any]) -> None:
         """Check that the env or loop runs this policy's track (observation size, grid, action mode).

@@ -213,7 +213,8 @@ did not measure the norm, `momentum_index` is -1 without a momentum axis, `rewar
 the reward was computed; the reset info already carries the step-only text fields (`candidate_name`,
 `reward_error`: `""`) and `reward_terms` (every term 0; a window without terms has NaN terms beside
 its reward), and `eval_curve`, like `final_metrics`, is present only in the last step's info. Result
-files store the -1s as `null`.
+files store the -1s as `null`. `info_format="numeric"` publishes a flat, numbers-only info instead (see
+TorchRL below).
 `vectorization_mode="vector_entry_point"` (the default of `make_vec` for these ids) trains the copies as one
 batched computation in one process (`aees_gym.envs.vector_env.AEESVectorEnv`; `autoreset_mode=` as a keyword);
 tasks it cannot batch raise an error naming `vectorization_mode="async"` (see [batched.md](batched.md) for the
@@ -247,8 +248,19 @@ python -m rl_zoo3.enjoy --algo ppo --env aees_gym/Digits-v0 --gym-packages aees_
     -f logs --exp-id 1 --no-render -n 200 --num-threads 1
 ```
 
-**TorchRL** wraps the batched engine with `GymWrapper` when the vector env leaves resets to TorchRL
-(`autoreset_mode=DISABLED`: TorchRL resets ended sub-envs itself; tested with torchrl 0.14):
+**TorchRL** (tested with torchrl 0.14) reads every info field of a vector env into the rollout, typing
+each from one step; it cannot read text, objects, a nested dict (`reward_terms`) or the variable-length
+`step_losses`, and without `info_format="numeric"` both forms below fail while building the env. That
+keyword (of `gym.make` and `make_vec`) publishes a flat info of numbers only, with the same keys at reset
+and at every step (`aees_gym.core.window.NUMERIC_INFO`): the full layout's number fields, `reward_terms`
+flattened to `reward_terms_<term>` (`reward_terms_base`, `reward_terms_instability`, ...), `action` as
+`mode_id` (TorchRL keeps the policy's action under `action`), and `run_seed`, `flops_per_step` and
+`steps_per_epoch` at every step. Before the first window (the reset info) the window fields are -1,
+`window_steps` 0, `diverged` False and the reward terms 0. Text fields, the grid, `step_losses`, `eval`,
+`eval_curve` and `final_metrics` are left out; the default `info_format="full"` keeps them.
+
+The batched engine with `GymWrapper` and same-step autoreset (the step that ends a run shows its last
+window and final observation):
 
 ```python
 import gymnasium as gym
@@ -258,14 +270,30 @@ from torchrl.envs import GymWrapper
 import aees_gym  # noqa: F401  (registers the ids)
 
 envs = gym.make_vec("aees_gym/Digits-v0", num_envs=4, vectorization_mode="vector_entry_point",
-                    autoreset_mode=AutoresetMode.DISABLED, total_steps=100, window_length=20)
-rollout = GymWrapper(envs).rollout(12, break_when_any_done=False)  # (4, 12): episodes end and restart
-print(rollout["next", "reward"].shape)
+                    autoreset_mode=AutoresetMode.SAME_STEP, info_format="numeric",
+                    total_steps=100, window_length=20)
+rollout = GymWrapper(envs).rollout(12, break_when_any_done=False)  # (4, 12): runs end and restart
+print(rollout["next", "reward"].shape, rollout["next", "reward_terms_base"].shape)
 ```
 
-With next-step or same-step autoreset, and with `GymEnv(id, num_envs=N)` (an `AsyncVectorEnv`),
-TorchRL 0.14 registers a reader for every info field and cannot type a nested dict such as
-`reward_terms`; there it fails while building the env. Use the form above.
+With `autoreset_mode=AutoresetMode.DISABLED` TorchRL resets ended copies itself and reads the info only
+when asked: `GymWrapper(envs).auto_register_info_dict()`. It refuses the default next-step autoreset.
+
+`GymEnv(id, num_envs=N)` builds Gymnasium's `AsyncVectorEnv`, one worker process per copy (any task);
+the `aees_gym:` prefix makes each worker import aees_gym, which registers the ids there:
+
+```python
+from torchrl.envs import GymEnv
+
+if __name__ == "__main__":  # the worker processes import this file
+    env = GymEnv("aees_gym:aees_gym/Digits-v0", num_envs=2, info_format="numeric", total_steps=100, window_length=20)
+    rollout = env.rollout(4)  # (2, 4), random actions
+    print(rollout["next", "reward"].squeeze(-1), rollout["next", "loss_last"])
+```
+
+That env autoresets on the next step, which TorchRL 0.14 does not read as such: the step that ends a run
+has the right reward and `done`, but zeros for its `next` observation and info fields. Where the task
+batches, prefer the `GymWrapper` form above.
 """
 
 

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="synthetic-mix-v0 only, learners trained 64 windows, into a temporary folder")
     parser.add_argument("--table-only", action="store_true", help="write the table from the results on disk; run nothing")
     parser.add_argument("--skip-unavailable", action="store_true", help="leave agents whose reward is not registered pending")
-    parser.add_argument("--no-learners", action="store_true", help="run no training (learner rows stay pending)")
+    parser.add_argument("--no-learners", action="store_true", help="run no training (rows of learners trained here stay pending; "
+                                                                  "learned rows whose policy file exists still run)")
     parser.add_argument("--export", type=Path, metavar="DIR", help="also write the compact outputs (table, tuning records, one row per run) to DIR")
     parser.add_argument("--only", action="append", metavar="LABEL",
                         help="run only this agent's trainings and test runs (repeatable); processes with different "

@@ -202,3 +202,48 @@ def window_info(
         "reward_error": score.error or "",
         "window_index": len(history.rewards) - 1,
     }
+
+
+#: ``info_format`` values: ``full`` (every field above) or ``numeric`` (:func:`numeric_info`).
+INFO_FORMATS = ("full", "numeric")
+#: Per-run fields that the full layout publishes at reset only; the numeric layout repeats them.
+RUN_INFO_FIELDS = ("run_seed", "flops_per_step", "steps_per_epoch")
+#: The ``info_format="numeric"`` layout: every key with its value before the first window (reset).
+#: Flat, one number type per key, the same keys at reset and at every step: what TorchRL's info
+#: reader needs (it types each key from one step and cannot read text, objects, nested dicts or the
+#: variable-length ``step_losses``). ``reward_terms`` is flattened to ``reward_terms_<term>``; ``action``
+#: (the grid cell run) is ``mode_id``, since TorchRL keeps the policy's action under that key.
+NUMERIC_INFO: dict[str, bool | int | float] = {
+    "steps_done": 0, "steps_total": 0, "window_index": 0, "lr_scale": 1.0,
+    "run_seed": 0, "flops_per_step": 0.0, "steps_per_epoch": 0,
+    "mode_id": -1, "lr_index": -1, "noise_index": -1, "momentum_index": -1,
+    "lr_multiplier": NOT_APPLICABLE, "noise_std": NOT_APPLICABLE, "momentum": NOT_APPLICABLE,
+    "frozen_fraction": 0.0, "effective_lr": NOT_APPLICABLE,
+    "loss_first": NOT_APPLICABLE, "loss_last": NOT_APPLICABLE, "loss_mean": NOT_APPLICABLE, "window_steps": 0,
+    "ema_start": NOT_APPLICABLE, "ema_end": NOT_APPLICABLE, "grad_norm": NOT_APPLICABLE, "diverged": False,
+    **{f"reward_terms_{name}": 0.0 for name in _NO_TERMS},
+}
+
+
+def check_info_format(info_format: object) -> str:
+    """``info_format`` as given, or a ValueError naming the choices."""
+    if info_format not in INFO_FORMATS:
+        raise ValueError(
+            f"info_format={info_format!r} is not valid; choose 'full' (every info field) or 'numeric' "
+            "(flat numbers only, the same keys at reset and every step: for TorchRL's GymEnv(id, num_envs=N))."
+        )
+    return str(info_format)
+
+
+def numeric_info(info: Mapping[str, Any], run_info: Mapping[str, Any]) -> dict[str, bool | int | float]:
+    """The numeric layout of a full reset or step ``info``; ``run_info`` is the run's reset info.
+
+    A key the info lacks (a window field at reset) keeps its :data:`NUMERIC_INFO` value.
+    """
+    flat = {
+        **{k: run_info[k] for k in RUN_INFO_FIELDS if k in run_info},
+        **info,
+        "mode_id": info.get("action", -1),
+        **{f"reward_terms_{k}": v for k, v in info.get("reward_terms", {}).items()},
+    }
+    return {k: type(default)(flat.get(k, default)) for k, default in NUMERIC_INFO.items()}

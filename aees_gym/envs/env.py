@@ -13,6 +13,7 @@ from aees_gym.core import checks
 from aees_gym.core import context as ctx
 from aees_gym.core.control import EpisodeControl
 from aees_gym.core.threads import apply_torch_threads
+from aees_gym.core.window import check_info_format, numeric_info
 from aees_gym.envs.instances import Instance, resolve_env
 from aees_gym.envs.metrics import final_metrics
 from aees_gym.tasks import RunSeeds, TrainingRun, get_task
@@ -100,6 +101,7 @@ class AEESEnv(gym.Env):
         split: str = "train",
         instance_descriptors: bool = False,
         torch_threads: int | None = None,
+        info_format: str = "full",
         **overrides: Any,
     ) -> None:
         """Build the env; ``overrides`` are EnvConfig fields and task options.
@@ -116,9 +118,13 @@ class AEESEnv(gym.Env):
                 rate, log budget) to the observation, for contextual agents.
             torch_threads: Torch threads for this process; ``None`` means one inside a worker process
                 (async / subprocess vector envs) and unchanged otherwise (see :mod:`aees_gym.core.threads`).
+            info_format: ``"full"`` (every info field) or ``"numeric"``: flat numbers only, the same keys at
+                reset and every step (:data:`aees_gym.core.window.NUMERIC_INFO`), which TorchRL's
+                ``GymEnv(id, num_envs=N)`` needs to read the info.
         """
         if render_mode not in (None, "ansi"):
             raise UnsupportedRenderMode(f"render_mode={render_mode!r} is not supported; choose None or 'ansi'.")
+        self.info_format = check_info_format(info_format)
         self.torch_threads = apply_torch_threads(torch_threads)
         self.config, self.instances = resolve_env(
             task, config, overrides, instance_set=instance_set, split=split, descriptors=instance_descriptors
@@ -133,6 +139,7 @@ class AEESEnv(gym.Env):
         self._run: TrainingRun | None = None
         self._control: EpisodeControl | None = None
         self._last_info: dict[str, Any] = {}
+        self._run_info: dict[str, Any] = {}  # the run's full reset info (its per-run fields)
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -175,8 +182,8 @@ class AEESEnv(gym.Env):
         info.update(run_seed=self.run_seed, flops_per_step=self._run.flops_per_step, steps_per_epoch=self._run.steps_per_epoch)
         if self.instance is not None:
             info["instance"] = self.instance.name
-        self._last_info = info
-        return obs, info
+        self._last_info = self._run_info = info
+        return obs, self._published(info)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         control, run = self._require_run()
@@ -200,7 +207,7 @@ class AEESEnv(gym.Env):
                 monitor=control.eval_curve[-1] if control.eval_curve else None,
             )
         self._last_info = info
-        return outcome.observation, outcome.reward, outcome.terminated, False, info
+        return outcome.observation, outcome.reward, outcome.terminated, False, self._published(info)
 
     def render(self) -> str | None:
         """In ``ansi`` mode, one line on the last window (or, right after ``reset``, the run about to start)."""
@@ -216,6 +223,10 @@ class AEESEnv(gym.Env):
         )
 
     # ------------------------------------------------------------------ helpers
+    def _published(self, info: dict[str, Any]) -> dict[str, Any]:
+        """``info`` in this env's ``info_format`` (render keeps reading the full one)."""
+        return info if self.info_format == "full" else numeric_info(info, self._run_info)
+
     @property
     def control(self) -> EpisodeControl:
         return self._require_run()[0]

@@ -37,7 +37,15 @@ from aees_gym.core.config import ControlConfig
 from aees_gym.core.grid import Candidate
 from aees_gym.core.reward import WindowSignals, reward_uses_heldout
 from aees_gym.core.threads import apply_torch_threads
-from aees_gym.core.window import plan_window, record_evaluation, record_window, start_info, window_info
+from aees_gym.core.window import (
+    check_info_format,
+    numeric_info,
+    plan_window,
+    record_evaluation,
+    record_window,
+    start_info,
+    window_info,
+)
 from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
 from aees_gym.envs.metrics import final_metrics
 from aees_gym.tasks import RunSeeds
@@ -62,6 +70,7 @@ class _Row:
     monitor_curve: list[dict[str, float]] = field(default_factory=list)  # reward-validation part: what the agent sees
     diverged: bool = False
     run_seed: int = 0
+    run_info: dict[str, Any] = field(default_factory=dict)  # the run's full reset info
 
     @property
     def done(self) -> bool:
@@ -97,6 +106,7 @@ class AEESVectorEnv(VectorEnv):
         instance_descriptors: Append the run descriptors to the observation.
         torch_threads: Torch threads for this process (``None``: unchanged in the main process).
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED``.
+        info_format: ``"full"`` or ``"numeric"`` (flat numbers only, as for :class:`~aees_gym.envs.env.AEESEnv`).
         **overrides: EnvConfig fields and task options, as for ``gymnasium.make`` (``device`` included).
     """
 
@@ -114,8 +124,10 @@ class AEESVectorEnv(VectorEnv):
         torch_threads: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        info_format: str = "full",
         **overrides: Any,
     ) -> None:
+        self.info_format = check_info_format(info_format)
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer (one sub-env per training run), got {num_envs!r}.")
         if render_mode is not None:
@@ -195,8 +207,13 @@ class AEESVectorEnv(VectorEnv):
             info.update(run_seed=r.run_seed, flops_per_step=self.runs.flops_per_step, steps_per_epoch=self.runs.steps_per_epoch)
             if r.instance is not None:
                 info["instance"] = r.instance.name
-            out.append((ctx.observation(r.history, r.control), info))
+            r.run_info = info
+            out.append((ctx.observation(r.history, r.control), self._published(info, r)))
         return out
+
+    def _published(self, info: dict[str, Any], row: _Row) -> dict[str, Any]:
+        """A row's ``info`` in this env's ``info_format``."""
+        return info if self.info_format == "full" else numeric_info(info, row.run_info)
 
     def step_rows(self, actions: Mapping[int, Any]) -> dict[int, RowStep]:
         """Run one window of each run in ``actions`` (row → action) together; other rows stay untouched."""
@@ -275,7 +292,7 @@ class AEESVectorEnv(VectorEnv):
                     r.eval_curve, r.history, diverged=r.diverged, target_accuracy=r.config.target_accuracy,
                     flops_per_step=self.runs.flops_per_step, monitor=r.monitor_curve[-1] if r.monitor_curve else None,
                 )
-            out[row] = (ctx.observation(r.history, r.control), score.reward, done, info)
+            out[row] = (ctx.observation(r.history, r.control), score.reward, done, self._published(info, r))
         self.train_time_s += time.perf_counter() - started
         return out
 

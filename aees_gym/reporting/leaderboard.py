@@ -37,6 +37,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ from aees_gym.core.fileio import FileCheckError, json_field, json_object, read_j
 from aees_gym.envs.families import InstanceFamily
 from aees_gym.reporting.markdown import md_cell
 from aees_gym.reporting.rows import TaskMetric, task_metric
+from aees_gym.reporting.seed_groups import seed_group_markdown, seed_group_stats
 from aees_gym.reporting.stats import iqm, paired_probability_of_improvement_ci, stratified_bootstrap_ci
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
 from aees_gym.suite.results import RunResult
@@ -257,7 +259,27 @@ def _sidecar_timing(sidecar: Path, total: int) -> tuple[float, int]:
     return wall, resumed
 
 
+def policy_record(plan: SetPlan, label: str) -> Mapping[str, Any] | None:
+    """The policy record of a row trained outside the leaderboard (a ``learned`` policy file's hash and provenance), or ``None``."""
+    runs = plan.runs_of(label)
+    record = runs[0].training if runs and plan.job_of(label) is None else None
+    return record if record is not None and "sha256" in record else None
+
+
+def _policy_note(plan: SetPlan, record: Mapping[str, Any]) -> str:
+    trained_on = record.get("instance_set")
+    where = "in distribution" if trained_on == plan.instance_set.name else f"transfer: trained on {trained_on}"
+    windows = record.get("windows_trained")
+    return (f"policy: {record.get('algo')} {record.get('track')}, seed {record.get('training_seed')}, "
+            f"{windows:,} windows on {trained_on}'s train split ({where})" if isinstance(windows, int) else f"policy ({where})")
+
+
 def _training_note(plan: SetPlan, label: str) -> str:
+    if label in plan.waiting:
+        return "policy not written yet"
+    record = policy_record(plan, label)
+    if record is not None:
+        return _policy_note(plan, record)
     job = plan.job_of(label)
     if job is None:
         return "—"
@@ -297,7 +319,9 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
         runs = plan.runs_of(entry.label)
         done = [finished[r.run_id] for r in runs if r.run_id in finished]
         job = plan.job_of(entry.label)
-        if job is not None and not Path(job.model_path).exists():
+        if entry.label in plan.waiting:  # nothing planned: its input (a policy file) does not exist yet
+            pending[entry.label] = f"pending: {plan.waiting[entry.label]}"
+        elif job is not None and not Path(job.model_path).exists():
             pending[entry.label] = _training_pending(job.model_path, job.training.total_timesteps)
         elif entry.label in untuned:
             pending[entry.label] = "pending: no setting chosen on the tuning split yet (or every point failed there; see its tuning record)"
@@ -309,6 +333,10 @@ def set_rows(plan: SetPlan, finished: Mapping[str, RunResult], unavailable: Mapp
     fixed = [e.label for e in plan.entries if e.agent.name == "fixed" and e.label.startswith("fixed ")]
     # Only agents that learn from the reward have one; random and fixed cells ignore it.
     rewards = {e.label: e.reward for e in plan.entries if e.agent.name not in ("fixed", RANDOM)}
+    for label in rewards:  # a policy trained outside the leaderboard: the reward it was trained with
+        record = policy_record(plan, label)
+        if label in plan.waiting or record is not None:
+            rewards[label] = str((record or {}).get("reward") or "—")
     reference = plan.reference
     baselines_done = all(label in complete for label in (RANDOM, *fixed, reference))
     metric = set_metric([i.task for i in plan.instance_set.test])
@@ -355,6 +383,11 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
     arrow = "higher" if metric.higher_is_better else "lower"
     train = getattr(s, "train", None)
     trained_on = f"the {len(train)} train-split runs" if train is not None else "runs drawn afresh from the family's training distribution"
+    elsewhere = sorted({str(rec.get("instance_set")) for e in plan.entries if (rec := policy_record(plan, e.label)) is not None
+                        and rec.get("instance_set") != s.name})
+    if elsewhere:
+        trained_on += (f" (learned policies trained on {', '.join(f'`{n}`' for n in elsewhere)}'s train split are scored here out of "
+                       "their training distribution: transfer)")
     lines = [f"## `{s.name}` — test split ({grouping_of(s).header([i.name for i in s.test])})", "",
              f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); learners trained on {trained_on} "
              f"only. Reference of P(better): `{plan.reference}`.", "", *set_summary(plan, rows), "",
@@ -374,6 +407,8 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
     if widths:
         lines += ["", f"95% CI widths over the scored rows (median / widest): IQM {widths['iqm'][0]:.4f} / {widths['iqm'][1]:.4f}; "
                   f"P(better than ref.) {widths['poi'][0]:.2f} / {widths['poi'][1]:.2f}."]
+    groups = {e.label: e.seed_group for e in plan.entries if e.seed_group is not None}
+    lines += seed_group_markdown(seed_group_stats(groups, rows), metric.name)
     return [*lines, ""]
 
 

@@ -154,12 +154,24 @@ def requires_training(cls: type) -> bool:
 
 
 def agent_env_overrides(cls: type, kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Env overrides the agent asks for (schedule baselines, a learned policy's track); the suite merges them into its runs.
+    """Env overrides the agent asks for (schedule baselines, a learned policy's control track); the suite merges them into its runs.
 
-    An agent whose overrides depend on its arguments (``learned``: the track of the policy file it is
-    given) defines a classmethod ``env_overrides_for(**kwargs)``; it is asked with the entry's ``kwargs``.
+    An agent whose settings depend on what it is constructed with (``learned``: the policy file's own
+    track) defines ``env_overrides_for(**kwargs)``; others give the class attribute ``env_overrides``.
     """
-    per_kwargs = getattr(cls, "env_overrides_for", None)
-    if kwargs and per_kwargs is not None:
-        return dict(per_kwargs(**kwargs))
+    hook = getattr(cls, "env_overrides_for", None)
+    if callable(hook):
+        return dict(hook(**dict(kwargs or {})))
     return dict(getattr(cls, "env_overrides", None) or {})
+
+
+def agent_missing_input(cls: type, kwargs: Mapping[str, Any] | None = None) -> str | None:
+    """Why an agent cannot run yet (e.g. its policy file is still being trained: which file, what writes it), or ``None``."""
+    hook = getattr(cls, "missing_input", None)
+    return hook(**dict(kwargs or {})) if callable(hook) else None
+
+
+def agent_run_record(cls: type, kwargs: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """What decides an agent's runs beyond its kwargs (a policy file's hash and provenance), recorded in each run, or ``None``."""
+    hook = getattr(cls, "run_record", None)
+    return dict(hook(**dict(kwargs or {}))) if callable(hook) else None

@@ -14,7 +14,15 @@ A leaderboard file (TOML, e.g. ``experiments/leaderboard.toml``) names instance 
     kwargs = { algo = "ppo" }
     env = { reward = { name = "heldout" } }
     training = { total_timesteps = 100000, seed = 7, n_envs = 64, vec_env = "batched" }
+    [[agents]]                     # a policy trained outside the leaderboard (experiments/train_learned.py)
+    name = "learned"
+    label = "PPO (heldout) s0"
+    kwargs = { policy = "results/learned/ppo-relative-heldout-digits-mlp-v1-s0/policy.npz" }
+    seed_group = "PPO (heldout)"   # rows that are one learner trained with different seeds
 
+A ``learned`` row runs with its policy's own control track (the agent's ``env_overrides_for``) and
+records the policy file's hash in each run, so a retrained policy's runs are new runs; while its
+policy file does not exist the row is pending with the reason (``agent_missing_input``).
 Every grid cell of the set also runs as a ``fixed`` agent (the best cell in hindsight normalises
 the scores). Offline learners train once on ``gym.make(..., instance_set=SET, split="train")``;
 every agent then runs every test instance. Planning reuses :mod:`aees_gym.suite.plan`
@@ -73,6 +81,9 @@ class BoardEntry:
     env: dict[str, Any] = field(default_factory=dict)
     #: Settings chosen on the set's tuning split before the test runs (:mod:`aees_gym.suite.leaderboard_tuning`).
     tuning: BoardTuning | None = None
+    #: Rows with the same ``seed_group`` are one learner trained with different seeds (the table sets the spread
+    #: across training seeds beside the test-run CI widths).
+    seed_group: str | None = None
 
     @property
     def label(self) -> str:
@@ -129,7 +140,12 @@ def parse_leaderboard(data: Mapping[str, Any], source: str = "<leaderboard>") ->
         env = _table(f"{source}: agents[{i}].env", raw.pop("env", {}))
         tuning = raw.pop("tuning", None)
         tuning = None if tuning is None else parse_board_tuning(f"{source}: agents[{i}].tuning", tuning)
-        entries.append(BoardEntry(_parse_agent(f"{source}: agents[{i}]", raw), env, tuning))
+        group = raw.pop("seed_group", None)
+        if group is not None and (not isinstance(group, str) or not group.strip()):
+            raise SuiteConfigError(f"{source}: agents[{i}].seed_group={group!r} must be a non-empty name shared by the rows of "
+                                   "one learner trained with different seeds (e.g. 'PPO (heldout)').")
+        # A learned policy still training is accepted: its row is pending until the file exists (plan_set).
+        entries.append(BoardEntry(_parse_agent(f"{source}: agents[{i}]", raw, missing_ok=True), env, tuning, group))
     _check_board_env(source, sets, entries)
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels) or RANDOM not in labels:
@@ -207,6 +223,8 @@ class SetPlan:
     reference: str = PLAIN_CELL
     #: Entries whose settings are chosen on the tuning split; their test runs exist once chosen.
     tuned: tuple[TunedEntry, ...] = ()
+    #: Label → why the entry cannot run yet (its policy file is missing: which file, what writes it); no runs planned.
+    waiting: Mapping[str, str] = field(default_factory=dict)
 
     def untuned(self) -> list[str]:
         """Labels of tuned entries whose choice is not made yet (their test runs are not planned)."""
@@ -231,12 +249,19 @@ def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[
     runs: list[RunSpec] = []
     trainings: list[TrainJob] = []
     tuned: list[TunedEntry] = []
+    waiting: dict[str, str] = {}
     for entry in entries:
-        own = {**settings, **entry.env, **agent_registry.agent_env_overrides(agent_registry.load_agent_class(entry.agent.name), entry.agent.kwargs)}
+        cls = agent_registry.load_agent_class(entry.agent.name)
+        missing = agent_registry.agent_missing_input(cls, entry.agent.kwargs)
+        if missing is not None:
+            waiting[entry.label] = missing
+            continue
+        # The class's settings (a learned policy's own track) win over the set's and the entry's.
+        own = {**settings, **entry.env, **agent_registry.agent_env_overrides(cls, entry.agent.kwargs)}
         if entry.tuning is not None:
             tuned.append(_plan_tuned(instance_set, entry, own, suite_dir, runs))
             continue
-        model_path, training = None, None
+        model_path, training = None, agent_registry.agent_run_record(cls, entry.agent.kwargs)
         if entry.agent.training is not None:
             overrides = {**own, "instance_set": name, "split": "train"}
             task = instance_set.tasks[0]
@@ -251,7 +276,7 @@ def plan_set(spec: LeaderboardSpec, name: str, results_dir: Path, skip: Mapping[
                     agent_kwargs=entry.agent.kwargs, model_path=model_path, training=training)
             for inst in instance_set.test
         )
-    return SetPlan(instance_set, suite_dir, entries, SuitePlan(tuple(runs), tuple(trainings)), reference, tuple(tuned))
+    return SetPlan(instance_set, suite_dir, entries, SuitePlan(tuple(runs), tuple(trainings)), reference, tuple(tuned), waiting)
 
 
 def _plan_tuned(instance_set: Any, entry: BoardEntry, own: Mapping[str, Any], suite_dir: Path, runs: list[RunSpec]) -> TunedEntry:
@@ -379,6 +404,9 @@ def run_leaderboard(spec: LeaderboardSpec, results_dir: Path, *, skip: Mapping[s
             log(f"[{p.instance_set.name}] {len(stale)} finished runs are stale (recorded config differs from the current one); rerunning them")
         learners = {j.agent_label for j in p.plan.trainings}
         log(f"[{p.instance_set.name}] {len(p.plan.runs) - len(pending)} of {len(p.plan.runs)} test runs finished")
+        for label, why in p.waiting.items():
+            if chosen(label):
+                log(f"[{p.instance_set.name}] {label}: pending, {why}")
         evaluate(p, [r for r in pending if r.agent_label not in learners and chosen(r.agent_label)], spec, log)
         on_progress()
     failures = 0

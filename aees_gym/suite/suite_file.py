@@ -348,7 +348,9 @@ def _vec_env(where: str, value: Any) -> str | None:
     return value
 
 
-def _parse_agent(where: str, raw: Any) -> AgentEntry:
+def _parse_agent(where: str, raw: Any, *, missing_ok: bool = False) -> AgentEntry:
+    """One agent table; ``missing_ok``: an agent whose input does not exist yet (a policy file still training) is
+    accepted unconstructed (a leaderboard lists it as pending), else that is an error naming the missing input."""
     table = _check_keys(where, raw, _AGENT_KEYS, ("name",))
     name = _str(f"{where}.name", table["name"])
     kwargs = _table(f"{where}.kwargs", table.get("kwargs", {}))
@@ -364,11 +366,18 @@ def _parse_agent(where: str, raw: Any) -> AgentEntry:
         )
     if training is not None and not agent_registry.requires_training(cls):
         raise SuiteConfigError(f"{where}.training: agent {name!r} learns online and takes no 'training' table; remove it.")
-    try:  # constructing once is the only check of kwargs that works for every agent
-        cls(**kwargs)
+    try:
+        missing = agent_registry.agent_missing_input(cls, kwargs)
     except TypeError as exc:
         raise SuiteConfigError(f"{where}.kwargs: {exc}; {name} accepts {inspect.signature(cls)}.") from None
-    except (ValueError, KeyError, ImportError, FileNotFoundError) as exc:  # e.g. a learned policy file that is not there
+    if missing is not None and not missing_ok:
+        raise SuiteConfigError(f"{where}.kwargs: {missing}")
+    try:  # constructing once is the only check of kwargs that works for every agent
+        if missing is None:
+            cls(**kwargs)
+    except TypeError as exc:
+        raise SuiteConfigError(f"{where}.kwargs: {exc}; {name} accepts {inspect.signature(cls)}.") from None
+    except (ValueError, KeyError, ImportError) as exc:
         raise SuiteConfigError(f"{where}.kwargs: {exc}") from None
     label = _str(f"{where}.label", table.get("label", default_agent_label(name, kwargs)))
     return AgentEntry(name, label, kwargs, training, _table(f"{where}.env", table.get("env", {})))

@@ -121,9 +121,10 @@ def selection_metric(task: str) -> str:
 def apply_choice(problem: TuningProblem, point: TuningPoint, instance: TuningInstanceLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(env overrides, agent kwargs)`` of ``instance`` run at ``point``."""
     cls = agent_registry.load_agent_class(problem.agent)
-    env = {**instance.env_overrides, **agent_registry.agent_env_overrides(cls, problem.kwargs), **problem.env, **point.env}
+    kwargs = {**problem.kwargs, **point.agent}
+    env = {**instance.env_overrides, **agent_registry.agent_env_overrides(cls, kwargs), **problem.env, **point.env}
     env["base_lr"] = float(env.get("base_lr", get_task(instance.task).default_config().base_lr)) * point.base_lr_multiplier
-    return env, {**problem.kwargs, **point.agent}
+    return env, kwargs
 
 
 def sweep_specs(problem: TuningProblem, instances: Sequence[TuningInstanceLike], suite: str, label: str = "tuning",

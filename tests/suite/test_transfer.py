@@ -17,12 +17,11 @@ from aees_gym.suite.leaderboard import (
     LeaderboardSpec,
     finished_runs,
     load_leaderboard,
-    parse_leaderboard,
     plan_set,
     run_leaderboard,
 )
 from aees_gym.suite.leaderboard_tuning import BoardTuning
-from aees_gym.suite.suite_file import AgentEntry, SuiteConfigError
+from aees_gym.suite.suite_file import AgentEntry
 from aees_gym.suite.tuning import selection_metric
 from aees_gym.tasks.prepare import prepare_dataset
 from agents.learned import LearnedAgent, policy_path
@@ -43,7 +42,8 @@ def test_transfer_v1_loads_and_plans_its_declared_evaluation(tmp_path):
         assert {i.configuration for i in s.tuning} == {i.configuration for i in s.test}  # only the run seed differs
         assert s.test[0].config().window_length == 10  # the families' decision period
         plan = plan_set(spec, name, tmp_path)
-        assert {r.agent_label for r in plan.plan.runs} == {"random", "fixed lr0p5_n0", "fixed lr1_n0", "fixed lr2_n0"}
+        learned = {e.label for e in spec.entries if e.agent.name == "learned"}
+        assert {r.agent_label for r in plan.plan.runs} - learned == {"random", "fixed lr0p5_n0", "fixed lr1_n0", "fixed lr2_n0"}
         assert sorted(plan.untuned()) == ["tuned constant", "tuned cosine"]  # their test runs wait for the choice
         for tuned in plan.tuned:
             assert {r.seed for r in tuned.sweep_runs} == set(s.tuning_seeds)  # tuned on tuning seeds only
@@ -63,11 +63,16 @@ def test_transfer_sets_refuse_shared_seeds_and_a_train_split():
         get_instances("no-such-set")
 
 
-def test_a_missing_policy_file_is_one_clear_config_error(tmp_path):
-    data = {"sets": [{"name": "mnist-5k-cnn-v1"}],
-            "agents": [{"name": "random"}, {"name": "learned", "kwargs": {"policy": str(tmp_path / "gone.npz")}}]}
-    with pytest.raises(SuiteConfigError, match=r"agents\[1\]\.kwargs: no policy file at"):
-        parse_leaderboard(data)
+def test_transfer_v1_holds_the_learned_rows_of_leaderboard_v1_pending_until_their_policies_exist(tmp_path):
+    board = load_leaderboard(ROOT / "experiments" / "leaderboard_v1.toml")
+    spec = load_leaderboard(CONFIG)
+    learned = {e.label: e.agent.kwargs for e in spec.entries if e.agent.name == "learned"}
+    assert learned == {e.label: e.agent.kwargs for e in board.entries if e.agent.name == "learned"} and len(learned) >= 6
+    plan = plan_set(spec, SETS[0], tmp_path)
+    for label, kwargs in learned.items():
+        exists = (ROOT / kwargs["policy"]).is_file()
+        assert (label in plan.waiting) != exists  # a missing policy file waits (with its reason), an archived one runs
+        assert (len(plan.runs_of(label)) == len(get_transfer_set(SETS[0]).test)) == exists
 
 
 # ---------------------------------------------------------------------------- a learned row on each real task
