@@ -156,8 +156,8 @@ _EVAL_AT_END: Mapping[str, Any] = {"window_length": 10, "eval_every": 0}
 
 register_transfer_set(TransferSet(
     "mnist-5k-cnn-v1",
-    "The PyTorch examples' CNN on the real MNIST 5k subset (4,000 train / 500 validation images, 100 of them the reward "
-    "part), AdamW 1e-3, batch 32, 150 steps; `aees-gym data prepare mnist_5k`",
+    "The PyTorch examples' CNN on the real MNIST 5k subset (4,000 train / 500 validation images, about 100 of them the "
+    "reward part), AdamW 1e-3, batch 32, 150 steps; `aees-gym data prepare mnist_5k`",
     "MNIST", tuple({**_EVAL_AT_END, "source": "mnist_5k", "device": "cpu", "batch_size": 32, "n_val": 500, "total_steps": 150}.items()),
     _TUNING_SEEDS, _TEST_SEEDS,
 ))
