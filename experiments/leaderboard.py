@@ -17,12 +17,13 @@ zips) and runs are kept, so a killed command loses only what was in flight; reru
 
 The table goes to ``<results_dir>/leaderboard.md``. ``--export DIR`` copies the compact outputs there:
 the table, each tuned entry's record (grid, choice, search budget) and one row per finished test run
-(agent, instance, seed, status, final metrics) — no per-window logs.
+(agent, instance, seed, status, final metrics; gzip-compressed `runs.jsonl.gz`) — no per-window logs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import signal
 import sys
@@ -32,7 +33,7 @@ from pathlib import Path
 import torch
 
 from aees_gym.cli import interrupt_once
-from aees_gym.core.fileio import atomic_write_text
+from aees_gym.core.fileio import atomic_write_bytes, atomic_write_text
 from aees_gym.reporting.leaderboard import leaderboard_table
 from aees_gym.suite.archive import compact
 from aees_gym.suite.leaderboard import (
@@ -136,7 +137,9 @@ def export(folder: Path, table: Path, plans: list, finished: dict) -> None:
                                          "status": result.status,
                                          "final_metrics": {k: v for k, v in (result.final_metrics or {}).items() if k in ARCHIVED_METRICS},
                                          "wall_clock_s": (result.runtime or {}).get("wall_clock_s")}, sort_keys=True))
-    atomic_write_text(folder / "runs.jsonl", "\n".join(lines) + "\n")
+    # gzip without a timestamp: the archive stays small and a re-export of the same runs is byte-identical
+    atomic_write_bytes(folder / "runs.jsonl.gz", gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=9, mtime=0))
+    (folder / "runs.jsonl").unlink(missing_ok=True)  # the uncompressed form earlier exports wrote
     print(f"archived {len(lines)} runs to {folder}", flush=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_tuned_references_are_chosen_on_the_tuning_split_then_scored_on_every_te
     assert "## `tiny-board-v1` — test split (3 runs = 3 sampled configurations, bootstrap over instances)" in table
     assert "every test instance is its own sampled configuration" in table  # the page says how a family's runs group
     assert "| PPO (later) |" in table and "pending: trained 0 of 64 windows" in table
-    rows = [json.loads(line) for line in (archive / "runs.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in gzip.decompress((archive / "runs.jsonl.gz").read_bytes()).decode().splitlines()]
     assert len(rows) == len(after.plan.runs) - len(after.runs_of("PPO (later)")) and (archive / "tuning" / "tiny-board-v1" / "tuned_constant.json").is_file()
     assert (archive / "leaderboard.md").read_text() == table
 
