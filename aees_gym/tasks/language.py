@@ -63,8 +63,8 @@ from aees_gym.tasks.language_data import (  # noqa: F401 (re-exported: their hom
     train_bpe,
 )
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, register_preparer
-from aees_gym.tasks.text import _transformers
 from aees_gym.tasks.text_data import TextSource, _prepare_hub
+from aees_gym.tasks.text_models import _transformers
 
 
 @dataclass(frozen=True)

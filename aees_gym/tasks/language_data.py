@@ -20,8 +20,8 @@ import torch
 from aees_gym.core.fileio import atomic_write_bytes
 from aees_gym.tasks.config import EnvConfig
 from aees_gym.tasks.prepare import prepare_command
-from aees_gym.tasks.text import TEXT_EXTRA, _transformers
 from aees_gym.tasks.text_data import SOURCES, _load_local, missing_data_error, pad_ids, split_indices
+from aees_gym.tasks.text_models import TEXT_EXTRA, _transformers
 
 if TYPE_CHECKING:
     from aees_gym.tasks.language import GPT2Options
