@@ -31,7 +31,6 @@ host with the window's losses, in the same transfer.
 
 from __future__ import annotations
 
-import numbers
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,12 +41,12 @@ import torch
 
 from aees_gym.core import context as ctx
 from aees_gym.core.config import ControlConfig
-from aees_gym.core.control_checks import OutsideSteps, check_state, layout
+from aees_gym.core.control_checks import OutsideSteps, check_state, heldout_eval, layout, write_loss
 from aees_gym.core.freezing import GradientFreezer
 from aees_gym.core.grid import Candidate, CandidateGrid
 from aees_gym.core.noise import GradientNoise
 from aees_gym.core.param_groups import momentum_keys, window_hyperparameters
-from aees_gym.core.reward import WindowSignals, reward_uses_heldout
+from aees_gym.core.reward import WindowSignals
 from aees_gym.core.window import plan_window, record_evaluation, record_window, start_info, window_info
 
 
@@ -103,18 +102,7 @@ class EpisodeControl:
     ) -> None:
         self.config = ControlConfig.of(config if config is not None else ControlConfig(), **overrides)
         self._evaluate = evaluate
-        needs_heldout = reward_uses_heldout(self.config.reward.name) or ctx.uses_heldout(self.config)
-        self._reward_eval = reward_eval if needs_heldout else None
-        if self._reward_eval is None and reward_uses_heldout(self.config.reward.name):
-            raise ValueError(
-                f"Reward {self.config.reward.name!r} needs reward_eval=, the loss on a fixed held-out batch; this run "
-                "provides none (the classification tasks do). Choose another reward, e.g. reward={'name': 'aees'}."
-            )
-        if self._reward_eval is None and needs_heldout:
-            raise ValueError(
-                f"Observation features {[f for f in ctx.HELDOUT_FEATURES if f in self.config.context.features]} need "
-                "reward_eval=, the loss on a fixed held-out batch; this run provides none. Pass reward_eval or drop them from context.features."
-            )
+        self._reward_eval = heldout_eval(self.config, reward_eval)
         if scheduler_every < 1:
             raise ValueError(f"scheduler_every must be >= 1, got {scheduler_every}.")
         ctx.validate_features(self.config.context.features)
@@ -238,21 +226,7 @@ class EpisodeControl:
             raise RuntimeError("No window is open: call begin_window(action) first (see needs_action).")
         self._outside.check(self.lr_scheduler)
         slot = self._filled
-        if isinstance(loss, torch.Tensor):
-            if loss.dim():
-                if loss.numel() != 1:
-                    raise ValueError(
-                        f"step_end(loss) needs the scalar loss, got a tensor of shape {tuple(loss.shape)}; "
-                        "reduce it first (e.g. loss.mean())."
-                    )
-                loss = loss.reshape(())
-            self._loss_slots[slot].copy_(loss.detach())  # a device-side copy: no host sync
-        elif isinstance(loss, numbers.Real) and not isinstance(loss, bool):
-            self._loss_slots[slot].fill_(float(loss))
-        else:
-            raise TypeError(
-                f"step_end(loss) needs a scalar tensor or a number, got {type(loss).__name__}: {loss!r:.80}."
-            )
+        write_loss(self._loss_slots[slot], loss)
         try:
             self._optimizer_step(slot)
             self._filled += 1

@@ -1,4 +1,6 @@
-"""What EpisodeControl checks about how it is used: steps made outside it, and states loaded into it.
+"""What EpisodeControl checks about how it is used: steps made outside it, states loaded into it, and
+the held-out loss its reward or observation features need (:func:`heldout_eval`), and the loss a
+step hands it (:func:`write_loss`).
 
 ``EpisodeControl.step_end`` *is* the optimizer step (and the scheduler step). A training loop that
 keeps its own ``optimizer.step()`` / ``scheduler.step()`` silently takes two steps per batch, so
@@ -9,6 +11,7 @@ dict with the control it is loaded into and names every mismatch.
 
 from __future__ import annotations
 
+import numbers
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -16,7 +19,9 @@ from typing import Any
 
 import torch
 
+from aees_gym.core import context as ctx
 from aees_gym.core.context import RunHistory
+from aees_gym.core.reward import reward_uses_heldout
 
 _REMOVE_OPTIMIZER_STEP = (
     "step_end() (ControlledTraining.after_step()) already calls optimizer.step() under the window's "
@@ -78,6 +83,51 @@ class OutsideSteps:
                 f"The LR scheduler was stepped outside the control since the previous step_end() "
                 f"(last_epoch {epoch} -> {now}): " + _REMOVE_SCHEDULER_STEP
             )
+
+
+def heldout_eval(config: Any, reward_eval: Any) -> Any:
+    """``reward_eval`` when the config's reward or observation features use the held-out loss, else None.
+
+    Raises:
+        ValueError: If they use it and ``reward_eval`` is None; the message names the reward or features.
+    """
+    needs_heldout = reward_uses_heldout(config.reward.name) or ctx.uses_heldout(config)
+    kept = reward_eval if needs_heldout else None
+    if kept is None and reward_uses_heldout(config.reward.name):
+        raise ValueError(
+            f"Reward {config.reward.name!r} needs reward_eval=, the loss on a fixed held-out batch; this run "
+            "provides none (the classification tasks do). Choose another reward, e.g. reward={'name': 'aees'}."
+        )
+    if kept is None and needs_heldout:
+        raise ValueError(
+            f"Observation features {[f for f in ctx.HELDOUT_FEATURES if f in config.context.features]} need "
+            "reward_eval=, the loss on a fixed held-out batch; this run provides none. Pass reward_eval or drop them from context.features."
+        )
+    return kept
+
+
+def write_loss(slot: torch.Tensor, loss: Any) -> None:
+    """Write ``step_end``'s ``loss`` (a one-element tensor or a real number) into its device ``slot``.
+
+    Raises:
+        TypeError: If ``loss`` is neither a tensor nor a real number.
+        ValueError: If ``loss`` is a tensor with more than one element.
+    """
+    if isinstance(loss, torch.Tensor):
+        if loss.dim():
+            if loss.numel() != 1:
+                raise ValueError(
+                    f"step_end(loss) needs the scalar loss, got a tensor of shape {tuple(loss.shape)}; "
+                    "reduce it first (e.g. loss.mean())."
+                )
+            loss = loss.reshape(())
+        slot.copy_(loss.detach())  # a device-side copy: no host sync
+    elif isinstance(loss, numbers.Real) and not isinstance(loss, bool):
+        slot.fill_(float(loss))
+    else:
+        raise TypeError(
+            f"step_end(loss) needs a scalar tensor or a number, got {type(loss).__name__}: {loss!r:.80}."
+        )
 
 
 def layout(window_length: int, total_steps: int, grid: Any, param_groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

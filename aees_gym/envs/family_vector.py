@@ -23,7 +23,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from aees_gym.envs.families import DERIVED_MARK, get_family, is_family
-from aees_gym.envs.vector_env import AEESVectorEnv, _masked_rows, _merge_step, _seed_list, _store_resets
+from aees_gym.envs.vector_env import AEESVectorEnv
+from aees_gym.envs.vector_rows import _masked_rows, _merge_step, _seed_list, _store_resets
 
 
 def share_rows(n: int, weights: Sequence[int], *, name: str = "num_envs",

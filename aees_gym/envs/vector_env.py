@@ -16,12 +16,15 @@ semantics of :class:`~aees_gym.envs.env.AEESEnv`:
   that diverges ends alone; no operation of the engine mixes runs.
 * With ``instance_set=NAME`` each sub-env cycles through the set's instances like a single env
   would; the set's runs must share one architecture (task, options, batch size, optimizer).
+
+The row bookkeeping this env shares with :mod:`aees_gym.envs.family_vector` (reset masks, seed lists,
+folding per-row results into batched returns) lives in :mod:`aees_gym.envs.vector_rows`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,6 +51,14 @@ from aees_gym.core.window import (
 )
 from aees_gym.envs.instances import Instance, InstanceCycle, resolve_env
 from aees_gym.envs.metrics import final_metrics
+from aees_gym.envs.vector_rows import (  # noqa: F401 (re-exported: their home before the split)
+    _masked_rows,
+    _merge_step,
+    _seed_list,
+    _store_resets,
+    _with_column,
+    _with_grad_norm_column,
+)
 from aees_gym.tasks import RunSeeds
 from aees_gym.tasks.batched import SHARED_FIELDS, BatchedClassificationRuns, batched_runs, batched_task
 from aees_gym.tasks.config import EnvConfig
@@ -377,57 +388,6 @@ def _measures_heldout(control: ControlConfig) -> bool:
     """The reward-validation loss is measured for the ``heldout`` reward and for the ``heldout_*`` features."""
     return reward_uses_heldout(control.reward.name) or ctx.uses_heldout(control)
 
-
-def _with_grad_norm_column(losses: Any, grad_norms: Any) -> Any:
-    """``[N, W]`` losses with each row's mean gradient norm appended, so both cross in one transfer."""
-    import torch
-
-    return torch.cat([losses, grad_norms.nanmean(dim=1, keepdim=True).to(losses.dtype)], dim=1)
-
-
-def _with_column(losses: Any, values: Any) -> Any:
-    """``[N, W]`` losses with ``values`` ``[N]`` appended as a last column (one transfer for both)."""
-    import torch
-
-    return torch.cat([losses, values.unsqueeze(1).to(losses.dtype)], dim=1)
-
-
-def _store_resets(env: Any, results: Iterable[tuple[int, tuple[np.ndarray, dict[str, Any]]]], rows: list[int]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Write each reset row's observation into ``env._obs``, merge the infos, clear the rows' autoreset."""
-    infos: dict[str, Any] = {}
-    for row, (obs, info) in results:
-        env._obs[row] = obs
-        infos = env._add_info(infos, info, row)
-    env._autoreset[rows] = False
-    return env._obs.copy(), infos
-
-
-def _merge_step(env: Any, results: Mapping[int, tuple[Any, ...]], reset_infos: Mapping[int, tuple[np.ndarray, dict[str, Any]]],
-                rewards: np.ndarray, terminated: np.ndarray, infos: dict[str, Any]) -> dict[str, Any]:
-    """Fold a step's ``(obs, reward, terminated, info)`` per stepped row and the (obs, info) of the
-    rows reset in the same call into ``env._obs``, ``rewards``, ``terminated`` and the merged infos."""
-    for i in range(env.num_envs):
-        info: dict[str, Any] = {}
-        if i in results:
-            obs, rewards[i], terminated[i], info = results[i]
-            env._obs[i] = obs
-        if i in reset_infos:
-            env._obs[i], info = reset_infos[i]
-        infos = env._add_info(infos, info, i)
-    return infos
-
-
-def _masked_rows(mask: Any, n: int) -> list[int]:
-    """The sub-envs a reset's ``options["reset_mask"]`` names (every one without a mask)."""
-    if mask is None:
-        return list(range(n))
-    if not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (n,) and mask.any()):
-        raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({n},) with a True value, got {mask!r}.")
-    return [i for i in range(n) if mask[i]]
-
-
-def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:
-    return checks.seed_list("seed", seed, n)
 
 
 def make_vector_env(num_envs: int = 1, **kwargs: Any) -> AEESVectorEnv:

