@@ -44,6 +44,11 @@ def _pool_worker() -> None:
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel queued work and terminate the running workers now (no waiting for their current item)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    call_queue = getattr(pool, "_call_queue", None)
+    if call_queue is not None:
+        # Work items still buffered for the pipe would never be read once the workers are gone; without
+        # this, the pool's clean-up (and the interpreter's exit) waits on that flush, under load for minutes.
+        call_queue.cancel_join_thread()
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
