@@ -37,7 +37,7 @@ from aees_gym.reporting.leaderboard_scores import (  # noqa: F401 (re-exported: 
     raw_scores,
     set_metric,
 )
-from aees_gym.reporting.markdown import md_cell
+from aees_gym.reporting.markdown import md_cell, metric_cell
 from aees_gym.reporting.seed_groups import seed_group_markdown, seed_group_stats
 from aees_gym.suite.leaderboard import RANDOM, SetPlan
 from aees_gym.suite.results import RunResult
@@ -213,11 +213,11 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
             continue
         sc = r.score
         poi = ("ref.", "—") if r.label == plan.reference else _ci(sc.poi, 2)
-        lines.append(f"| {r.rank} | {label} | {reward} | {training} | {sc.iqm:.4f} | [{sc.low:.4f}, {sc.high:.4f}] | "
-                     f"{poi[0]} | {poi[1]} | {' | '.join(_ci(sc.normalised, 2))} | {sc.raw_mean:.4f} | {sc.runs} ({sc.diverged}) | done |")
+        lines.append(f"| {r.rank} | {label} | {reward} | {training} | {metric_cell(sc.iqm)} | [{metric_cell(sc.low)}, {metric_cell(sc.high)}] | "
+                     f"{poi[0]} | {poi[1]} | {' | '.join(_ci(sc.normalised, 2))} | {metric_cell(sc.raw_mean)} | {sc.runs} ({sc.diverged}) | done |")
     widths = ci_widths([r.score for r in rows if r.score is not None])
     if widths:
-        lines += ["", f"95% CI widths over the scored rows (median / widest): IQM {widths['iqm'][0]:.4f} / {widths['iqm'][1]:.4f}; "
+        lines += ["", f"95% CI widths over the scored rows (median / widest): IQM {metric_cell(widths['iqm'][0])} / {metric_cell(widths['iqm'][1])}; "
                   f"P(better than ref.) {widths['poi'][0]:.2f} / {widths['poi'][1]:.2f}."]
     groups = {e.label: e.seed_group for e in plan.entries if e.seed_group is not None}
     lines += seed_group_markdown(seed_group_stats(groups, rows), metric.name)

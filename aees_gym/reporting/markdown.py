@@ -21,4 +21,13 @@ def md_cell(value: Any) -> str:
     return _CONTROL.sub(" ", text)
 
 
-__all__ = ["md_cell"]
+def metric_cell(value: float) -> str:
+    """A metric for a table: 4 decimals, or 4 significant digits in scientific notation beyond ±1e5.
+
+    A run that blows up ends with a finite but astronomical perplexity (e.g. 1.8e204); written with
+    4 decimals it is a 200-digit number that breaks the table's layout.
+    """
+    return f"{value:.4f}" if abs(value) < 1e5 or value != value else f"{value:.3e}"
+
+
+__all__ = ["md_cell", "metric_cell"]

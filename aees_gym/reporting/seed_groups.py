@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from aees_gym.reporting.markdown import md_cell
+from aees_gym.reporting.markdown import md_cell, metric_cell
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ def seed_group_markdown(stats: Sequence[SeedGroupStat], metric: str) -> list[str
         if not s.scored:
             lines.append(f"| {md_cell(s.group)} | 0 of {len(s.labels)} | — | — | — | — |")
             continue
-        sd = f"{s.sd:.4f}" if np.isfinite(s.sd) else "— (one seed)"
-        lines.append(f"| {md_cell(s.group)} | {len(s.scored)} of {len(s.labels)} | {s.mean_iqm:.4f} | {s.low:.4f} – {s.high:.4f} | {sd} | "
-                     f"{s.mean_ci_width:.4f} |")
+        sd = metric_cell(s.sd) if np.isfinite(s.sd) else "— (one seed)"
+        lines.append(f"| {md_cell(s.group)} | {len(s.scored)} of {len(s.labels)} | {metric_cell(s.mean_iqm)} | {metric_cell(s.low)} – {metric_cell(s.high)} | {sd} | "
+                     f"{metric_cell(s.mean_ci_width)} |")
     return lines
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aees_gym.reporting.leaderboard import BoardRow, set_markdown
-from aees_gym.reporting.markdown import md_cell
+from aees_gym.reporting.markdown import md_cell, metric_cell
 from aees_gym.reporting.report import build_report, to_markdown
 from aees_gym.suite.leaderboard import parse_leaderboard, plan_set
 from aees_gym.suite.results import write_result
@@ -23,6 +23,13 @@ EVIL = "x | y\n## z <!-- hide"
 def _cells(line: str) -> int:
     """Cells of a table row, counting only unescaped pipes as separators."""
     return line.replace("\\|", "").count("|") - 1
+
+
+def test_metric_cell_keeps_four_decimals_and_writes_astronomical_values_short() -> None:
+    assert metric_cell(628.37634) == "628.3763"
+    assert metric_cell(-0.5) == "-0.5000"
+    assert metric_cell(1.786e204) == "1.786e+204"  # a blown-up perplexity, not a 200-digit number
+    assert metric_cell(float("inf")) == "inf"
 
 
 def test_md_cell_escapes_pipes_line_breaks_and_html() -> None:
