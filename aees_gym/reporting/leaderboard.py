@@ -185,6 +185,8 @@ def _ci(triple: tuple[float, float, float] | None, digits: int) -> tuple[str, st
     if triple is None or not np.isfinite(triple[0]):
         return "—", "—"
     point, low, high = (round(x, digits) + 0.0 for x in triple)  # + 0.0: never print "-0.00"
+    if max(abs(point), abs(low), abs(high)) >= 1e5:  # a blown-up run's normalised score: short, not 200 digits
+        return f"{point:.2e}", f"[{low:.2e}, {high:.2e}]"
     return f"{point:.{digits}f}", f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 

@@ -30,6 +30,10 @@ def test_metric_cell_keeps_four_decimals_and_writes_astronomical_values_short() 
     assert metric_cell(-0.5) == "-0.5000"
     assert metric_cell(1.786e204) == "1.786e+204"  # a blown-up perplexity, not a 200-digit number
     assert metric_cell(float("inf")) == "inf"
+    from aees_gym.reporting.leaderboard import _ci
+
+    assert _ci((0.5, 0.25, 0.75), 2) == ("0.50", "[0.25, 0.75]")
+    assert _ci((-5.5e203, -5.5e203, -4.1e203), 2) == ("-5.50e+203", "[-5.50e+203, -4.10e+203]")
 
 
 def test_md_cell_escapes_pipes_line_breaks_and_html() -> None:
