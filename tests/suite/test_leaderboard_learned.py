@@ -85,7 +85,8 @@ def test_learned_rows_run_with_their_policys_track_and_a_missing_policy_is_a_pen
     table = out.read_text()
     assert "pending: policy file" in table and "ppo-relative-heldout-tiny-learned-v1-s2/policy.npz does not exist yet" in table
     assert "train_learned.py train --algo ppo --track relative --set tiny-learned-v1 --reward heldout --seeds 2" in table
-    assert "transfer: trained on digits-budget-v0" in table  # the placeholder was trained on another set
+    shipped_set = json.loads(SHIPPED.with_suffix(".json").read_text())["provenance"]["instance_set"]
+    assert shipped_set != "tiny-learned-v1" and f"transfer: trained on {shipped_set}" in table  # the shipped policy saw another set
     assert "| PPO (heldout) | 2 of 3 |" in table
 
     # Rerunning reads everything back; once seed 2's policy exists, only its runs run.
