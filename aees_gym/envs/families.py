@@ -54,6 +54,7 @@ from aees_gym.envs.instances import (
     Instance,
     InstanceCycle,
     InstanceSet,
+    check_new_name,
     get_instance_set,
     make_instance,
     register_instance_source,
@@ -244,9 +245,7 @@ _FAMILIES: dict[str, InstanceFamily] = {}
 
 def register_family(family: InstanceFamily, *, overwrite: bool = False) -> InstanceFamily:
     """Make ``family`` available to :func:`get_family` and ``gym.make(..., instance_set=NAME)``."""
-    existing = _FAMILIES.get(family.name)
-    if existing is not None and existing != family and not overwrite:
-        raise ValueError(f"A different family named {family.name!r} exists; use a new version or overwrite=True.")
+    check_new_name(_FAMILIES, family, "family", overwrite)
     if family.ood_of is not None and family.ood_of not in _FAMILIES:
         raise ValueError(f"Family {family.name!r} is out of distribution of {family.ood_of!r}, which is not registered.")
     _FAMILIES[family.name] = family

@@ -181,11 +181,19 @@ def factorial_set(
 _SETS: dict[str, InstanceSet] = {}
 
 
+def check_new_name(registry: Mapping[str, Any], item: Any, kind: str, overwrite: bool) -> None:
+    """Refuse to register ``item`` (with a ``name``) over a *different* one of the same name, unless ``overwrite``.
+
+    Registering an equal object again is allowed, so a module imported twice does not fail.
+    """
+    existing = registry.get(item.name)
+    if existing is not None and existing != item and not overwrite:
+        raise ValueError(f"A different {kind} named {item.name!r} exists; use a new version or overwrite=True.")
+
+
 def register_instance_set(instance_set: InstanceSet, *, overwrite: bool = False) -> InstanceSet:
     """Make ``instance_set`` available to :func:`get_instance_set` and ``gym.make(..., instance_set=NAME)``."""
-    existing = _SETS.get(instance_set.name)
-    if existing is not None and existing != instance_set and not overwrite:
-        raise ValueError(f"A different instance set named {instance_set.name!r} exists; use a new version or overwrite=True.")
+    check_new_name(_SETS, instance_set, "instance set", overwrite)
     _SETS[instance_set.name] = instance_set
     return instance_set
 

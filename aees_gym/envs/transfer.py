@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aees_gym.envs.instances import Instance, InstanceCycle, InstanceSet, make_instance, register_instance_source
+from aees_gym.envs.instances import Instance, InstanceCycle, InstanceSet, check_new_name, make_instance, register_instance_source
 
 TRANSFER_SPLITS = ("tuning", "test")
 
@@ -103,9 +103,7 @@ _TRANSFER: dict[str, TransferSet] = {}
 
 def register_transfer_set(transfer_set: TransferSet, *, overwrite: bool = False) -> TransferSet:
     """Make ``transfer_set`` available to :func:`get_transfer_set`, leaderboards and ``gym.make(..., instance_set=NAME)``."""
-    existing = _TRANSFER.get(transfer_set.name)
-    if existing is not None and existing != transfer_set and not overwrite:
-        raise ValueError(f"A different transfer set named {transfer_set.name!r} exists; use a new version or overwrite=True.")
+    check_new_name(_TRANSFER, transfer_set, "transfer set", overwrite)
     _TRANSFER[transfer_set.name] = transfer_set
     return transfer_set
 

@@ -203,3 +203,19 @@ def test_cli_list_names_every_family_with_its_splits(capsys):
     listed = json.loads(capsys.readouterr().out)["families"]
     assert listed["digits-mlp-v1"]["splits"] == {"train": "drawn at every reset", "tuning": 32, "test": 64}
     assert listed["digits-mlp-mnist-ood-v1"]["ood_of"] == "digits-mlp-v1" and "train" not in listed["digits-mlp-mnist-ood-v1"]["splits"]
+
+
+def test_a_registry_refuses_a_different_object_under_a_taken_name_and_accepts_the_same_one():
+    from aees_gym.envs.families import get_family, register_family
+    from aees_gym.envs.instances import get_instance_set, register_instance_set
+    from aees_gym.envs.transfer import get_transfer_set, register_transfer_set
+
+    for get, register, name, kind in ((get_family, register_family, "digits-mlp-v1", "family"),
+                                      (get_instance_set, register_instance_set, "digits-budget-v0", "instance set"),
+                                      (get_transfer_set, register_transfer_set, "mnist-5k-cnn-v1", "transfer set")):
+        existing = get(name)
+        assert register(existing) is existing  # registering the same object again (a module imported twice) is fine
+        changed = dataclasses.replace(existing, description=existing.description + " (changed)")
+        with pytest.raises(ValueError, match=f"A different {kind} named '{name}' exists"):
+            register(changed)
+        assert get(name) is existing
