@@ -48,6 +48,7 @@ from agents.bandits import ContextualUCBAgent, DiscountedUCBAgent
 from agents.base import BaseAgent
 from agents.baselines import RandomAgent
 from agents.deploy import ControlledTraining
+from agents.structured_ucb import STRUCTURED_MODES
 
 __all__ = ["AEES", "Candidate", "UNBOUNDED_STEPS"]
 
@@ -56,7 +57,6 @@ UNBOUNDED_STEPS = 2**62
 
 _CONTROL_MODES = ("adaptive", "random")
 _CONTEXT_MODES = ("none", "trend")
-_STRUCTURED_MODES = ("independent", "conditional")
 _WINDOW_LOG_KEYS = (
     "selected_lr_indices",
     "selected_noise_indices",
@@ -154,7 +154,7 @@ class AEES:
     ) -> None:
         _choice("control_mode", control_mode, _CONTROL_MODES)
         _choice("context_mode", context_mode, _CONTEXT_MODES)
-        _choice("structured_control_mode", structured_control_mode, _STRUCTURED_MODES)
+        _choice("structured_control_mode", structured_control_mode, STRUCTURED_MODES)
         config = EnvConfig(
             total_steps=UNBOUNDED_STEPS if total_steps is None else total_steps,
             window_length=episode_length,

@@ -16,7 +16,8 @@ from gymnasium import spaces
 from agents.base import BaseAgent, CandidateGridLike, candidate_grid, check_grid_action_space, momentum_axis
 from agents.ucb import STATE_FIX, BucketedUCB, DiscountedUCB, finite_reward, state_mapping
 
-_STRUCTURED_MODES = ("independent", "conditional")
+#: How a structured bandit picks the noise arm: independently of the LR arm or conditioned on it.
+STRUCTURED_MODES = ("independent", "conditional")
 _NOISE_SEED_OFFSET = 101
 # Far from the noise offsets (101 + lr_idx) and their bucket seeds (+ 1000 + bucket).
 _MOMENTUM_SEED_OFFSET = 5003
@@ -35,9 +36,9 @@ class _StructuredUCBAgent(BaseAgent, Generic[_C]):
     """
 
     def __init__(self, *, c: float, gamma: float, warmup: int, structured: str) -> None:
-        if structured not in _STRUCTURED_MODES:
+        if structured not in STRUCTURED_MODES:
             raise ValueError(
-                f"structured must be one of {list(_STRUCTURED_MODES)}, got {structured!r}."
+                f"structured must be one of {list(STRUCTURED_MODES)}, got {structured!r}."
             )
         # Constructing a throwaway controller validates c/gamma/warmup now rather than at reset.
         DiscountedUCB(1, c=c, gamma=gamma, warmup=warmup)

@@ -196,15 +196,11 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
     metric = set_metric([i.task for i in s.test])
     arrow = "higher" if metric.higher_is_better else "lower"
     train = getattr(s, "train", None)
-    trained_on = f"the {len(train)} train-split runs" if train is not None else "runs drawn afresh from the family's training distribution"
     elsewhere = sorted({str(rec.get("instance_set")) for e in plan.entries if (rec := policy_record(plan, e.label)) is not None
                         and rec.get("instance_set") != s.name})
-    if elsewhere:
-        trained_on += (f" (learned policies trained on {', '.join(f'`{n}`' for n in elsewhere)}'s train split are scored here out of "
-                       "their training distribution: transfer)")
     lines = [f"## `{s.name}` — test split ({grouping_of(s).header([i.name for i in s.test])})", "",
-             f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); learners trained on {trained_on} "
-             f"only. Reference of P(better): `{plan.reference}`.", "", *set_summary(plan, rows), "",
+             f"{s.description}. Metric: final `{metric.name}` ({arrow} is better); {_training_sentence(train, elsewhere)} "
+             f"Reference of P(better): `{plan.reference}`.", "", *set_summary(plan, rows), "",
              f"| rank | agent | reward | training | IQM {metric.name} | 95% CI | P(better than ref.) | 95% CI | "
              f"normalised IQM | 95% CI | mean {metric.name} | runs (diverged) | status |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -224,6 +220,20 @@ def set_markdown(plan: SetPlan, rows: Sequence[BoardRow]) -> list[str]:
     groups = {e.label: e.seed_group for e in plan.entries if e.seed_group is not None}
     lines += seed_group_markdown(seed_group_stats(groups, rows), metric.name)
     return [*lines, ""]
+
+
+def _training_sentence(train: Sequence[Any] | None, elsewhere: Sequence[str]) -> str:
+    """Where this set's learners were trained: its train split, its family's distribution, or another set (transfer)."""
+    if train is None:
+        sentence = "learners trained on runs drawn afresh from the family's training distribution only"
+    elif train:
+        sentence = f"learners trained on the {len(train)} train-split runs only"
+    else:
+        sentence = "this set has no train split: no learner trains on it"
+    if elsewhere:
+        sentence += (f"; learned policies trained on {', '.join(f'`{n}`' for n in elsewhere)}'s train split are scored here out of "
+                     "their training distribution (transfer)")
+    return sentence + "."
 
 
 def ci_widths(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:

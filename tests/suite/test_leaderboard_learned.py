@@ -190,3 +190,13 @@ def test_a_policy_without_its_provenance_waits_and_a_changed_policy_file_gets_ne
     path.with_suffix(".json").unlink()
     plan = plan_set(board, "tiny-learned-v1", tmp_path / "res")
     assert "provenance" in plan.waiting["L"] and not plan.runs_of("L")
+
+
+def test_the_training_sentence_names_where_learners_trained_and_never_an_empty_train_split():
+    from aees_gym.reporting.leaderboard import _training_sentence
+
+    assert "the 24 train-split runs" in _training_sentence(tuple(range(24)), [])
+    assert "drawn afresh" in _training_sentence(None, [])
+    transfer = _training_sentence((), ["digits-mlp-v1"])
+    assert "0 train-split" not in transfer and "no train split" in transfer
+    assert "`digits-mlp-v1`'s train split" in transfer and "(transfer)" in transfer
