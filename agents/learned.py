@@ -136,6 +136,9 @@ class LearnedAgent(BaseAgent):
     Args:
         policy: A shipped policy's name (default :data:`DEFAULT_POLICY`) or a path to a ``.npz`` file
             written by :func:`agents.learned_policy.save_policy`.
+        guard: ``None`` (default) or a held-out log-loss level: while the held-out loss is above
+            ``exp(guard)`` × its value before training, the LR scale steps down ×0.5 per window instead
+            of following the policy (:mod:`agents.learned_guard`; ``0.0`` is its declared setting).
 
     Attributes:
         provenance: The policy's provenance record (training instances, reward, seeds, windows, …).
@@ -147,9 +150,11 @@ class LearnedAgent(BaseAgent):
     description = "learned LR controller: a small MLP trained with SB3 on batched runs, shipped weights-only"
     env_overrides: ClassVar[Mapping[str, Any]] = _default_overrides()
 
-    def __init__(self, policy: str | Path = DEFAULT_POLICY) -> None:
+    def __init__(self, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> None:
+        from agents.learned_guard import check_guard, guard_policy
         from agents.learned_policy import load_policy
 
+        self.guard = check_guard(guard)
         self.path = policy_path(policy)
         self.policy, self.provenance = load_policy(self.path)
         try:
@@ -160,24 +165,29 @@ class LearnedAgent(BaseAgent):
             raise ValueError(f"{self.path.with_suffix('.json')} records no env_overrides/track; export the policy with "
                              "agents.learned_training.export_policy.") from None
         self.env_overrides = MappingProxyType(dict(overrides))  # type: ignore[misc]  # this policy's own
+        if self.guard is not None:
+            self.policy = guard_policy(self.policy, self.features, overrides, self.guard)  # type: ignore[assignment]
         self._decoder: Any = None
 
     # The suite asks these of the class before constructing it (aees_gym.suite.agent_registry): a row's runs
     # need the policy's own track, and a policy file that does not exist yet leaves its row pending.
     @classmethod
-    def env_overrides_for(cls, policy: str | Path = DEFAULT_POLICY) -> dict[str, Any]:
+    def env_overrides_for(cls, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> dict[str, Any]:
         """The control-track settings of ``policy`` (read from its sidecar)."""
         return _recorded_overrides(policy_path(policy))
 
     @classmethod
-    def missing_input(cls, policy: str | Path = DEFAULT_POLICY) -> str | None:
+    def missing_input(cls, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> str | None:
         """Why the agent cannot run yet (its policy file is missing, and what writes it), or ``None``."""
         return missing_policy_reason(policy)
 
     @classmethod
-    def run_record(cls, policy: str | Path = DEFAULT_POLICY) -> dict[str, Any]:
-        """The policy's hash and provenance summary (:func:`policy_record`)."""
-        return policy_record(policy)
+    def run_record(cls, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> dict[str, Any]:
+        """The policy's hash and provenance summary (:func:`policy_record`), and the guard it runs with."""
+        from agents.learned_guard import check_guard
+
+        threshold = check_guard(guard)  # unguarded records stay as they were, so their archived runs still match
+        return policy_record(policy) if threshold is None else {**policy_record(policy), "guard": threshold}
 
     def reset(self, *, seed: int | None, observation_space: Any, action_space: Any, info: dict[str, Any]) -> None:
         """Check that the env or loop runs this policy's track (observation size, grid, action mode).

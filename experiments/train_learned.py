@@ -6,6 +6,7 @@
     python experiments/train_learned.py sweep --algo dqn --configs 8 --windows 20000
     python experiments/train_learned.py export runs/learned/<training> agents/policies/learned-relative.npz --note "..."
     python experiments/train_learned.py throughput --algos ppo sac dqn --seconds 60
+    python experiments/train_learned.py guard results/learned/<training> --threshold 0   # the guard, on validation runs
 
 Outputs go under ``--out`` (default ``runs/learned``); ``--archive DIR`` (e.g. ``results/learned``)
 also copies each training's compact files (spec, summary, curves, exported policy) there.
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> Any:
     _common(p_tp, 10**9)
     p_tp.add_argument("--algos", nargs="+", default=["ppo", "sac", "dqn"], choices=sorted(_DEFAULT_TRACK))
     p_tp.add_argument("--seconds", type=float, default=60.0)
+    p_guard = commands.add_parser("guard", help="score trainings' policies with the divergence guard on their validation runs")
+    p_guard.add_argument("trainings", type=Path, nargs="+", help="archived training folders (results/learned/<training>)")
+    p_guard.add_argument("--threshold", type=float, default=0.0, help="held-out log-loss level above which the guard acts")
+    p_guard.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(getattr(args, "threads", 1))
     try:
@@ -104,6 +109,17 @@ def _run(args: argparse.Namespace) -> Any:
         path = export_policy(model, spec, args.policy, windows=summary["windows_trained"], validation=validation, extra=extra)
         print(f"wrote {path} and {path.with_suffix('.json')}")
         return path
+    if args.command == "guard":
+        from agents.learned_guard import guard_validation
+
+        records = []
+        for folder in args.trainings:
+            record = guard_validation(folder, args.threshold)
+            atomic_write_json(folder / "guard_validation.json", record)
+            print(f"{folder.name}: validation {record['unguarded']['score']:.4f} -> {record['guarded']['score']:.4f} with the guard "
+                  f"(threshold {args.threshold:g}); wrote {folder / 'guard_validation.json'}")
+            records.append(record)
+        return records
     if args.command == "throughput":
         rows = [measure_throughput(_spec(args, algo=algo), args.seconds) for algo in args.algos]
         for row in rows:
