@@ -35,7 +35,7 @@ import numpy as np
 
 from agents.base import BaseAgent, candidate_grid
 
-__all__ = ["DEFAULT_POLICY", "LearnedAgent", "missing_policy_reason", "policy_path", "policy_record", "shipped_policies"]
+__all__ = ["DEFAULT_POLICY", "RECORDED", "LearnedAgent", "missing_policy_reason", "policy_path", "policy_record", "shipped_policies"]
 
 #: The policy ``make_agent("learned")`` loads.
 DEFAULT_POLICY = "learned-relative"
@@ -123,6 +123,16 @@ def policy_record(policy: str | Path) -> dict[str, Any]:
     return {"policy": str(policy), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **{k: provenance.get(k) for k in keep}}
 
 
+#: ``LearnedAgent(guard=RECORDED)``: the guard the policy's provenance records (``guard``), if any.
+RECORDED = "recorded"
+
+
+def _resolve_guard(guard: Any, provenance: Mapping[str, Any]) -> float | None:
+    from agents.learned_guard import check_guard
+
+    return check_guard(provenance.get("guard") if isinstance(guard, str) and guard == RECORDED else guard)
+
+
 def _default_overrides() -> Mapping[str, Any]:
     try:
         return MappingProxyType(_recorded_overrides(policy_path(DEFAULT_POLICY)))
@@ -136,9 +146,10 @@ class LearnedAgent(BaseAgent):
     Args:
         policy: A shipped policy's name (default :data:`DEFAULT_POLICY`) or a path to a ``.npz`` file
             written by :func:`agents.learned_policy.save_policy`.
-        guard: ``None`` (default) or a held-out log-loss level: while the held-out loss is above
-            ``exp(guard)`` × its value before training, the LR scale steps down ×0.5 per window instead
-            of following the policy (:mod:`agents.learned_guard`; ``0.0`` is its declared setting).
+        guard: A held-out log-loss level: while the held-out loss is above ``exp(guard)`` × its value
+            before training, the LR scale steps down ×0.5 per window instead of following the policy
+            (:mod:`agents.learned_guard`; ``0.0`` is its declared setting). ``None``: no guard. Default
+            ``"recorded"``: the guard recorded in the policy's provenance at export (none if it records none).
 
     Attributes:
         provenance: The policy's provenance record (training instances, reward, seeds, windows, …).
@@ -150,13 +161,13 @@ class LearnedAgent(BaseAgent):
     description = "learned LR controller: a small MLP trained with SB3 on batched runs, shipped weights-only"
     env_overrides: ClassVar[Mapping[str, Any]] = _default_overrides()
 
-    def __init__(self, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> None:
-        from agents.learned_guard import check_guard, guard_policy
+    def __init__(self, policy: str | Path = DEFAULT_POLICY, guard: float | str | None = RECORDED) -> None:
+        from agents.learned_guard import guard_policy
         from agents.learned_policy import load_policy
 
-        self.guard = check_guard(guard)
         self.path = policy_path(policy)
         self.policy, self.provenance = load_policy(self.path)
+        self.guard = _resolve_guard(guard, self.provenance)
         try:
             overrides = self.provenance["env_overrides"]
             self.features = tuple(overrides["context"]["features"])
@@ -172,21 +183,21 @@ class LearnedAgent(BaseAgent):
     # The suite asks these of the class before constructing it (aees_gym.suite.agent_registry): a row's runs
     # need the policy's own track, and a policy file that does not exist yet leaves its row pending.
     @classmethod
-    def env_overrides_for(cls, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> dict[str, Any]:
+    def env_overrides_for(cls, policy: str | Path = DEFAULT_POLICY, guard: float | str | None = RECORDED) -> dict[str, Any]:
         """The control-track settings of ``policy`` (read from its sidecar)."""
         return _recorded_overrides(policy_path(policy))
 
     @classmethod
-    def missing_input(cls, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> str | None:
+    def missing_input(cls, policy: str | Path = DEFAULT_POLICY, guard: float | str | None = RECORDED) -> str | None:
         """Why the agent cannot run yet (its policy file is missing, and what writes it), or ``None``."""
         return missing_policy_reason(policy)
 
     @classmethod
-    def run_record(cls, policy: str | Path = DEFAULT_POLICY, guard: float | None = None) -> dict[str, Any]:
+    def run_record(cls, policy: str | Path = DEFAULT_POLICY, guard: float | str | None = RECORDED) -> dict[str, Any]:
         """The policy's hash and provenance summary (:func:`policy_record`), and the guard it runs with."""
-        from agents.learned_guard import check_guard
-
-        threshold = check_guard(guard)  # unguarded records stay as they were, so their archived runs still match
+        path = policy_path(policy)
+        threshold = _resolve_guard(guard, json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["provenance"])
+        # Unguarded records stay as they were, so their archived runs still match.
         return policy_record(policy) if threshold is None else {**policy_record(policy), "guard": threshold}
 
     def reset(self, *, seed: int | None, observation_space: Any, action_space: Any, info: dict[str, Any]) -> None:

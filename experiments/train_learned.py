@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> Any:
     p_export.add_argument("policy", type=Path, help="the .npz to write (its .json provenance goes beside it)")
     p_export.add_argument("--note", default="", help="what this policy is, for its provenance")
     p_export.add_argument("--training-commit", default=None, help="commit the training ran at, when its summary does not record it")
+    p_export.add_argument("--guard", type=float, default=None,
+                          help="record this divergence-guard threshold as the policy's default (validated with it too)")
     p_tp = commands.add_parser("throughput", help="windows/s of each algorithm's training on one thread")
     _common(p_tp, 10**9)
     p_tp.add_argument("--algos", nargs="+", default=["ppo", "sac", "dqn"], choices=sorted(_DEFAULT_TRACK))
@@ -95,6 +97,7 @@ def _run(args: argparse.Namespace) -> Any:
         print("ready: every package, the instance set and the reward are there.")
         return None
     if args.command == "export":
+        from aees_gym.envs.tracks import track_overrides
         from agents.sb3 import SB3Agent
 
         spec = TrainingSpec.from_json(json.loads((args.run / "spec.json").read_text()))
@@ -106,6 +109,12 @@ def _run(args: argparse.Namespace) -> Any:
         reference = validate(constant_policy(spec, policy.n_inputs), spec)  # the base LR left alone, same runs
         extra = {"training_git_commit": summary.get("git_commit") or args.training_commit or "not recorded",
                  "validation_constant_x1": reference}
+        if args.guard is not None:  # the agent's default guard; its score on the same validation runs beside the plain one
+            from agents.learned_guard import check_guard, guard_policy
+
+            threshold = check_guard(args.guard)
+            guarded = guard_policy(policy, list(track_overrides(spec.track)["context"]["features"]), track_overrides(spec.track), threshold)
+            extra |= {"guard": threshold, "validation_guarded": validate(guarded, spec)}  # type: ignore[arg-type]
         path = export_policy(model, spec, args.policy, windows=summary["windows_trained"], validation=validation, extra=extra)
         print(f"wrote {path} and {path.with_suffix('.json')}")
         return path

@@ -67,6 +67,14 @@ def test_a_tiny_real_training_writes_curves_and_a_policy_the_agent_ships(tmp_pat
     assert 0 <= agent.act(obs, info) < env.action_space.n
     copied = archive(folder, tmp_path / "results")
     assert sorted(p.name for p in copied.iterdir()) == ["curve.json", "policy.json", "policy.npz", "spec.json", "summary.json"]
+    # Exported with a guard: the sidecar records it and its validation, and the agent runs with it unless told not to.
+    from experiments.train_learned import main
+
+    shipped = main(["export", str(folder), str(tmp_path / "shipped.npz"), "--guard", "0"])
+    guarded = LearnedAgent(policy=shipped)
+    assert guarded.guard == 0.0 and guarded.provenance["validation_guarded"]["runs"] == summary["validation"]["runs"]
+    assert LearnedAgent(policy=shipped, guard=None).guard is None and agent.guard is None
+    assert LearnedAgent.run_record(shipped)["guard"] == 0.0 and "guard" not in LearnedAgent.run_record(shipped, guard=None)
 
 
 def test_sweep_configurations_are_the_defaults_then_distinct_seeded_draws():
