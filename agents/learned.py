@@ -38,7 +38,7 @@ from agents.base import BaseAgent, candidate_grid
 __all__ = ["DEFAULT_POLICY", "RECORDED", "LearnedAgent", "missing_policy_reason", "policy_path", "policy_record", "shipped_policies"]
 
 #: The policy ``make_agent("learned")`` loads.
-DEFAULT_POLICY = "learned-relative"
+DEFAULT_POLICY = "learned-continuous"
 
 
 def _policies_dir() -> Path:
@@ -51,7 +51,7 @@ def shipped_policies() -> list[str]:
 
 
 def policy_path(policy: str | Path) -> Path:
-    """A shipped policy's name (``learned-relative``) or a path to a ``.npz`` policy file.
+    """A shipped policy's name (``learned-continuous``, ``learned-relative``) or a path to a ``.npz`` policy file.
 
     Raises:
         FileNotFoundError: If it is neither (the message lists the shipped names).

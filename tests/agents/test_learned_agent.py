@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 import aees_gym  # noqa: F401  (registers the ids)
-from aees_gym.envs.tracks import make_track_env
 from agents import make_agent, registered_agents
 from agents.deploy import ControlledTraining
 from agents.learned import DEFAULT_POLICY, LearnedAgent, policy_path, shipped_policies
@@ -30,9 +29,9 @@ def test_make_agent_loads_the_shipped_policy_with_its_provenance():
     assert agent.provenance == sidecar and dict(LearnedAgent.env_overrides) == sidecar["env_overrides"]
 
 
-def _episode(seed):
-    env = make_track_env("Digits-v0", make_agent("learned").track, **SMALL)
-    agent = make_agent("learned")
+def _episode(seed, policy=DEFAULT_POLICY):
+    agent = make_agent("learned", policy=policy)
+    env = gym.make("aees_gym/Digits-v0", **SMALL, **agent.env_overrides)  # what suites and ControlledTraining get
     obs, info = env.reset(seed=seed)
     agent.reset(seed=seed, observation_space=env.observation_space, action_space=env.action_space, info=info)
     actions, done = [], False
@@ -44,10 +43,15 @@ def _episode(seed):
     return actions
 
 
-def test_the_shipped_agent_acts_deterministically_in_its_track_env():
-    first = _episode(4)
-    assert len(first) == 3 and all(isinstance(a, int) and 0 <= a < 10 for a, _ in first)
-    assert first == _episode(4)
+@pytest.mark.parametrize("policy", shipped_policies())
+def test_every_shipped_policy_acts_deterministically_in_its_track_env(policy):
+    first = _episode(4, policy)
+    if LearnedAgent(policy).policy.discrete:  # a grid cell of the relative track
+        assert all(isinstance(a, int) and 0 <= a < 10 for a, _ in first)
+    else:  # an exact candidate: an LR step of ×2^u, u in [-1, 1], and a noise std in [0, 0.01]
+        assert all(0.5 - 1e-9 <= a.lr_multiplier <= 2 + 1e-9 and 0 <= a.noise_std <= 0.01 for a, _ in first)
+    assert len(first) == 3 and first == _episode(4, policy)
+    assert len(shipped_policies()) >= 2 and DEFAULT_POLICY in shipped_policies()
 
 
 def test_an_env_without_the_policy_track_is_a_clear_error():
@@ -114,9 +118,11 @@ def test_acting_needs_no_stable_baselines3():
     import subprocess
     import sys
 
-    code = ("import numpy as np, sys; from agents import make_agent; a = make_agent('learned'); "
-            "print(a.policy.act(np.zeros((1, a.policy.n_inputs), np.float32))[0]); "
+    code = ("import numpy as np, sys; from agents import make_agent\n"
+            "for name in ('learned-relative', 'learned-continuous'):\n"
+            "    a = make_agent('learned', policy=name); print(np.ravel(a.policy.act(np.zeros((1, a.policy.n_inputs), np.float32))[0]).tolist())\n"
             "assert 'stable_baselines3' not in sys.modules, 'imported SB3'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert 0 <= int(done.stdout.strip()) < 10
+    discrete, box = (json.loads(line) for line in done.stdout.splitlines())
+    assert len(discrete) == 1 and 0 <= discrete[0] < 10 and len(box) == 2 and all(-1 <= v <= 1 for v in box)

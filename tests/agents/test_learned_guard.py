@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 import aees_gym  # noqa: F401  (registers the ids)
 from aees_gym.core.grid import CandidateGrid
-from aees_gym.envs.tracks import make_track_env, track_overrides
+from aees_gym.envs.tracks import track_overrides
 from aees_gym.envs.wrappers import BoxDecoder
 from agents import make_agent
-from agents.learned import DEFAULT_POLICY, LearnedAgent
+from agents.learned import DEFAULT_POLICY, LearnedAgent, shipped_policies
 from agents.learned_guard import GUARD_FEATURE, check_guard, guard_policy
 from agents.learned_policy import MLPPolicy
 
@@ -25,7 +26,7 @@ def _obs(agent: LearnedAgent, levels: list[float]) -> np.ndarray:
 
 
 def test_the_guard_steps_the_scale_down_on_exactly_the_rows_whose_heldout_loss_is_above_the_threshold():
-    plain, guarded = LearnedAgent(), LearnedAgent(guard=0.0)
+    plain, guarded = LearnedAgent("learned-relative"), LearnedAgent("learned-relative", guard=0.0)
     levels = [-2.0, 0.3, -0.01, 0.01, 1.5, -0.5]
     obs = _obs(plain, levels)
     grid = CandidateGrid.from_dict(dict(plain.env_overrides["grid"]))
@@ -52,9 +53,9 @@ def test_a_box_policy_is_guarded_with_its_lowest_lr_step_and_no_noise():
     assert candidate.lr_multiplier == pytest.approx(0.5) and candidate.noise_std == 0.0
 
 
-def _scales(guard: float | None) -> list[float]:
-    agent = LearnedAgent(guard=guard)
-    env = make_track_env("Digits-v0", agent.track, **SMALL)
+def _scales(policy: str, guard: float | None) -> list[float]:
+    agent = LearnedAgent(policy, guard=guard)
+    env = gym.make("aees_gym/Digits-v0", **SMALL, **agent.env_overrides)
     obs, info = env.reset(seed=3)
     agent.reset(seed=3, observation_space=env.observation_space, action_space=env.action_space, info=info)
     scales, done = [], False
@@ -65,9 +66,10 @@ def _scales(guard: float | None) -> list[float]:
     return scales
 
 
-def test_in_a_real_run_the_guard_halves_the_scale_every_window_it_acts_and_is_silent_otherwise():
-    assert _scales(-100.0) == [0.5, 0.25, 0.125, 0.0625]  # a threshold every run is above: it always acts
-    assert _scales(100.0) == _scales(None)  # one no run reaches: the policy's own scales
+@pytest.mark.parametrize("policy", shipped_policies())
+def test_in_a_real_run_the_guard_halves_the_scale_every_window_it_acts_and_is_silent_otherwise(policy):
+    assert _scales(policy, -100.0) == pytest.approx([0.5, 0.25, 0.125, 0.0625])  # a threshold every run is above: it always acts
+    assert _scales(policy, 100.0) == _scales(policy, None)  # one no run reaches: the policy's own scales
 
 
 def test_bad_guards_and_unguardable_policies_are_clear_errors():
@@ -76,7 +78,7 @@ def test_bad_guards_and_unguardable_policies_are_clear_errors():
             check_guard(bad)
     with pytest.raises(ValueError, match="guard must be"):
         make_agent("learned", guard=float("nan"))
-    agent = LearnedAgent()
+    agent = LearnedAgent("learned-relative")
     without = [f for f in agent.features if f != GUARD_FEATURE]
     with pytest.raises(ValueError, match="does not observe"):
         guard_policy(agent.policy, without, agent.env_overrides, 0.0)
