@@ -4,7 +4,7 @@
     python experiments/train_learned.py train --algo ppo --track relative --set digits-budget-v0 --reward heldout \
         --seeds 0 1 2 --windows 500000                       # resumable: rerun the same command after a kill
     python experiments/train_learned.py sweep --algo dqn --configs 8 --windows 20000
-    python experiments/train_learned.py export runs/learned/<training> agents/policies/learned-relative.npz --note "..."
+    python experiments/train_learned.py export runs/learned/<training> agents/policies/learned-continuous.npz --note "..."
     python experiments/train_learned.py throughput --algos ppo sac dqn --seconds 60
     python experiments/train_learned.py guard results/learned/<training> --threshold 0   # the guard, on validation runs
 
