@@ -22,6 +22,8 @@ class EpisodeTrace:
 
     Attributes:
         reset_info: The info of ``env.reset``.
+        observations: The observation every window's action was chosen on (``observations[i]`` →
+            ``actions[i]``); what a policy saw, for tracing its decisions.
         actions: The action of every window.
         rewards: The reward of every window.
         infos: The info of every window's ``step``; ``infos[-1]`` holds ``final_metrics``.
@@ -30,6 +32,7 @@ class EpisodeTrace:
     """
 
     reset_info: dict[str, Any] = field(default_factory=dict)
+    observations: list[Any] = field(default_factory=list)
     actions: list[Any] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     infos: list[dict[str, Any]] = field(default_factory=list)
@@ -69,6 +72,7 @@ def run_episode(
     trace.agent_time_s += time.perf_counter() - started
     done = False
     while not done:
+        trace.observations.append(obs)
         t0 = time.perf_counter()
         action = agent.act(obs, info)
         t1 = time.perf_counter()
