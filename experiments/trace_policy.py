@@ -2,21 +2,25 @@
 
 Replays test runs of one row of a leaderboard file (the same env settings, seed and agent as its
 table cell: a learned policy's own track included) and writes, per window, the observation the agent
-acted on (by feature name), its candidate and the LR scale and effective LR that followed. It is how
+acted on (in the order of the run's ``features``), its candidate and the LR scale and effective LR that followed. It is how
 docs/learned-controller.md explains where the shipped policy loses on a real task.
 
     python -m experiments.trace_policy experiments/transfer_v1.toml --set mnist-5k-cnn-v1 \\
         --label "SAC (heldout) s0" --runs 2 --out runs/traces/sac-mnist.json
     python -m experiments.trace_policy experiments/leaderboard_v1.toml --set digits-mlp-v1 \\
         --label "SAC (heldout) s0" --runs 2 --out runs/traces/sac-digits.json
+    python -m experiments.trace_policy experiments/transfer_v1.toml --set mnist-5k-cnn-v1 \
+        --label "SAC (heldout) s0" --runs 4 --out results/learned/traces/sac-s0-mnist.json --archive
 
-Runs are the set's first ``--runs`` test instances in order; one CPU thread, so the final metric equals
-the row's archived run (the trace checks it against nothing: compare with the table's run records).
+Runs are the set's first ``--runs`` test instances in order, on one CPU thread. A row the serial
+executor ran (the transfer sets) replays exactly: same final metric as its table's run. A family row
+ran as one row of a batched engine, whose float order differs, so its replay can end slightly apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aees_gym.core.fileio import atomic_write_json
+from aees_gym.core.fileio import atomic_write_text
 from aees_gym.core.grid import Candidate
 from aees_gym.envs.episode import run_episode
 from aees_gym.suite.agent_registry import make_agent
@@ -40,11 +44,12 @@ from aees_gym.suite.suite_file import SuiteConfigError
 WINDOW_KEYS = ("lr_scale", "effective_lr", "noise_std", "loss_last", "diverged")
 
 
-def _number(value: Any) -> Any:
+def _number(value: Any, digits: int = 5) -> Any:
+    """A JSON number: 5 significant digits keep a trace small (final metrics are kept whole, ``digits=17``)."""
     if isinstance(value, bool) or value is None:
         return value
     number = float(value)
-    return number if math.isfinite(number) else None
+    return float(f"{number:.{digits}g}") if math.isfinite(number) else None
 
 
 def _action(action: Any) -> Any:
@@ -68,13 +73,13 @@ def trace_run(spec: RunSpec) -> dict[str, Any]:
     finally:
         env.close()
     windows = [
-        {"window": i, "observation": {n: round(float(x), 4) for n, x in zip(names, obs, strict=True)},
+        {"window": i, "observation": [_number(x) for x in obs],
          "action": _action(action), **{k: _number(info.get(k)) for k in WINDOW_KEYS}}
         for i, (obs, action, info) in enumerate(zip(trace.observations, trace.actions, trace.infos, strict=True))
     ]
     final = trace.infos[-1].get("final_metrics") or {}
     return {"instance": spec.task_label, "seed": spec.seed, "env_id": spec.env_id, "features": list(names), "windows": windows,
-            "final_metrics": {k: _number(final.get(k)) for k in ("val_accuracy", "val_loss", "diverged")}}
+            "final_metrics": {k: _number(final.get(k), 17) for k in ("val_accuracy", "val_loss", "diverged")}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", required=True, help="instance set of the file")
     parser.add_argument("--label", required=True, help="row label (an agent of the file)")
     parser.add_argument("--runs", type=int, default=1, help="how many test instances, from the first (default 1)")
-    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write (under runs/ unless --archive)")
+    parser.add_argument("--archive", action="store_true", help="allow --out inside the results/ archive")
     args = parser.parse_args(argv)
     try:
         if args.runs < 1:
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = [e.label for e in spec.entries]
         if args.label not in labels:
             raise SuiteConfigError(f"--label {args.label!r}: no agent of {args.config} has that label; its labels are {labels}.")
-        check_output_file(args.out, what="the trace")
+        check_output_file(args.out, what="the trace", archive=args.archive)
         with tempfile.TemporaryDirectory() as scratch:  # planning only; nothing is written there
             set_plan = plan_set(spec, args.set, Path(scratch))
         if args.label in set_plan.waiting:
@@ -110,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         traces.append(trace_run(run))
         print(f"{run.task_label} seed {run.seed}: final {traces[-1]['final_metrics']}")
-    atomic_write_json(args.out, {"config": str(args.config), "set": args.set, "label": args.label,
-                                 "agent": runs[0].agent, "agent_kwargs": runs[0].agent_kwargs, "runs": traces})
+    data = {"config": str(args.config), "set": args.set, "label": args.label, "agent": runs[0].agent,
+            "agent_kwargs": runs[0].agent_kwargs, "runs": traces}
+    atomic_write_text(args.out, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")
     print(f"wrote {args.out}")
     return 0
 
