@@ -38,7 +38,7 @@ from aees_gym.core.grid import Candidate
 from aees_gym.envs.wrappers import BoxDecoder
 
 __all__ = [
-    "CONTROLLER_FEATURES", "RELATIVE_LR_BOUNDS", "TRACKS", "ContinuousVectorAction", "ControlTrack", "get_track",
+    "CONTROLLER_FEATURES", "CONTROLLER_FEATURES_WITH_LR", "RELATIVE_LR_BOUNDS", "TRACKS", "ContinuousVectorAction", "ControlTrack", "get_track",
     "make_track_env", "make_track_vector_env", "track_overrides",
 ]
 
@@ -46,6 +46,8 @@ __all__ = [
 CONTROLLER_FEATURES = (
     "progress", "lr_scale", "loss_level", "trend", "heldout_level", "heldout_trend", "grad_norm_trend", "last_lr", "last_noise",
 )
+#: The controller's observation plus the run's base LR: with ``lr_scale`` the policy knows the absolute LR.
+CONTROLLER_FEATURES_WITH_LR = (*CONTROLLER_FEATURES, "run_log_lr")
 #: Lowest and highest persistent LR scale of both tracks: 2^-6 … 2^6 of the base LR.
 RELATIVE_LR_BOUNDS = (2.0**-6, 2.0**6)
 
@@ -79,6 +81,13 @@ TRACKS: dict[str, ControlTrack] = {
     "continuous": ControlTrack(
         "continuous", "box", "persistent LR scale stepped by an exact ×2^u, u in [-1, 1], noise std in [0, 0.01] (Box actions)",
         {"action_mode": "relative", "relative_lr_bounds": RELATIVE_LR_BOUNDS, "features": CONTROLLER_FEATURES,
+         "grid": {"lr_multipliers": (0.5, 1.0, 2.0), "noise_stds": (0.0, 0.005, 0.01)}},
+    ),
+    # The same actions, one more feature: tests whether knowing the absolute LR stops a policy from
+    # ramping an already-good LR (the continuous policies' real-task losses, docs/learned-controller.md).
+    "continuous-lr": ControlTrack(
+        "continuous-lr", "box", "the continuous track, also observing the run's base LR (run_log_lr: with lr_scale, the absolute LR)",
+        {"action_mode": "relative", "relative_lr_bounds": RELATIVE_LR_BOUNDS, "features": CONTROLLER_FEATURES_WITH_LR,
          "grid": {"lr_multipliers": (0.5, 1.0, 2.0), "noise_stds": (0.0, 0.005, 0.01)}},
     ),
 }

@@ -12,6 +12,7 @@ import aees_gym  # noqa: F401  (registers the ids)
 from aees_gym.core.control import EpisodeControl
 from aees_gym.envs.tracks import (
     CONTROLLER_FEATURES,
+    CONTROLLER_FEATURES_WITH_LR,
     RELATIVE_LR_BOUNDS,
     TRACKS,
     ContinuousVectorAction,
@@ -22,9 +23,9 @@ from aees_gym.envs.tracks import (
 
 DIGITS = {"total_steps": 60, "window_length": 20, "reward": {"name": "heldout"}, "torch_threads": 1}
 ACTIONS = {
-    "relative": [np.array([4, 0, 9]), np.array([1, 6, 4]), np.array([4, 3, 2])],
-    "continuous": [np.array([[1.0, -1.0], [-0.5, 0.3], [0.2, 1.0]]), np.array([[1.0, -1.0], [1.0, -1.0], [-1.0, 0.0]]),
-                   np.array([[0.0, 0.0], [0.7, -0.2], [-0.3, -1.0]])],
+    "discrete": [np.array([4, 0, 9]), np.array([1, 6, 4]), np.array([4, 3, 2])],
+    "box": [np.array([[1.0, -1.0], [-0.5, 0.3], [0.2, 1.0]]), np.array([[1.0, -1.0], [1.0, -1.0], [-1.0, 0.0]]),
+            np.array([[0.0, 0.0], [0.7, -0.2], [-0.3, -1.0]])],
 }
 
 
@@ -32,11 +33,12 @@ ACTIONS = {
 def test_batched_sub_env_i_is_the_single_env_with_the_same_seed_and_actions(track):
     venv = make_track_vector_env("Digits", 3, track, **DIGITS)
     obs, _ = venv.reset(seed=10)
-    steps = [venv.step(a) for a in ACTIONS[track]]
+    actions = ACTIONS[TRACKS[track].action]
+    steps = [venv.step(a) for a in actions]
     for i in range(3):
         env = make_track_env("Digits-v0", track, **DIGITS)
         s_obs, _ = env.reset(seed=10 + i)
-        s_steps = [env.step(a[i]) for a in ACTIONS[track]]
+        s_steps = [env.step(a[i]) for a in actions]
         np.testing.assert_array_equal(obs[i], s_obs)
         np.testing.assert_allclose(steps[0][4]["step_losses"][i], s_steps[0][4]["step_losses"], rtol=1e-5)
         for w in range(3):
@@ -55,7 +57,7 @@ def test_batched_sub_env_i_is_the_single_env_with_the_same_seed_and_actions(trac
 def test_the_scale_is_persistent_and_clamped_to_the_stated_bounds(track):
     venv = make_track_vector_env("Synthetic", 2, track, total_steps=8, window_length=1, n_train=256, n_val=128, torch_threads=1)
     venv.reset(seed=0)
-    up = np.array([[1.0, -1.0]] * 2) if track == "continuous" else np.array([8, 8])  # ×2 each window (cell 8: ×2, noise 0)
+    up = np.array([[1.0, -1.0]] * 2) if TRACKS[track].action == "box" else np.array([8, 8])  # ×2 each window (cell 8: ×2, noise 0)
     scales = [venv.step(up)[4]["lr_scale"][0] for _ in range(7)]
     assert scales[:6] == [2.0**k for k in range(1, 7)]
     assert scales[6] == RELATIVE_LR_BOUNDS[1] == 64.0  # clamped, not 128
@@ -113,3 +115,17 @@ def test_the_documented_example_runs(capsys):
     code = page.split("## Control tracks for learned controllers")[1].split("```python")[1].split("```")[0]
     exec(compile(code, "docs/environments.md", "exec"), {})
     assert "[4. 4. 4. 4.]" in capsys.readouterr().out  # two ×2 steps of the persistent scale
+
+
+def test_the_continuous_lr_track_observes_each_rows_own_base_lr_on_a_family():
+    from aees_gym.envs.family_vector import FamilyVectorEnv
+
+    assert CONTROLLER_FEATURES_WITH_LR == (*CONTROLLER_FEATURES, "run_log_lr")
+    venv = FamilyVectorEnv("MLP", 16, instance_set="digits-mlp-v1", split="train", reward={"name": "heldout"}, torch_threads=1,
+                           **track_overrides("continuous-lr"))
+    obs, _ = venv.reset(seed=0)
+    assert venv.single_observation_space.shape == (len(CONTROLLER_FEATURES_WITH_LR),)
+    expected = [min(max((math.log10(venv.parts[p].row_config(r).base_lr) + 3.0) / 2.0, -1.0), 1.0) for p, r in venv.rows]
+    np.testing.assert_allclose(obs[:, -1], expected, rtol=1e-6)
+    assert len(set(np.round(obs[:, -1], 4))) > 4  # the train distribution's base LRs differ from row to row
+    venv.close()
