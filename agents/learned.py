@@ -73,8 +73,15 @@ def _recorded_overrides(path: Path) -> dict[str, Any]:
     return dict(meta["provenance"]["env_overrides"])
 
 
-#: ``<algo>-<track>-<reward>-<set>-s<seed>``: the folder name ``experiments/train_learned.py train`` gives a training.
-_TRAINING_NAME = re.compile(r"^(?P<algo>[a-z0-9]+)-(?P<track>relative|continuous)-(?P<reward>[a-z0-9_]+)-(?P<set>.+)-s(?P<seed>[0-9]+)$")
+def _training_name(folder: str) -> re.Match[str] | None:
+    """``<algo>-<track>-<reward>-<set>-s<seed>``: the folder name ``experiments/train_learned.py train`` gives a training."""
+    from aees_gym.envs.tracks import TRACKS  # here, not at import: it loads gymnasium
+
+    # Longest first, so a track whose name extends another's ("continuous-lr") is not read as that one.
+    tracks = "|".join(re.escape(t) for t in sorted(TRACKS, key=len, reverse=True))
+    return re.match(rf"^(?P<algo>[a-z0-9]+)-(?P<track>{tracks})-(?P<reward>[a-z0-9_]+)-(?P<set>.+)-s(?P<seed>[0-9]+)$", folder)
+
+
 #: Where ``train_learned.py`` trains (its ``--out`` default): the spec and progress of a training under way.
 _TRAINING_DIR = Path("runs/learned")
 
@@ -94,7 +101,7 @@ def missing_policy_reason(policy: str | Path) -> str | None:
         if path.suffix != ".npz":
             return str(exc)
     why = f"policy file {path} does not exist yet"
-    match = _TRAINING_NAME.match(path.parent.name)
+    match = _training_name(path.parent.name)
     if match is None:
         return f"{why}; export one with `python experiments/train_learned.py export runs/learned/<training> {path}`"
     g = match.groupdict()

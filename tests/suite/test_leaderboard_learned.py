@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from aees_gym.envs.families import InstanceFamily, architecture_menu, register_family
+from aees_gym.envs.tracks import TRACKS
 from aees_gym.reporting.leaderboard import SAMPLED, BoardRow, raw_scores, set_rows
 from aees_gym.reporting.rows import task_metric
 from aees_gym.reporting.seed_groups import seed_group_markdown, seed_group_stats
@@ -200,3 +201,13 @@ def test_the_training_sentence_names_where_learners_trained_and_never_an_empty_t
     transfer = _training_sentence((), ["digits-mlp-v1"])
     assert "0 train-split" not in transfer and "no train split" in transfer
     assert "`digits-mlp-v1`'s train split" in transfer and "(transfer)" in transfer
+
+
+@pytest.mark.parametrize("track", sorted(TRACKS))
+def test_a_missing_policys_command_names_its_track_reward_and_set(track: str, tmp_path: Path):
+    from agents.learned import missing_policy_reason
+
+    folder = tmp_path / f"sac-{track}-heldout-digits-mlp-v1-s4"
+    reason = missing_policy_reason(folder / "policy.npz")
+    assert f"--track {track} --set digits-mlp-v1 --reward heldout --seeds 4 " in reason
+    assert f"--archive {tmp_path}" in reason
