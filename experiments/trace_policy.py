@@ -112,14 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
-    traces = []
-    for run in runs:
-        traces.append(trace_run(run))
-        print(f"{run.task_label} seed {run.seed}: final {traces[-1]['final_metrics']}")
-    data = {"config": str(args.config), "set": args.set, "label": args.label, "agent": runs[0].agent,
-            "agent_kwargs": runs[0].agent_kwargs, "runs": traces}
-    atomic_write_text(args.out, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")
-    print(f"wrote {args.out}")
+    data: dict[str, Any] = {"config": str(args.config), "set": args.set, "label": args.label, "agent": runs[0].agent,
+                            "agent_kwargs": runs[0].agent_kwargs, "runs": []}
+    for run in runs:  # the file is rewritten after every run: Ctrl-C keeps the runs traced so far
+        data["runs"].append(trace_run(run))
+        atomic_write_text(args.out, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")
+        print(f"{run.task_label} seed {run.seed}: final {data['runs'][-1]['final_metrics']}")
+    print(f"wrote {args.out} ({len(data['runs'])} runs)")
     return 0
 
 

@@ -81,3 +81,22 @@ def test_bad_arguments_are_named_and_nothing_is_written(board: Path, tmp_path: P
     assert main(full) == 2
     assert out.exists() is False
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_an_interrupted_trace_keeps_the_runs_finished_before(board: Path, tmp_path: Path, monkeypatch):
+    import experiments.trace_policy as tracer
+
+    real, calls = tracer.trace_run, []
+
+    def interrupted_on_the_second(spec):
+        calls.append(spec.task_label)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(spec)
+
+    monkeypatch.setattr(tracer, "trace_run", interrupted_on_the_second)
+    out = tmp_path / "trace.json"
+    with pytest.raises(KeyboardInterrupt):
+        main([str(board), "--set", "tiny-trace-v1", "--label", "shipped", "--runs", "2", "--out", str(out)])
+    kept = json.loads(out.read_text())
+    assert [r["instance"] for r in kept["runs"]] == calls[:1] and kept["runs"][0]["windows"]
