@@ -303,15 +303,13 @@ _TRACKS = """## Control tracks for learned controllers
 and acts under, identically for one env, the batched env and a user's own loop
 (`ControlledTraining(..., **track_overrides(name))`):
 
-| track | actions | what a window does |
-|---|---|---|
-| `relative` | `Discrete(10)` | multiplies a *persistent* LR scale by ×2^{-1, -1/4, 0, 1/4, 1}, noise std {0, 0.005} |
-| `continuous` | `Box(-1, 1, (2,))` | multiplies the persistent scale by an exact ×2^u (u ∈ [-1, 1]); exact noise std in [0, 0.01] |
+{tracks_table}
 
 The scale starts at 1 (the run's base LR, times its schedule) and is clamped to 2^-6 … 2^6, so a
-policy can warm up, decay, and repair a base LR that is off by up to 64× either way. Both tracks
-observe `progress`, `lr_scale`, `loss_level`, `trend`, `heldout_level`, `heldout_trend`,
-`grad_norm_trend`, `last_lr` and `last_noise` (table above). The `heldout_*` features read the loss
+policy can warm up, decay, and repair a base LR that is off by up to 64× either way. Every track
+observes the controller features `progress`, `lr_scale`, `loss_level`, `trend`, `heldout_level`,
+`heldout_trend`, `grad_norm_trend`, `last_lr` and `last_noise` (table above); some observe more
+(column "observes"; `run_log_lr` clips at 1e-5 and 0.1). The `heldout_*` features read the loss
 on the reward-validation part of the validation split at each window's edges — the part the
 `heldout` reward reads, never the part that scores runs — and are measured under any reward.
 Sub-env `i` of the batched env reset with seed `s` is the single env reset with `s + i`: with the
@@ -336,6 +334,20 @@ print(dict(zip(env.unwrapped.feature_names, obs.round(3))))
 """
 
 
+def tracks_table() -> list[str]:
+    """One row per registered control track: its action space, extra observed features and description."""
+    from aees_gym.envs.tracks import CONTROLLER_FEATURES, TRACKS
+
+    rows = []
+    for name, track in TRACKS.items():
+        settings = track.settings()
+        grid = settings["grid"]
+        actions = f"`Discrete({len(grid['lr_multipliers']) * len(grid['noise_stds'])})`" if track.action == "discrete" else "`Box(-1, 1, (2,))`"
+        extra = [f"`{f}`" for f in settings["context"]["features"] if f not in CONTROLLER_FEATURES]
+        rows.append((f"`{name}`", actions, "the controller features" + (" + " + ", ".join(extra) if extra else ""), track.description))
+    return _table(("track", "actions", "observes", "what a window does"), rows)
+
+
 def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timings: Mapping[str, Any],
            families: Mapping[str, InstanceFamily] | None = None) -> str:
     """The whole page; a pure function of the registries and the stored measurements."""
@@ -355,7 +367,7 @@ def render(tasks: Mapping[str, TaskSpec], sets: Mapping[str, InstanceSet], timin
         lines += ["## Instance families", "", _FAMILY_USAGE]
         for f in families.values():
             lines += family_section(f)
-    lines += ["", _TRACKS]
+    lines += ["", _TRACKS.replace("{tracks_table}", "\n".join(tracks_table()))]
     return "\n".join(lines).rstrip() + "\n"
 
 
