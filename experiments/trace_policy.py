@@ -2,14 +2,14 @@
 
 Replays test runs of one row of a leaderboard file (the same env settings, seed and agent as its
 table cell: a learned policy's own track included) and writes, per window, the observation the agent
-acted on (in the order of the run's ``features``), its candidate and the LR scale and effective LR that followed. It is how
-docs/learned-controller.md explains where the shipped policy loses on a real task.
+acted on (in the order of the run's ``features``), its action and the LR scale and effective LR that
+followed. It is how docs/learned-controller.md explains where the shipped policy loses on a real task.
 
     python -m experiments.trace_policy experiments/transfer_v1.toml --set mnist-5k-cnn-v1 \\
         --label "SAC (heldout) s0" --runs 2 --out runs/traces/sac-mnist.json
     python -m experiments.trace_policy experiments/leaderboard_v1.toml --set digits-mlp-v1 \\
         --label "SAC (heldout) s0" --runs 2 --out runs/traces/sac-digits.json
-    python -m experiments.trace_policy experiments/transfer_v1.toml --set mnist-5k-cnn-v1 \
+    python -m experiments.trace_policy experiments/transfer_v1.toml --set mnist-5k-cnn-v1 \\
         --label "SAC (heldout) s0" --runs 4 --out results/learned/traces/sac-s0-mnist.json --archive
 
 Runs are the set's first ``--runs`` test instances in order, on one CPU thread. A row the serial
@@ -33,8 +33,8 @@ import torch
 from aees_gym.core.fileio import atomic_write_text
 from aees_gym.core.grid import Candidate
 from aees_gym.envs.episode import run_episode
-from aees_gym.suite.agent_registry import make_agent
 from aees_gym.suite.leaderboard import load_leaderboard, plan_set
+from aees_gym.suite.one_run import make_run_agent
 from aees_gym.suite.outputs import OutputError, check_output_file
 from aees_gym.suite.run_spec import RunSpec
 from aees_gym.suite.suite_file import SuiteConfigError
@@ -67,7 +67,7 @@ def trace_run(spec: RunSpec) -> dict[str, Any]:
 
     env = gym.make(spec.env_id, **spec.env_overrides)
     try:
-        agent = make_agent(spec.agent, **spec.agent_kwargs)
+        agent = make_run_agent(spec)
         trace = run_episode(env, agent, seed=spec.seed)
         names = env.unwrapped.feature_names
     finally:

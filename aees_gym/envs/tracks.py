@@ -48,7 +48,7 @@ CONTROLLER_FEATURES = (
 )
 #: The controller's observation plus the run's base LR: with ``lr_scale`` the policy knows the absolute LR.
 CONTROLLER_FEATURES_WITH_LR = (*CONTROLLER_FEATURES, "run_log_lr")
-#: Lowest and highest persistent LR scale of both tracks: 2^-6 … 2^6 of the base LR.
+#: Lowest and highest persistent LR scale of every track: 2^-6 … 2^6 of the base LR.
 RELATIVE_LR_BOUNDS = (2.0**-6, 2.0**6)
 
 
@@ -72,6 +72,9 @@ class ControlTrack:
         }
 
 
+_CONTINUOUS = {"action_mode": "relative", "relative_lr_bounds": RELATIVE_LR_BOUNDS, "features": CONTROLLER_FEATURES,
+               "grid": {"lr_multipliers": (0.5, 1.0, 2.0), "noise_stds": (0.0, 0.005, 0.01)}}
+
 TRACKS: dict[str, ControlTrack] = {
     "relative": ControlTrack(
         "relative", "discrete", "persistent LR scale stepped ×2^{-1,-1/4,0,1/4,1} per window, noise {0, 0.005}",
@@ -80,15 +83,13 @@ TRACKS: dict[str, ControlTrack] = {
     ),
     "continuous": ControlTrack(
         "continuous", "box", "persistent LR scale stepped by an exact ×2^u, u in [-1, 1], noise std in [0, 0.01] (Box actions)",
-        {"action_mode": "relative", "relative_lr_bounds": RELATIVE_LR_BOUNDS, "features": CONTROLLER_FEATURES,
-         "grid": {"lr_multipliers": (0.5, 1.0, 2.0), "noise_stds": (0.0, 0.005, 0.01)}},
+        _CONTINUOUS,
     ),
     # The same actions, one more feature: tests whether knowing the absolute LR stops a policy from
     # ramping an already-good LR (the continuous policies' real-task losses, docs/learned-controller.md).
     "continuous-lr": ControlTrack(
         "continuous-lr", "box", "the continuous track, also observing the run's base LR (run_log_lr: with lr_scale, the absolute LR)",
-        {"action_mode": "relative", "relative_lr_bounds": RELATIVE_LR_BOUNDS, "features": CONTROLLER_FEATURES_WITH_LR,
-         "grid": {"lr_multipliers": (0.5, 1.0, 2.0), "noise_stds": (0.0, 0.005, 0.01)}},
+        {**_CONTINUOUS, "features": CONTROLLER_FEATURES_WITH_LR},
     ),
 }
 

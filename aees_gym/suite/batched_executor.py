@@ -23,12 +23,12 @@ from aees_gym.core.grid import Candidate
 from aees_gym.core.hostinfo import utc_now
 from aees_gym.suite.executors import execute
 from aees_gym.suite.one_run import (
-    _make_agent,
     _snapshot_windows,
     _state_snapshot,
     _window_log,
     error_result,
     finished_result,
+    make_run_agent,
     run_one,
 )
 from aees_gym.suite.results import RunResult
@@ -100,7 +100,7 @@ def run_group(specs: Sequence[RunSpec], on_windows: WindowsCallback | None = Non
     slots: dict[int, _Slot] = {}
     for row, spec in enumerate(specs):
         try:
-            slots[row] = _Slot(spec, _make_agent(spec))
+            slots[row] = _Slot(spec, make_run_agent(spec))
         except Exception as exc:
             fail(row, exc)
     try:

@@ -90,7 +90,8 @@ def _state_snapshot(agent: Any, window: int) -> dict[str, Any]:
     return {"window": window, "state": state}
 
 
-def _make_agent(spec: RunSpec) -> Any:
+def make_run_agent(spec: RunSpec) -> Any:
+    """The agent ``spec`` names: built from its kwargs, or an offline learner loaded from its ``model_path``."""
     cls = agent_registry.load_agent_class(spec.agent)
     if spec.model_path is None:
         if agent_registry.requires_training(cls):
@@ -106,7 +107,7 @@ def _make_agent(spec: RunSpec) -> Any:
 def _episode(spec: RunSpec, on_window: WindowCallback | None) -> dict[str, Any]:
     import gymnasium as gym
 
-    agent = _make_agent(spec)
+    agent = make_run_agent(spec)
     env = gym.make(spec.env_id, **spec.env_overrides)
     try:
         unwrapped = env.unwrapped
