@@ -12,9 +12,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 
-# Reinstall only when the declared dependencies change.
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -e ".[all,dev]"
+# torch 2.13.0: where its CPU build lies on disk (pip's find-links, as on this project's CI machines)
+# pip takes it and the venv is ~2 GB; a CUDA build adds ~4.5 GB, more than a CI disk may have free.
+# Elsewhere pip takes PyPI's 2.13.0. Override with e.g. `make test TORCH=torch==2.14.1`.
+TORCH ?= torch==2.13.0
+
+# Reinstall only when the declared dependencies (or the torch pin above) change.
+$(STAMP): pyproject.toml Makefile | $(PY)
+	$(PY) -m pip install "$(TORCH)" -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

