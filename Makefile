@@ -14,7 +14,7 @@ $(PY):
 
 # torch 2.13.0: where its CPU build lies on disk (pip's find-links, as on this project's CI machines)
 # pip takes it and the venv is ~2 GB; a CUDA build adds ~4.5 GB, more than a CI disk may have free.
-# Elsewhere pip takes PyPI's 2.13.0. Override with e.g. `make test TORCH=torch==2.14.1`.
+# Elsewhere pip takes PyPI's 2.13.0. Another torch, in a new venv: `make clean test TORCH=torch==2.14.1`.
 TORCH ?= torch==2.13.0
 
 # Reinstall only when the declared dependencies (or the torch pin above) change.
