@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,8 +224,8 @@ def read_idx_ubyte(path: Path, ndim: int) -> np.ndarray:
     if len(raw) < header:
         raise ValueError(f"{path} ends inside its IDX header ({len(raw)} bytes){fix}.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    if len(raw) - header != int(np.prod(shape, dtype=np.int64)):
-        raise ValueError(f"{path} declares shape {shape} ({int(np.prod(shape))} bytes) but holds {len(raw) - header}{fix}.")
+    if len(raw) - header != math.prod(shape):  # Python ints: a forged header cannot overflow into a match
+        raise ValueError(f"{path} declares shape {shape} ({math.prod(shape)} bytes) but holds {len(raw) - header}{fix}.")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 

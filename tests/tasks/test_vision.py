@@ -97,6 +97,8 @@ def _broken_idx(raw: Path, name: str) -> None:
         write_idx(labels, np.zeros(95, dtype=np.uint8))
     elif name == "label":
         write_idx(labels, np.full(96, 10, dtype=np.uint8))
+    elif name == "overflow":  # a forged shape of ~2^68 bytes: compared as Python ints, never wrapped
+        images.write_bytes(b"\x00\x00\x08\x03" + b"\xff" * 8 + (16).to_bytes(4, "big") + images.read_bytes()[16:])
     elif name == "size":
         write_idx(images, np.zeros((96, 32, 32), dtype=np.uint8))
 
@@ -109,6 +111,7 @@ def _broken_idx(raw: Path, name: str) -> None:
         ("header", "ends inside its IDX header"),
         ("count", "holds 96 images but"),
         ("label", "holds label 10; MNIST's labels are 0–9"),
+        ("overflow", "declares shape (4294967295, 4294967295, 16)"),
         ("size", "holds 32×32 images; MNIST's are 28×28"),
     ],
 )
