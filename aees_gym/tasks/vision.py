@@ -37,6 +37,7 @@ from aees_gym.tasks.image_files import (  # noqa: F401 (re-exported: their home 
     _read_batches,
     _unpickle,
     check_cifar,
+    choose_mnist_source,
     cifar_paths,
     coarse_table,
     mnist_idx_paths,
@@ -145,8 +146,7 @@ def mnist_requirements(config: EnvConfig) -> dict[str, str]:
     opts: MnistOptions = config.options
     data_dir = Path(opts.data_dir).expanduser()
     idx_present = all(p.is_file() for p in mnist_idx_paths(data_dir))
-    subset = (data_dir / MNIST_5K_FILE).is_file()
-    reads_idx = opts.source == "idx" or (opts.source == "auto" and (idx_present or not subset))
+    reads_idx = choose_mnist_source(opts.source, idx_present, (data_dir / MNIST_5K_FILE).is_file()) == "idx"
     return {"torchvision": "vision"} if reads_idx and not idx_present and opts.download else {}
 
 
